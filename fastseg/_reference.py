@@ -1,0 +1,169 @@
+"""Slow, obviously-correct numpy/scipy twins of every fastseg kernel.
+
+These are what the tests compare the Cython kernels against.  They are written
+for clarity, not speed: whole-array numpy, ``np.pad`` for borders,
+``scipy.ndimage`` for connected components.  They do no input validation
+beyond what they need; pass them well-formed arrays:
+
+- images: float32 of shape (N, H, W, C)
+- masks: bool of shape (N, H, W)
+
+They are shipped (not only in tests) so that users can check a result or read
+what a kernel is meant to compute.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "window_features",
+    "linear_scores",
+    "mlp_scores",
+    "label",
+    "remove_small_components",
+    "fill_holes",
+    "keep_largest",
+    "clean_mask",
+]
+
+
+# --------------------------------------------------------------------------- features
+
+def window_features(images, k, mask=None, mode="reflect"):
+    """Twin of :func:`fastseg.window_features` for (N, H, W, C) images.
+
+    Pads with ``np.pad`` and stacks one shifted view per window offset, so that
+    column ``(dy * k + dx) * C + c`` holds channel ``c`` at offset ``(dy - r, dx - r)``.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    N, H, W, C = images.shape
+    r = k // 2
+    pad_kw = {"constant_values": 0} if mode == "constant" else {}
+    padded = np.pad(images, ((0, 0), (r, r), (r, r), (0, 0)), mode=mode, **pad_kw)
+    shifted = [padded[:, dy:dy + H, dx:dx + W, :] for dy in range(k) for dx in range(k)]
+    features = np.stack(shifted, axis=3).reshape(N * H * W, k * k * C)
+    if mask is not None:
+        features = features[np.asarray(mask, dtype=bool).reshape(-1)]
+    return np.ascontiguousarray(features, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- scoring
+
+def linear_scores(images, coef, intercept, k, mode="reflect", mask=None, fill_value=0.0):
+    """Twin of :func:`fastseg.linear_scores`: ``window_features(images, k) @ coef + intercept``.
+
+    Returns float32 of shape (N, H, W); pixels outside ``mask`` hold ``fill_value``.
+    Computed in float64.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    N, H, W, C = images.shape
+    X = window_features(images, k, mode=mode).astype(np.float64)
+    scores = X @ np.asarray(coef, dtype=np.float64).ravel() + float(np.ravel(intercept)[0])
+    scores = scores.reshape(N, H, W)
+    if mask is not None:
+        scores = np.where(np.asarray(mask, dtype=bool), scores, fill_value)
+    return scores.astype(np.float32)
+
+
+_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "relu": lambda z: np.maximum(z, 0),
+    "tanh": np.tanh,
+    "logistic": lambda z: 1.0 / (1.0 + np.exp(-z)),
+}
+
+
+def mlp_scores(images, coefs, intercepts, activation, k, mode="reflect", mask=None, fill_value=0.0):
+    """Twin of :func:`fastseg.mlp_scores`: the positive-class probability of a binary MLP.
+
+    ``coefs`` and ``intercepts`` are lists as in ``MLPClassifier.coefs_`` and
+    ``intercepts_`` (the last layer has one output unit); hidden layers use
+    ``activation``, the output the logistic function, as scikit-learn does for
+    binary problems.  Returns float32 of shape (N, H, W); computed in float64.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    N, H, W, C = images.shape
+    a = window_features(images, k, mode=mode).astype(np.float64)
+    act = _ACTIVATIONS[activation]
+    for i, (w, b) in enumerate(zip(coefs, intercepts)):
+        a = a @ np.asarray(w, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+        a = act(a) if i < len(coefs) - 1 else _ACTIVATIONS["logistic"](a)
+    proba = a[:, 0].reshape(N, H, W)
+    if mask is not None:
+        proba = np.where(np.asarray(mask, dtype=bool), proba, fill_value)
+    return proba.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- components
+
+def _structure(connectivity):
+    return ndimage.generate_binary_structure(2, connectivity)
+
+
+def label(masks, connectivity=1):
+    """Twin of :func:`fastseg.label` for (N, H, W) masks: ``scipy.ndimage.label`` slice by slice.
+
+    Returns int32 labels of shape (N, H, W) numbered 1..n in raster order per
+    slice, and an int array of the component counts, one per slice.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    labels = np.zeros(masks.shape, dtype=np.int32)
+    counts = np.zeros(masks.shape[0], dtype=np.intp)
+    for i, m in enumerate(masks):
+        labels[i], counts[i] = ndimage.label(m, structure=_structure(connectivity))
+    return labels, counts
+
+
+def remove_small_components(masks, min_size, connectivity=2):
+    """Twin of :func:`fastseg.remove_small_components`: drop components of fewer than ``min_size`` pixels."""
+    labels, _ = label(masks, connectivity)
+    out = np.zeros(labels.shape, dtype=bool)
+    for i, lab in enumerate(labels):
+        sizes = np.bincount(lab.ravel())
+        keep = sizes >= min_size
+        keep[0] = False
+        out[i] = keep[lab]
+    return out
+
+
+def fill_holes(masks, connectivity=1):
+    """Twin of :func:`fastseg.fill_holes`: ``scipy.ndimage.binary_fill_holes`` slice by slice.
+
+    ``connectivity`` is the background's: background regions (so connected)
+    that do not touch the image border become foreground.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    return np.stack([ndimage.binary_fill_holes(m, structure=_structure(connectivity)) for m in masks])
+
+
+_fill_holes = fill_holes  # clean_mask's parameter of the same name shadows the function
+
+
+def keep_largest(masks, n=1, connectivity=2):
+    """Twin of :func:`fastseg.keep_largest`: keep the ``n`` largest components of each slice.
+
+    Ties in size are broken towards the lower label (the component met first in
+    raster order).
+    """
+    labels, counts = label(masks, connectivity)
+    out = np.zeros(labels.shape, dtype=bool)
+    for i, lab in enumerate(labels):
+        sizes = np.bincount(lab.ravel(), minlength=counts[i] + 1)[1:]
+        order = np.argsort(-sizes, kind="stable")[:n]   # stable: lower label first among equals
+        keep = np.zeros(counts[i] + 1, dtype=bool)
+        keep[order + 1] = True
+        out[i] = keep[lab]
+    return out
+
+
+def clean_mask(masks, min_size, fill_holes=True, connectivity=2):
+    """Twin of :func:`fastseg.clean_mask`: remove small components, then fill holes.
+
+    ``connectivity`` is the foreground's (for the size filter); holes are
+    4-connected background regions that do not touch the border.
+    """
+    out = remove_small_components(masks, min_size, connectivity)
+    if fill_holes:
+        out = _fill_holes(out, connectivity=1)
+    return out

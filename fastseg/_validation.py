@@ -1,0 +1,252 @@
+"""Input validation: the only place where fastseg coerces or rejects user input.
+
+Every public function calls these helpers before touching a kernel, so that bad
+input is turned into a ``TypeError`` (wrong type or dtype kind) or a
+``ValueError`` (wrong value or shape) whose message names the parameter and
+shows what was received.  Inputs are never modified: coercion makes a copy
+when (and only when) the dtype or memory layout has to change.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+
+import numpy as np
+
+__all__ = [
+    "MODES",
+    "check_images",
+    "check_k",
+    "check_mode",
+    "check_k_fits",
+    "check_masks",
+    "check_connectivity",
+    "check_min_size",
+    "check_out",
+    "check_n_jobs",
+]
+
+#: Border modes understood by every window kernel (numpy.pad's meanings; constant = 0).
+MODES = ("reflect", "constant", "edge")
+
+_REAL_KINDS = "iuf"
+
+
+def _describe(x) -> str:
+    """Short description of a received value for error messages."""
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape} and dtype {x.dtype}"
+    text = repr(x)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(x).__name__} {text}"
+
+
+def _as_array(x, name: str) -> np.ndarray:
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and other oddities
+        raise TypeError(f"{name} must be array-like, got {_describe(x)}: {exc}") from None
+    return arr
+
+
+def check_images(images, name: str = "images", *, check_finite: bool = True):
+    """Validate an image or a stack of images and return it as a 4-D float32 array.
+
+    Parameters
+    ----------
+    images : array-like of shape (H, W, C) or (N, H, W, C)
+        Any real (integer or floating) dtype.
+    name : str
+        Parameter name used in error messages.
+    check_finite : bool
+        Reject NaN and infinite values (a NaN feature silently poisons a classifier).
+
+    Returns
+    -------
+    batch : ndarray of shape (N, H, W, C), dtype=float32, C-contiguous
+        A copy only when the dtype or layout had to change.
+    single : bool
+        True when a single (H, W, C) image was given.
+    """
+    arr = _as_array(images, name)
+    if arr.dtype.kind not in _REAL_KINDS:
+        raise TypeError(
+            f"{name} must have a real (integer or floating) dtype, got dtype {arr.dtype}"
+        )
+    if arr.ndim not in (3, 4):
+        raise ValueError(
+            f"{name} must have shape (H, W, C) or (N, H, W, C), got ndim={arr.ndim} "
+            f"with shape {arr.shape}"
+        )
+    if arr.size == 0 or 0 in arr.shape:
+        raise ValueError(f"{name} must not have zero-size axes, got shape {arr.shape}")
+    single = arr.ndim == 3
+    batch = np.ascontiguousarray(arr[None] if single else arr, dtype=np.float32)
+    # Integers cannot be NaN and cannot overflow float32 (max ~3.4e38), so only floats are checked.
+    if check_finite and arr.dtype.kind == "f" and not np.isfinite(batch).all():
+        n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
+        raise ValueError(
+            f"{name} must contain only finite values, got {n_bad} NaN or infinite value(s)"
+        )
+    return batch, single
+
+
+def check_k(k, name: str = "k") -> int:
+    """Validate a window size: an odd integer >= 1 (bool is rejected)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{name} must be an odd integer >= 1, got {_describe(k)}")
+    k = int(k)
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"{name} must be an odd integer >= 1, got {k}")
+    return k
+
+
+def check_mode(mode, name: str = "mode") -> str:
+    """Validate a border mode, one of :data:`MODES`."""
+    if not isinstance(mode, str):
+        raise TypeError(f"{name} must be one of {MODES}, got {_describe(mode)}")
+    if mode not in MODES:
+        raise ValueError(f"{name} must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def check_k_fits(k: int, mode: str, height: int, width: int, name: str = "k") -> None:
+    """Check that a k x k window is allowed for an image of this size and border mode.
+
+    ``mode="reflect"`` mirrors once without repeating the edge pixel, so the
+    half-width ``k // 2`` must be smaller than both image sides.  For the other
+    modes the half-width may not exceed the larger side: a wider window would
+    only add padding.
+    """
+    r = k // 2
+    if mode == "reflect" and r >= min(height, width):
+        raise ValueError(
+            f"{name}={k} is too large for mode='reflect' on {height}x{width} images: "
+            f"k // 2 must be smaller than both sides (k <= {2 * min(height, width) - 1}); "
+            "use a smaller k or mode='edge'/'constant'"
+        )
+    if r > max(height, width):
+        raise ValueError(
+            f"{name}={k} is too large for {height}x{width} images: "
+            f"k // 2 may not exceed the larger side (k <= {2 * max(height, width) + 1})"
+        )
+
+
+def check_masks(masks, name: str = "masks", *, shape=None, ndims=(2, 3)):
+    """Validate binary mask(s) and return them as a C-contiguous uint8 array of 0/1.
+
+    Accepted: bool; any integer dtype (non-zero = foreground); floating dtypes
+    only when every value is 0 or 1.
+
+    Parameters
+    ----------
+    masks : array-like
+    name : str
+        Parameter name used in error messages.
+    shape : tuple of int, optional
+        Exact shape required (for a mask that must match images).
+    ndims : tuple of int
+        Allowed numbers of dimensions when ``shape`` is None.
+
+    Returns
+    -------
+    ndarray of dtype uint8, C-contiguous, values in {0, 1}
+    """
+    arr = _as_array(masks, name)
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(
+            f"{name} must be a boolean or integer mask, got dtype {arr.dtype}"
+        )
+    if shape is not None:
+        if arr.shape != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got shape {arr.shape}")
+    elif arr.ndim not in ndims:
+        allowed = " or ".join(str(d) for d in ndims)
+        raise ValueError(f"{name} must have {allowed} dimensions, got shape {arr.shape}")
+    if 0 in arr.shape:
+        raise ValueError(f"{name} must not have zero-size axes, got shape {arr.shape}")
+    if kind == "f":
+        ok = (arr == 0) | (arr == 1)
+        if not ok.all():
+            bad = arr[~ok].ravel()[0]
+            raise ValueError(
+                f"{name} with a floating dtype may hold only 0 and 1, got value {bad!r}"
+            )
+    if kind == "b":
+        return np.ascontiguousarray(arr).view(np.uint8)
+    return np.ascontiguousarray(arr != 0).view(np.uint8)
+
+
+def check_connectivity(connectivity, name: str = "connectivity") -> int:
+    """Validate a 2-D connectivity: 1 (4-neighbour) or 2 (8-neighbour)."""
+    if isinstance(connectivity, (bool, np.bool_)) or not isinstance(connectivity, numbers.Integral):
+        raise TypeError(f"{name} must be 1 or 2, got {_describe(connectivity)}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"{name} must be 1 (4-neighbour) or 2 (8-neighbour), got {connectivity}")
+    return int(connectivity)
+
+
+def check_min_size(min_size, name: str = "min_size") -> int:
+    """Validate a component size threshold: an integer >= 0."""
+    if isinstance(min_size, (bool, np.bool_)) or not isinstance(min_size, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0, got {_describe(min_size)}")
+    if min_size < 0:
+        raise ValueError(f"{name} must be >= 0, got {min_size}")
+    return int(min_size)
+
+
+def check_out(out, shape, name: str = "out", *, dtype=np.float32, inputs=()):
+    """Validate a caller-provided output buffer, or allocate one when ``out`` is None.
+
+    The buffer must be an ndarray of exactly ``shape`` and ``dtype``, C-contiguous,
+    writeable and not sharing memory with any of ``inputs``.
+    """
+    shape = tuple(int(s) for s in shape)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {_describe(out)}")
+    if out.dtype != np.dtype(dtype):
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got dtype {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    for arr in inputs:
+        if isinstance(arr, np.ndarray) and np.shares_memory(out, arr):
+            raise ValueError(f"{name} must not share memory with the input arrays")
+    return out
+
+
+def check_n_jobs(n_jobs, name: str = "n_jobs") -> int:
+    """Resolve ``n_jobs`` as scikit-learn does: None -> 1, -1 -> all cores, -2 -> all but one.
+
+    The result is also capped by the current threadpoolctl OpenMP limit, so that
+    ``with threadpool_limits(1):`` makes fastseg serial as it does scikit-learn.
+    """
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"{name} must be None or a non-zero integer, got {_describe(n_jobs)}")
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError(f"{name} must be None or a non-zero integer, got 0")
+    n_cpu = os.cpu_count() or 1
+    n = n_jobs if n_jobs > 0 else max(1, n_cpu + 1 + n_jobs)
+    if n > 1:
+        n = min(n, _threadpool_cap())
+    return n
+
+
+def _threadpool_cap() -> int:
+    """The OpenMP thread limit currently set through threadpoolctl (a large number if none)."""
+    from threadpoolctl import threadpool_info
+
+    caps = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "openmp"]
+    return min(caps) if caps else 1 << 30
