@@ -1,0 +1,47 @@
+"""Shared fixtures: the real BraTS slices beside the repository, and random images."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: ``../shared/data/brats2d`` from the repository root (CI lays ``shared/`` beside the clone).
+BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
+
+
+def _require_brats():
+    if not (BRATS2D / "train_x.npy").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the BraTS slices at ../shared/data/brats2d (looked in {BRATS2D})")
+        pytest.skip("BraTS slices not found at ../shared/data/brats2d")
+
+
+@pytest.fixture(scope="session")
+def brats_train():
+    """Real BraTS training slices: dict with x (17,240,240,4) float32, y, brain (bool) and patients."""
+    _require_brats()
+    return {
+        "x": np.load(BRATS2D / "train_x.npy"),
+        "y": np.load(BRATS2D / "train_y.npy").astype(bool),
+        "brain": np.load(BRATS2D / "train_brain.npy"),
+        "patients": (BRATS2D / "train_patients.txt").read_text().split(),
+    }
+
+
+@pytest.fixture(scope="session")
+def brats_test():
+    """Real BraTS test slices (3 patients), same keys as ``brats_train``."""
+    _require_brats()
+    return {
+        "x": np.load(BRATS2D / "test_x.npy"),
+        "y": np.load(BRATS2D / "test_y.npy").astype(bool),
+        "brain": np.load(BRATS2D / "test_brain.npy"),
+        "patients": (BRATS2D / "test_patients.txt").read_text().split(),
+    }
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
