@@ -24,7 +24,14 @@ __all__ = ["window_features", "feature_offsets", "n_window_features"]
 
 
 def n_window_features(k: int, n_channels: int) -> int:
-    """Number of feature columns of a k x k window over ``n_channels`` channels: ``k * k * n_channels``."""
+    """Number of feature columns of a k x k window over ``n_channels`` channels: ``k * k * n_channels``.
+
+    Examples
+    --------
+    >>> from fastseg import n_window_features
+    >>> n_window_features(5, 4)
+    100
+    """
     return check_k(k) ** 2 * int(n_channels)
 
 
