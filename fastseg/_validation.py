@@ -84,7 +84,8 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
     if arr.size == 0 or 0 in arr.shape:
         raise ValueError(f"{name} must not have zero-size axes, got shape {arr.shape}")
     single = arr.ndim == 3
-    batch = np.ascontiguousarray(arr[None] if single else arr, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported below
+        batch = np.ascontiguousarray(arr[None] if single else arr, dtype=np.float32)
     # Integers cannot be NaN and cannot overflow float32 (max ~3.4e38), so only floats are checked.
     if check_finite and arr.dtype.kind == "f" and not np.isfinite(batch).all():
         n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
@@ -172,7 +173,7 @@ def check_masks(masks, name: str = "masks", *, shape=None, ndims=(2, 3)):
     if kind == "f":
         ok = (arr == 0) | (arr == 1)
         if not ok.all():
-            bad = arr[~ok].ravel()[0]
+            bad = arr[~ok].ravel()[0].item()
             raise ValueError(
                 f"{name} with a floating dtype may hold only 0 and 1, got value {bad!r}"
             )
