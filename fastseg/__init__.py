@@ -4,11 +4,17 @@ Cython kernels for neighbourhood features, fused model scoring and connected
 components, under a numpy / scikit-learn API.
 """
 from ._version import __version__
+from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
 from .features import feature_offsets, n_window_features, window_features
 
 __all__ = [
     "__version__",
+    "clean_mask",
     "feature_offsets",
+    "fill_holes",
+    "keep_largest",
+    "label",
     "n_window_features",
+    "remove_small_components",
     "window_features",
 ]
