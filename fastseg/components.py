@@ -321,12 +321,12 @@ def clean_mask(
     --------
     >>> import numpy as np
     >>> from fastseg import clean_mask
-    >>> mask = np.zeros((7, 7), dtype=bool)
+    >>> mask = np.zeros((8, 8), dtype=bool)
     >>> mask[1:6, 1:6] = True
     >>> mask[3, 3] = False      # a hole
-    >>> mask[0, 6] = True       # a speck
+    >>> mask[0, 7] = True       # a speck
     >>> cleaned = clean_mask(mask, min_size=5)
-    >>> bool(cleaned[3, 3]), bool(cleaned[0, 6]), int(cleaned.sum())
+    >>> bool(cleaned[3, 3]), bool(cleaned[0, 7]), int(cleaned.sum())
     (True, False, 25)
     """
     masks = check_masks(masks)
