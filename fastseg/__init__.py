@@ -6,6 +6,7 @@ components, under a numpy / scikit-learn API.
 from ._version import __version__
 from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
 from .features import feature_offsets, n_window_features, window_features
+from .scoring import linear_scores, mlp_scores
 
 __all__ = [
     "__version__",
@@ -14,6 +15,8 @@ __all__ = [
     "fill_holes",
     "keep_largest",
     "label",
+    "linear_scores",
+    "mlp_scores",
     "n_window_features",
     "remove_small_components",
     "window_features",

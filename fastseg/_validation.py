@@ -24,6 +24,12 @@ __all__ = [
     "check_min_size",
     "check_out",
     "check_n_jobs",
+    "check_real",
+    "check_pipeline",
+    "check_scaler_width",
+    "check_linear_model",
+    "check_mlp_model",
+    "check_finite_weights",
 ]
 
 #: Border modes understood by every window kernel (numpy.pad's meanings; constant = 0).
@@ -251,3 +257,194 @@ def _threadpool_cap() -> int:
 
     caps = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "openmp"]
     return min(caps) if caps else 1 << 30
+
+
+# --------------------------------------------------------------------------- models (scoring)
+
+_MLP_ACTIVATIONS = ("identity", "relu", "tanh", "logistic")
+
+
+def check_real(value, name: str) -> float:
+    """Validate a real scalar (bool rejected) and return it as a Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    return float(value)
+
+
+def _check_weights(arr, name: str, *, ndim) -> np.ndarray:
+    """Coerce model weights to a finite float64 array of the given dimension(s)."""
+    if hasattr(arr, "toarray"):  # sparsified scikit-learn coefficients
+        arr = arr.toarray()
+    arr = _as_array(arr, name)
+    if arr.dtype.kind not in _REAL_KINDS:
+        raise TypeError(f"{name} must have a real dtype, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim not in ndim:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimension(s), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must contain only finite values (NaN or inf found)")
+    return arr
+
+
+def _check_fitted(estimator, name: str) -> None:
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except TypeError as exc:  # not an estimator at all
+        raise TypeError(f"{name} must be a fitted scikit-learn estimator, got {_describe(estimator)}") from exc
+
+
+def _check_n_inputs(n_inputs: int, k: int, n_channels: int, name: str) -> None:
+    n_features = k * k * n_channels
+    if n_inputs != n_features:
+        raise ValueError(
+            f"{name} takes {n_inputs} input features, but k={k} windows over C={n_channels} "
+            f"channels give k*k*C = {n_features}: check k and the images' channel count"
+        )
+
+
+def check_pipeline(model, name: str = "model"):
+    """Split a model into its feature scalers and its final classifier.
+
+    Parameters
+    ----------
+    model : estimator or sklearn.pipeline.Pipeline
+        A ``Pipeline`` may hold fitted ``StandardScaler`` steps (or ``"passthrough"``)
+        followed by the classifier; anything else is returned as the classifier.
+
+    Returns
+    -------
+    scalers : list of (mean, scale)
+        One pair per scaler, in pipeline order; float64 arrays, ``None`` where the
+        scaler does not centre (``with_mean=False``) or scale (``with_std=False``).
+    classifier : object
+        The last step.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(model, Pipeline):
+        return [], model
+    scalers = []
+    *head, (_, classifier) = model.steps
+    for step_name, step in head:
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            continue
+        if not isinstance(step, StandardScaler):
+            raise TypeError(
+                f"{name}: pipeline step {step_name!r} is {type(step).__name__}; only StandardScaler "
+                "(or 'passthrough') steps may precede the classifier"
+            )
+        _check_fitted(step, f"{name} step {step_name!r}")
+        mean = _check_weights(step.mean_, f"{name} step {step_name!r} mean_", ndim=(1,)) if step.with_mean else None
+        scale = _check_weights(step.scale_, f"{name} step {step_name!r} scale_", ndim=(1,)) if step.with_std else None
+        if scale is not None and np.any(scale == 0):
+            raise ValueError(f"{name} step {step_name!r} has zero entries in scale_")
+        scalers.append((mean, scale))
+    if isinstance(classifier, str) or classifier is None:
+        raise TypeError(f"{name}: the last pipeline step must be a classifier, got {classifier!r}")
+    return scalers, classifier
+
+
+def check_scaler_width(scalers, n_features: int, k: int, n_channels: int, name: str = "model") -> None:
+    """Check that every scaler of :func:`check_pipeline` was fitted on ``k*k*C`` features."""
+    for mean, scale in scalers:
+        for arr in (mean, scale):
+            if arr is not None:
+                _check_n_inputs(arr.shape[0], k, n_channels, f"{name} (StandardScaler)")
+
+
+def check_linear_model(model, k: int, n_channels: int, name: str = "model"):
+    """Validate a binary linear classifier or a ``(coef, intercept)`` pair.
+
+    Parameters
+    ----------
+    model : fitted linear classifier or tuple (coef, intercept)
+        Any scikit-learn ``LinearClassifierMixin`` (LinearSVC, SGDClassifier,
+        LogisticRegression, RidgeClassifier, ...) fitted on two classes, or
+        ``coef`` of length ``k*k*C`` (feature column order) with a scalar intercept.
+    k, n_channels : int
+        Window size and channel count the weights must match.
+
+    Returns
+    -------
+    coef : ndarray of shape (k*k*C,), dtype=float64
+    intercept : float
+    """
+    if isinstance(model, (tuple, list)):
+        if len(model) != 2:
+            raise ValueError(f"{name} as a sequence must be a (coef, intercept) pair, got length {len(model)}")
+        coef = _check_weights(model[0], f"{name} coef", ndim=(1, 2))
+        if coef.ndim == 2 and coef.shape[0] != 1:
+            raise ValueError(f"{name} coef must have shape (k*k*C,) or (1, k*k*C), got shape {coef.shape}")
+        intercept = _check_weights(model[1], f"{name} intercept", ndim=(0, 1))
+        if intercept.size != 1:
+            raise ValueError(f"{name} intercept must be a scalar, got shape {intercept.shape}")
+        coef = coef.ravel()
+        _check_n_inputs(coef.shape[0], k, n_channels, f"{name} coef")
+        return coef, float(intercept.ravel()[0])
+
+    from sklearn.linear_model._base import LinearClassifierMixin
+
+    if not isinstance(model, LinearClassifierMixin):
+        raise TypeError(
+            f"{name} must be a fitted linear classifier (LinearSVC, SGDClassifier, LogisticRegression, "
+            f"RidgeClassifier, ...), a Pipeline ending in one, or a (coef, intercept) pair; got {_describe(model)}"
+        )
+    _check_fitted(model, name)
+    coef = _check_weights(model.coef_, f"{name}.coef_", ndim=(1, 2))
+    n_classes = len(getattr(model, "classes_", ())) or 2
+    if n_classes != 2 or (coef.ndim == 2 and coef.shape[0] != 1):
+        raise ValueError(
+            f"{name} must be a binary classifier (two classes, one row of coef_), got {n_classes} classes "
+            f"and coef_ of shape {coef.shape}"
+        )
+    intercept = _check_weights(np.ravel(model.intercept_), f"{name}.intercept_", ndim=(1,))
+    coef = coef.ravel()
+    _check_n_inputs(coef.shape[0], k, n_channels, name)
+    return coef, float(intercept[0]) if intercept.size else 0.0
+
+
+def check_mlp_model(model, k: int, n_channels: int, name: str = "model"):
+    """Validate a fitted binary ``sklearn.neural_network.MLPClassifier``.
+
+    Returns
+    -------
+    coefs : list of ndarray of shape (n_in, n_out), dtype=float64
+        The layers' weights, the last with one output unit.
+    intercepts : list of ndarray of shape (n_out,), dtype=float64
+    activation : str
+        The hidden layers' activation, one of identity, relu, tanh, logistic.
+    """
+    from sklearn.neural_network import MLPClassifier
+
+    if not isinstance(model, MLPClassifier):
+        raise TypeError(
+            f"{name} must be a fitted MLPClassifier or a Pipeline ending in one, got {_describe(model)}"
+        )
+    _check_fitted(model, name)
+    if getattr(model, "out_activation_", None) != "logistic" or model.n_outputs_ != 1 or len(model.classes_) != 2:
+        raise ValueError(
+            f"{name} must be a binary MLPClassifier (two classes, one logistic output), got "
+            f"{len(model.classes_)} classes and out_activation_={getattr(model, 'out_activation_', None)!r}"
+        )
+    if model.activation not in _MLP_ACTIVATIONS:
+        raise ValueError(f"{name}.activation must be one of {_MLP_ACTIVATIONS}, got {model.activation!r}")
+    coefs = [_check_weights(w, f"{name}.coefs_[{i}]", ndim=(2,)) for i, w in enumerate(model.coefs_)]
+    intercepts = [_check_weights(b, f"{name}.intercepts_[{i}]", ndim=(1,)) for i, b in enumerate(model.intercepts_)]
+    for i, (w, b) in enumerate(zip(coefs, intercepts)):
+        if (i and w.shape[0] != coefs[i - 1].shape[1]) or b.shape[0] != w.shape[1]:
+            raise ValueError(f"{name}: layer {i} weights {w.shape} and intercepts {b.shape} do not chain")
+    _check_n_inputs(coefs[0].shape[0], k, n_channels, name)
+    return coefs, intercepts, model.activation
+
+
+def check_finite_weights(arrays, name: str = "model") -> None:
+    """Reject folded/cast model weights that overflowed float32 (inf) or became NaN."""
+    for arr in arrays:
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"{name} weights are not finite in float32 after folding the scaler "
+                "(a scale_ too close to zero?)"
+            )

@@ -7,47 +7,7 @@ that every window row (k * C floats) is one contiguous run to copy.
 
 Compiler directives are set once, in setup.py.
 """
-from libc.string cimport memcpy, memset
-
-
-cdef void pad_image(
-    const float* img,              # IN  (H, W, C) C-contiguous image
-    Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
-    const Py_ssize_t* rowmap,      # IN  (H + 2r,) source row of each padded row, -1 = zero
-    const Py_ssize_t* colmap,      # IN  (W + 2r,) source column of each padded column, -1 = zero
-    Py_ssize_t r,
-    float* padded,                 # OUT (H + 2r, W + 2r, C)
-) noexcept nogil:
-    """Copy ``img`` into ``padded`` through the index maps (constant padding is zero).
-
-    The interior of each padded row is one contiguous copy of a source row; only
-    the ``r`` border pixels on either side go through ``colmap``.
-    """
-    cdef Py_ssize_t i, j, src_row, src_col
-    cdef Py_ssize_t Wp = W + 2 * r
-    cdef Py_ssize_t row_len = Wp * C
-    cdef float* dst
-    cdef const float* src
-    for i in range(H + 2 * r):
-        dst = padded + i * row_len
-        src_row = rowmap[i]
-        if src_row < 0:
-            memset(dst, 0, row_len * sizeof(float))
-            continue
-        src = img + src_row * W * C
-        memcpy(dst + r * C, src, W * C * sizeof(float))
-        for j in range(r):
-            src_col = colmap[j]
-            if src_col < 0:
-                memset(dst + j * C, 0, C * sizeof(float))
-            else:
-                memcpy(dst + j * C, src + src_col * C, C * sizeof(float))
-        for j in range(W + r, Wp):
-            src_col = colmap[j]
-            if src_col < 0:
-                memset(dst + j * C, 0, C * sizeof(float))
-            else:
-                memcpy(dst + j * C, src + src_col * C, C * sizeof(float))
+from ._padded cimport check_pad_maps, copy_window, pad_image
 
 
 # The copy loops below are written once, generically, and called through
@@ -56,17 +16,6 @@ cdef void pad_image(
 # handful of inline vector moves instead of a library call per window row, which
 # is what makes the gather run at memory-write speed (measured: 0.37 ms against
 # 0.8 ms per 240x240x4 image at k=3 with a run-time length).
-
-cdef inline void copy_window(
-    const float* src,              # IN  top-left of the window in the padded image
-    Py_ssize_t row_len,            #     floats per padded row
-    float* dst,                    # OUT k * k * C floats
-    const Py_ssize_t k, const Py_ssize_t C,
-) noexcept nogil:
-    cdef Py_ssize_t dy
-    for dy in range(k):
-        memcpy(dst + dy * k * C, src + dy * row_len, k * C * sizeof(float))
-
 
 cdef inline void dense_image_generic(
     const float* padded, Py_ssize_t H, Py_ssize_t W, float* out,
@@ -148,21 +97,13 @@ cdef int check_common(
     """The O(1) shape facts (and the O(H + W) index maps) that memory safety depends on."""
     cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t r = k // 2
-    cdef Py_ssize_t i
     if k < 1 or k % 2 == 0:
         raise ValueError(f"k must be odd and >= 1, got {k}")
-    if rowmap.shape[0] != H + 2 * r or colmap.shape[0] != W + 2 * r:
-        raise ValueError("rowmap/colmap must have lengths H + 2*(k//2) and W + 2*(k//2)")
+    check_pad_maps(rowmap, colmap, H, W, r)
     if scratch.shape[0] != H + 2 * r or scratch.shape[1] != W + 2 * r or scratch.shape[2] != C:
         raise ValueError(f"scratch must have shape {(H + 2 * r, W + 2 * r, C)}")
     if out.shape[1] != k * k * C:
         raise ValueError(f"out must have {k * k * C} columns, got {out.shape[1]}")
-    for i in range(rowmap.shape[0]):
-        if rowmap[i] < -1 or rowmap[i] >= H:
-            raise ValueError("rowmap holds an index outside the image")
-    for i in range(colmap.shape[0]):
-        if colmap[i] < -1 or colmap[i] >= W:
-            raise ValueError("colmap holds an index outside the image")
     return 0
 
 

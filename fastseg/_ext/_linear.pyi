@@ -1,0 +1,17 @@
+import numpy as np
+from numpy.typing import NDArray
+
+BLOCK: int
+
+def simd_path() -> str: ...
+def linear_scores(
+    images: NDArray[np.float32],
+    rowmap: NDArray[np.intp],
+    colmap: NDArray[np.intp],
+    weights: NDArray[np.float32],
+    intercept: float,
+    mask: NDArray[np.uint8] | None,
+    fill_value: float,
+    out: NDArray[np.float32],
+    planes: NDArray[np.float32],
+) -> None: ...

@@ -1,0 +1,198 @@
+"""Fused MLP scoring: tile gather of windows + BLAS, never the whole feature matrix.
+
+Each image is padded once (``_padded.pad_image``); then up to ``T`` selected
+pixels at a time (raster order) have their k x k x C windows copied into a
+``(T, k*k*C)`` tile that stays in cache.  The tile goes through every layer
+(``sgemm`` from ``scipy.linalg.cython_blas`` for the matrix products, then bias
+and activation in place), and the final logistic unit's values are written to
+the tile's pixels.  Layer weights are row-major ``(n_in, n_out)`` as in
+``MLPClassifier.coefs_``; read as column-major they are the transposed
+matrices BLAS wants, so no copies are made.
+
+Compiler directives are set once, in setup.py.
+"""
+from libc.math cimport expf, tanhf
+from scipy.linalg.cython_blas cimport sgemm
+
+from ._padded cimport check_pad_maps, copy_window, pad_image
+
+cdef enum:
+    ACT_IDENTITY = 0
+    ACT_RELU = 1
+    ACT_TANH = 2
+    ACT_LOGISTIC = 3
+
+
+cdef inline Py_ssize_t gather_generic(
+    const float* padded, Py_ssize_t H, Py_ssize_t W, const unsigned char* mask,
+    Py_ssize_t* pos, Py_ssize_t T, float* tile, Py_ssize_t* index,
+    const Py_ssize_t k, const Py_ssize_t C,
+) noexcept nogil:
+    cdef Py_ssize_t row_len = (W + k - 1) * C
+    cdef Py_ssize_t F = k * k * C
+    cdef Py_ssize_t p = pos[0], t = 0, y, x
+    while p < H * W and t < T:
+        if mask == NULL or mask[p]:
+            y = p // W
+            x = p - y * W
+            copy_window(padded + y * row_len + x * C, row_len, tile + t * F, k, C)
+            index[t] = p
+            t += 1
+        p += 1
+    pos[0] = p
+    return t
+
+
+cdef Py_ssize_t gather_tile(
+    const float* padded,           # IN  (H + 2r, W + 2r, C) padded image
+    Py_ssize_t H, Py_ssize_t W,
+    const unsigned char* mask,     # IN  (H, W) non-zero = score, or NULL = all
+    Py_ssize_t* pos,               # IN/OUT raster position to resume from
+    Py_ssize_t T,
+    float* tile,                   # OUT (T, k*k*C) windows of the next selected pixels
+    Py_ssize_t* index,             # OUT (T,) their raster positions
+    Py_ssize_t k, Py_ssize_t C,
+) noexcept nogil:
+    """Gather the windows of up to ``T`` selected pixels from ``pos`` on; return how many."""
+    # Literal window sizes for four channels let the compiler unroll the copies.
+    if C == 4:
+        if k == 3:
+            return gather_generic(padded, H, W, mask, pos, T, tile, index, 3, 4)
+        elif k == 5:
+            return gather_generic(padded, H, W, mask, pos, T, tile, index, 5, 4)
+        elif k == 7:
+            return gather_generic(padded, H, W, mask, pos, T, tile, index, 7, 4)
+    return gather_generic(padded, H, W, mask, pos, T, tile, index, k, C)
+
+
+cdef void activate(float* a, Py_ssize_t n, const float* bias, Py_ssize_t t, int code) noexcept nogil:
+    """``a[i, j] = act(a[i, j] + bias[j])`` in place for a row-major (t, n) block."""
+    cdef Py_ssize_t i, j
+    cdef float z
+    cdef float* row
+    for i in range(t):
+        row = a + i * n
+        if code == ACT_RELU:
+            for j in range(n):
+                z = row[j] + bias[j]
+                row[j] = z if z > 0 else 0
+        elif code == ACT_TANH:
+            for j in range(n):
+                row[j] = tanhf(row[j] + bias[j])
+        elif code == ACT_LOGISTIC:
+            for j in range(n):
+                row[j] = 1 / (1 + expf(-(row[j] + bias[j])))
+        else:
+            for j in range(n):
+                row[j] = row[j] + bias[j]
+
+
+cdef void forward_tile(
+    float* tile,                   # IN  (t, sizes[0]) windows
+    Py_ssize_t t,
+    const float* weights,          # IN  layers' (n_in, n_out) row-major matrices, concatenated
+    const float* biases,           # IN  layers' biases, concatenated
+    const Py_ssize_t* sizes,       # IN  (n_layers + 1,) widths, last = 1
+    Py_ssize_t n_layers,
+    int code,                      #     hidden activation
+    float* act0, float* act1,      # SCRATCH (t * max width,) each
+) noexcept nogil:
+    """Run the tile through all layers; the probabilities end up in the returned buffer's first t floats."""
+    cdef char transa = b'N', transb = b'N'
+    cdef float alpha = 1, beta = 0
+    cdef int m, n = <int>t, kk, lda, ldb, ldc
+    cdef float* src = tile
+    cdef float* dst = act0
+    cdef Py_ssize_t layer
+    for layer in range(n_layers):
+        # Row-major (t, n_in) @ (n_in, n_out) = column-major (n_out, n_in) x (n_in, t).
+        kk = <int>sizes[layer]
+        m = <int>sizes[layer + 1]
+        lda = m
+        ldb = kk
+        ldc = m
+        sgemm(&transa, &transb, &m, &n, &kk, &alpha, <float*>weights, &lda, src, &ldb, &beta, dst, &ldc)
+        activate(dst, m, biases, t, code if layer < n_layers - 1 else ACT_LOGISTIC)
+        weights += sizes[layer] * sizes[layer + 1]
+        biases += sizes[layer + 1]
+        src = dst
+        dst = act1 if dst == act0 else act0
+    return
+
+
+def mlp_scores(
+    const float[:, :, :, ::1] images not None,   # IN      (N, H, W, C)
+    const Py_ssize_t[::1] rowmap not None,       # IN      (H + 2r,) padding row map
+    const Py_ssize_t[::1] colmap not None,       # IN      (W + 2r,) padding column map
+    Py_ssize_t k,
+    const float[::1] weights not None,           # IN      layers' (n_in, n_out) matrices, row-major, concatenated
+    const float[::1] biases not None,            # IN      layers' biases, concatenated
+    const Py_ssize_t[::1] sizes not None,        # IN      (n_layers + 1,) widths: k*k*C, hidden..., 1
+    int activation,                              #         hidden activation: 0 identity, 1 relu, 2 tanh, 3 logistic
+    const unsigned char[:, :, ::1] mask,         # IN      (N, H, W) non-zero = score, or None = all
+    float fill_value,
+    float[:, :, ::1] out not None,               # OUT     (N, H, W) positive-class probabilities
+    float[:, :, ::1] padded not None,            # SCRATCH (H + 2r, W + 2r, C)
+    float[:, ::1] tile not None,                 # SCRATCH (T, k*k*C) window tile
+    float[:, ::1] act not None,                  # SCRATCH (2, T * max(sizes[1:])) activations
+    Py_ssize_t[::1] index not None,              # SCRATCH (>= T,) raster positions of the tile's pixels
+):
+    """Write the MLP's logistic output for every (selected) pixel into ``out``; others get ``fill_value``."""
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
+    cdef Py_ssize_t C = images.shape[3]
+    cdef Py_ssize_t r = k // 2
+    cdef Py_ssize_t F = k * k * C
+    cdef Py_ssize_t T = tile.shape[0]
+    cdef Py_ssize_t n_layers = sizes.shape[0] - 1
+    cdef Py_ssize_t n_weights = 0, n_biases = 0, widest = 1
+    cdef Py_ssize_t i, n, t, pos
+    cdef bint has_mask = mask is not None
+    cdef const unsigned char* mask_ptr = NULL
+    cdef float* proba
+    cdef float* image_out
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"k must be odd and >= 1, got {k}")
+    check_pad_maps(rowmap, colmap, H, W, r)
+    if n_layers < 1 or sizes[0] != F or sizes[n_layers] != 1:
+        raise ValueError(f"sizes must run from k*k*C = {F} to 1")
+    for i in range(n_layers):
+        if sizes[i + 1] < 1 or sizes[i + 1] > 2147483647 or sizes[i] > 2147483647:
+            raise ValueError("layer widths must be in 1 .. 2**31 - 1")
+        n_weights += sizes[i] * sizes[i + 1]
+        n_biases += sizes[i + 1]
+        widest = max(widest, sizes[i + 1])
+    if weights.shape[0] != n_weights or biases.shape[0] != n_biases:
+        raise ValueError(f"weights/biases must hold {n_weights}/{n_biases} values for these sizes")
+    if out.shape[0] != N or out.shape[1] != H or out.shape[2] != W:
+        raise ValueError(f"out must have shape {(N, H, W)}, got {tuple(out.shape)[:3]}")
+    if has_mask and (mask.shape[0] != N or mask.shape[1] != H or mask.shape[2] != W):
+        raise ValueError(f"mask must have shape {(N, H, W)}, got {tuple(mask.shape)[:3]}")
+    if padded.shape[0] != H + 2 * r or padded.shape[1] != W + 2 * r or padded.shape[2] != C:
+        raise ValueError(f"padded must have shape {(H + 2 * r, W + 2 * r, C)}")
+    if T < 1 or T > 2147483647 or tile.shape[1] != F:
+        raise ValueError(f"tile must have shape (T, {F}) with 1 <= T < 2**31")
+    if act.shape[0] != 2 or act.shape[1] < T * widest:
+        raise ValueError(f"act must have shape (2, >= {T * widest})")
+    if index.shape[0] < T:
+        raise ValueError(f"index must hold at least {T} positions")
+    if N * H * W == 0:
+        return
+    with nogil:
+        for n in range(N):
+            image_out = &out[n, 0, 0]
+            if has_mask:
+                mask_ptr = &mask[n, 0, 0]
+                for i in range(H * W):
+                    if not mask_ptr[i]:
+                        image_out[i] = fill_value
+            pad_image(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r, &padded[0, 0, 0])
+            pos = 0
+            while True:
+                t = gather_tile(&padded[0, 0, 0], H, W, mask_ptr, &pos, T, &tile[0, 0], &index[0], k, C)
+                if t == 0:
+                    break
+                forward_tile(&tile[0, 0], t, &weights[0], &biases[0], &sizes[0], n_layers, activation,
+                             &act[0, 0], &act[1, 0])
+                proba = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
+                for i in range(t):
+                    image_out[index[i]] = proba[i]
