@@ -172,23 +172,21 @@ cdef void write_labels(
     Py_ssize_t H, Py_ssize_t W,
     int32_t* out,                  # OUT (H, W) label image
 ) noexcept nogil:
-    cdef Py_ssize_t y, i, x
+    cdef Py_ssize_t y, i, x, s, e
     cdef int32_t* row
     cdef int32_t lab
     for y in range(H):
         row = out + y * W
         x = 0
         for i in range(rowptr[y], rowptr[y + 1]):
-            while x < runs[2 * i]:
-                row[x] = 0
-                x += 1
+            s = runs[2 * i]
+            e = runs[2 * i + 1]
+            memset(row + x, 0, (s - x) * sizeof(int32_t))
             lab = labels[i]
-            while x < runs[2 * i + 1]:
+            for x in range(s, e):
                 row[x] = lab
-                x += 1
-        while x < W:
-            row[x] = 0
-            x += 1
+            x = e
+        memset(row + x, 0, (W - x) * sizeof(int32_t))
 
 
 cdef void write_kept(
