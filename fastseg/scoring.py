@@ -69,11 +69,12 @@ _MLP_TILE = 256
 
 def _fold_scalers(scalers, W: np.ndarray, b: np.ndarray):
     """Fold StandardScaler steps (pipeline order) into the first layer ``(W, b)``."""
-    for mean, scale in reversed(scalers):
-        if scale is not None:
-            W = W / scale[:, None]
-        if mean is not None:
-            b = b - mean @ W
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are rejected by the caller
+        for mean, scale in reversed(scalers):
+            if scale is not None:
+                W = W / scale[:, None]
+            if mean is not None:
+                b = b - mean @ W
     return W, b
 
 
@@ -179,8 +180,9 @@ def linear_scores(
     check_scaler_width(scalers, coef.shape[0], k, C)
     w, b = _fold_scalers(scalers, coef[:, None], np.array([intercept]))
     # Kernel weight layout: (C, k, k), one k x k plane per channel.
-    weights = np.ascontiguousarray(w[:, 0].reshape(k, k, C).transpose(2, 0, 1), dtype=np.float32)
-    bias = np.float32(b[0])
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        weights = np.ascontiguousarray(w[:, 0].reshape(k, k, C).transpose(2, 0, 1), dtype=np.float32)
+        bias = np.float32(b[0])
     check_finite_weights((weights, bias))
 
     out = np.empty((N, H, W), dtype=np.float32)
@@ -263,7 +265,7 @@ def mlp_scores(
     >>> images = rng.random((2, 8, 8, 2), dtype=np.float32)
     >>> X = window_features(images, k=3)
     >>> y = X[:, 8] > 0.5                       # centre pixel, channel 0
-    >>> mlp = MLPClassifier((8,), max_iter=300, random_state=0).fit(X, y)
+    >>> mlp = MLPClassifier((8,), solver="lbfgs", max_iter=500, random_state=0).fit(X, y)
     >>> proba = mlp_scores(images, mlp, k=3)
     >>> proba.shape
     (2, 8, 8)
@@ -280,8 +282,9 @@ def mlp_scores(
     coefs = list(coefs)
     intercepts = list(intercepts)
     coefs[0], intercepts[0] = _fold_scalers(scalers, coefs[0], intercepts[0])
-    weights = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
-    biases = np.concatenate(intercepts).astype(np.float32)
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        weights = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
+        biases = np.concatenate(intercepts).astype(np.float32)
     check_finite_weights((weights, biases))
     sizes = np.array([coefs[0].shape[0]] + [w.shape[1] for w in coefs], dtype=np.intp)
     widest = int(sizes[1:].max())
