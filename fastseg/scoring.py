@@ -78,9 +78,9 @@ def _fold_scalers(scalers, W: np.ndarray, b: np.ndarray):
     return W, b
 
 
-def _prepare(images, k, mode, mask, fill_value, n_jobs):
+def _prepare(images, k, mode, mask, fill_value, n_jobs, *, check_finite=True):
     """Shared validation of the image-side arguments."""
-    batch, single = check_images(images)
+    batch, single = check_images(images, check_finite=check_finite)
     k = check_k(k)
     mode = check_mode(mode)
     fill_value = check_real(fill_value, "fill_value")
@@ -171,8 +171,10 @@ def linear_scores(
     >>> int(np.isnan(s).sum())
     24
     """
+    # The kernel checks finiteness during its padding copy (in parallel, at no
+    # extra pass over memory); the exact check of check_images runs only if it flags.
     batch, single, k, mode, m, fill_value, n_jobs, rowmap, colmap = _prepare(
-        images, k, mode, mask, fill_value, n_jobs
+        images, k, mode, mask, fill_value, n_jobs, check_finite=False
     )
     N, H, W, C = batch.shape
     scalers, classifier = check_pipeline(model)
@@ -190,14 +192,15 @@ def linear_scores(
     block = _linear.BLOCK
     row_len = -(-W // block) * block + 2 * r
 
-    def work(start: int, stop: int) -> None:
+    def work(start: int, stop: int) -> int:
         planes = np.empty((C, H + 2 * r, row_len), dtype=np.float32)
-        _linear.linear_scores(
+        return _linear.linear_scores(
             batch[start:stop], rowmap, colmap, weights, bias,
             None if m is None else m[start:stop], fill_value, out[start:stop], planes,
         )
 
-    run_chunks(work, N, n_jobs)
+    if sum(run_chunks(work, N, n_jobs)):
+        check_images(images)  # raises the usual ValueError if a value really is NaN or infinite
     return out[0] if single else out
 
 

@@ -524,3 +524,21 @@ def test_kernels_check_buffers():
     with pytest.raises(ValueError, match="index must hold at least 16"):
         _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, sizes, 1, None, 0.0, out, padded, tile, act,
                         index[:3])
+
+
+@pytest.mark.parametrize("C", [1, 3, 4, 5])
+@pytest.mark.parametrize("where", [(0, 0, 0), (1, 4, 6), (1, 8, 10)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_images_rejected(C, where, bad):
+    """The linear kernel's check rides on its padding copy: every pixel, every channel, tails too."""
+    images = np.random.default_rng(0).random((2, 9, 11, C), dtype=np.float32)
+    images[where + (C - 1,)] = bad
+    for mode in MODES:
+        with pytest.raises(ValueError, match=r"images must contain only finite values, got 1 NaN"):
+            linear_scores(images, (np.zeros(9 * C), 0.0), 3, mode=mode, mask=np.zeros((2, 9, 11), bool))
+
+
+def test_huge_finite_images_accepted():
+    images = np.full((1, 6, 7, 4), 3e38, dtype=np.float32)
+    scores = linear_scores(images, (np.full(36, 1e-3), 0.0), 3)
+    np.testing.assert_allclose(scores, 36 * 3e35, rtol=1e-5)

@@ -208,6 +208,10 @@ def linear_scores(
 
     Pixels where ``mask`` is zero get ``fill_value``; blocks of ``BLOCK``
     pixels of a row without any selected pixel are not computed.
+
+    Returns the number of images holding a NaN or infinite value (checked during
+    the padding copy; a sum of huge finite values may also count, so callers
+    confirm with an exact check before rejecting).
     """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
     cdef Py_ssize_t C = images.shape[3]
@@ -215,7 +219,7 @@ def linear_scores(
     cdef Py_ssize_t r = k // 2
     cdef Py_ssize_t n_blocks = (W + FS_LIN_BLOCK - 1) // FS_LIN_BLOCK
     cdef Py_ssize_t row_len = planes.shape[2]
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n, n_bad = 0
     cdef const unsigned char* mask_ptr = NULL
     cdef bint has_mask = mask is not None
     if k < 1 or k % 2 == 0 or weights.shape[2] != k:
@@ -233,12 +237,13 @@ def linear_scores(
             f"got {tuple(planes.shape)[:3]}"
         )
     if N * H * W == 0:
-        return
+        return 0
     with nogil:
         for n in range(N):
-            pad_image_planar(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r,
-                             &planes[0, 0, 0], row_len)
+            n_bad += not pad_image_planar(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r,
+                                          &planes[0, 0, 0], row_len)
             if has_mask:
                 mask_ptr = &mask[n, 0, 0]
             fs_lin_image(&planes[0, 0, 0], C, H, W, row_len, k, &weights[0, 0, 0], intercept,
                          mask_ptr, fill_value, &out[n, 0, 0])
+    return n_bad

@@ -75,59 +75,77 @@ cdef inline void pad_image(
 cdef extern from *:
     """
     /* Four interleaved channels to four planes, four pixels at a time with an SSE
-       4x4 transpose (SSE is part of every x86-64 target); plain C elsewhere. */
+       4x4 transpose (SSE is part of every x86-64 target); plain C elsewhere.
+       Returns 1 when every value copied is finite (a sum of value * 0 stays 0),
+       so that callers get the finiteness check for free with the copy. */
     #if defined(__SSE__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 1)
     #include <xmmintrin.h>
-    static inline void fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
+    static inline int fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
     {
         Py_ssize_t x = 0;
+        const __m128 zero = _mm_setzero_ps();
+        __m128 probe = _mm_setzero_ps();   /* stays 0 unless some value * 0 is NaN (NaN or inf) */
+        float p[4];
         for (; x + 4 <= n; x += 4) {
             __m128 r0 = _mm_loadu_ps(src + 4 * x);
             __m128 r1 = _mm_loadu_ps(src + 4 * x + 4);
             __m128 r2 = _mm_loadu_ps(src + 4 * x + 8);
             __m128 r3 = _mm_loadu_ps(src + 4 * x + 12);
+            probe = _mm_add_ps(probe, _mm_mul_ps(_mm_add_ps(_mm_add_ps(r0, r1), _mm_add_ps(r2, r3)), zero));
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
             _mm_storeu_ps(dst + x, r0);
             _mm_storeu_ps(dst + plane + x, r1);
             _mm_storeu_ps(dst + 2 * plane + x, r2);
             _mm_storeu_ps(dst + 3 * plane + x, r3);
         }
+        _mm_storeu_ps(p, probe);
+        float q = p[0] + p[1] + p[2] + p[3];
         for (; x < n; x++) {
             dst[x] = src[4 * x];
             dst[plane + x] = src[4 * x + 1];
             dst[2 * plane + x] = src[4 * x + 2];
             dst[3 * plane + x] = src[4 * x + 3];
+            q += (src[4 * x] + src[4 * x + 1] + src[4 * x + 2] + src[4 * x + 3]) * 0.0f;
         }
+        return q == 0.0f;
     }
     #else
-    static inline void fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
+    static inline int fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
     {
         Py_ssize_t x;
+        float q = 0.0f;
         for (x = 0; x < n; x++) {
             dst[x] = src[4 * x];
             dst[plane + x] = src[4 * x + 1];
             dst[2 * plane + x] = src[4 * x + 2];
             dst[3 * plane + x] = src[4 * x + 3];
+            q += (src[4 * x] + src[4 * x + 1] + src[4 * x + 2] + src[4 * x + 3]) * 0.0f;
         }
+        return q == 0.0f;
     }
     #endif
     """
-    void fs_deinterleave4(const float* src, Py_ssize_t n, float* dst, Py_ssize_t plane) noexcept nogil
+    bint fs_deinterleave4(const float* src, Py_ssize_t n, float* dst, Py_ssize_t plane) noexcept nogil
 
 
-cdef inline void _deinterleave_row(
+cdef inline bint _deinterleave_row(
     const float* src,              # IN  (n, C) interleaved pixels
     Py_ssize_t n, const Py_ssize_t C,
     float* dst,                    # OUT C runs of n floats, ``plane`` floats apart
     Py_ssize_t plane,
 ) noexcept nogil:
+    """Copy, and return whether every value is finite (as ``fs_deinterleave4``)."""
     cdef Py_ssize_t x, c
+    cdef float v, probe = 0
     for x in range(n):
         for c in range(C):
-            dst[c * plane + x] = src[x * C + c]
+            v = src[x * C + c]
+            dst[c * plane + x] = v
+            probe += v * 0
+    return probe == 0
 
 
-cdef inline void pad_image_planar(
+cdef inline bint pad_image_planar(
     const float* img,              # IN  (H, W, C) C-contiguous image
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
     const Py_ssize_t* rowmap,      # IN  (H + 2r,) source row of each padded row, -1 = zero
@@ -141,8 +159,12 @@ cdef inline void pad_image_planar(
     Channel ``c`` of padded pixel ``(i, j)`` goes to ``planes[c, i, j]``, so one
     channel's padded row is contiguous.  Columns ``W + 2r .. row_len - 1`` (slack
     that lets vector loops read past the end of a row) are set to zero.
+
+    Returns whether every value of ``img`` is finite: each source row is copied
+    at least once (the maps cover all rows), and the check rides on that copy.
     """
     cdef Py_ssize_t i, j, c, src_row, src_col
+    cdef bint finite = True
     cdef Py_ssize_t Hp = H + 2 * r, Wp = W + 2 * r
     cdef Py_ssize_t plane = Hp * row_len
     cdef float* dst
@@ -157,13 +179,13 @@ cdef inline void pad_image_planar(
         src = img + src_row * W * C
         # Literal channel counts let the compiler unroll the transposition.
         if C == 4:
-            fs_deinterleave4(src, W, dst + r, plane)
+            finite &= fs_deinterleave4(src, W, dst + r, plane)
         elif C == 3:
-            _deinterleave_row(src, W, 3, dst + r, plane)
+            finite &= _deinterleave_row(src, W, 3, dst + r, plane)
         elif C == 1:
-            memcpy(dst + r, src, W * sizeof(float))
+            finite &= _deinterleave_row(src, W, 1, dst + r, plane)
         else:
-            _deinterleave_row(src, W, C, dst + r, plane)
+            finite &= _deinterleave_row(src, W, C, dst + r, plane)
         for c in range(C):
             for j in range(r):
                 src_col = colmap[j]
@@ -173,6 +195,7 @@ cdef inline void pad_image_planar(
                 dst[c * plane + j] = 0 if src_col < 0 else src[src_col * C + c]
             if row_len > Wp:
                 memset(dst + c * plane + Wp, 0, (row_len - Wp) * sizeof(float))
+    return finite
 
 
 cdef inline void copy_window(
