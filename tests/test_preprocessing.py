@@ -1,0 +1,63 @@
+"""brain_mask against the shipped BraTS brain masks; normalize_brain against a direct computation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastseg import brain_mask, normalize_brain
+
+
+def test_brain_mask_matches_shipped_masks(brats_train, brats_test):
+    for data in (brats_train, brats_test):
+        got = brain_mask(data["x"])
+        agreement = (got == data["brain"]).mean()
+        assert agreement >= 0.999, agreement
+        # single slice == slice of a batch
+        np.testing.assert_array_equal(brain_mask(data["x"][0]), got[0])
+
+
+def test_brain_mask_falls_back_to_other_corners(rng):
+    img = np.full((20, 20, 2), -0.5, np.float32)
+    img[5:15, 5:15] = rng.standard_normal((10, 10, 2))
+    img[0, 0] = [3.0, 4.0]  # top-left corner is (unusually) not background
+    expected = np.zeros((20, 20), bool)
+    expected[5:15, 5:15] = True
+    expected[0, 0] = True
+    np.testing.assert_array_equal(brain_mask(img), expected)
+
+
+def test_brain_mask_without_background_is_all_brain(rng):
+    img = rng.standard_normal((8, 8, 3)).astype(np.float32)
+    assert brain_mask(img).all()
+
+
+def test_brain_mask_any_channel_counts(rng):
+    img = np.zeros((10, 10, 2), np.float32)
+    img[3, 4, 1] = 1.0  # only channel 1 differs
+    assert brain_mask(img).sum() == 1 and brain_mask(img)[3, 4]
+
+
+def test_normalize_brain(rng):
+    x = rng.standard_normal((3, 12, 10, 4)).astype(np.float32) * 5 + 2
+    b = rng.random((3, 12, 10)) < 0.6
+    x0 = x.copy()
+    z = normalize_brain(x, b)
+    np.testing.assert_array_equal(x, x0)
+    for i in range(3):
+        v = x[i][b[i]].astype(np.float64)
+        np.testing.assert_allclose(z[i][b[i]], (v - v.mean(0)) / v.std(0), rtol=1e-5, atol=1e-5)
+        assert (z[i][~b[i]] == 0).all()
+
+
+def test_normalize_constant_channel_is_only_centred():
+    x = np.ones((1, 4, 4, 2), np.float32)
+    x[0, :, :, 1] = np.arange(16).reshape(4, 4)
+    z = normalize_brain(x, np.ones((1, 4, 4), bool))
+    assert (z[..., 0] == 0).all() and np.isfinite(z).all()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"brain must have shape \(4, 4\), got shape \(4, 5\)"):
+        normalize_brain(np.zeros((4, 4, 1), np.float32), np.ones((4, 5), bool))
+    with pytest.raises(ValueError, match="images must contain only finite values"):
+        brain_mask(np.full((4, 4, 1), np.nan, np.float32))
