@@ -6,10 +6,16 @@ components, under a numpy / scikit-learn API.
 from ._version import __version__
 from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
 from .features import feature_offsets, n_window_features, window_features
+from .metrics import dice, segmentation_report
+from .preprocessing import brain_mask, normalize_brain
 from .scoring import linear_scores, mlp_scores
 
 __all__ = [
     "__version__",
+    "brain_mask",
+    "dice",
+    "normalize_brain",
+    "segmentation_report",
     "clean_mask",
     "feature_offsets",
     "fill_holes",
