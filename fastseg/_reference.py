@@ -18,6 +18,7 @@ from scipy import ndimage
 
 __all__ = [
     "window_features",
+    "context_channels",
     "linear_scores",
     "mlp_scores",
     "label",
@@ -46,6 +47,29 @@ def window_features(images, k, mask=None, mode="reflect"):
     if mask is not None:
         features = features[np.asarray(mask, dtype=bool).reshape(-1)]
     return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def context_channels(images, brain, box_sizes=(7, 15, 31), asymmetry=True, asymmetry_box=15):
+    """Twin of :func:`fastseg.features.context_channels` for (N, H, W, C) images.
+
+    Box means by ``scipy.ndimage.uniform_filter`` (zero outside the image); the
+    midline as the middle of the brain's first and last columns, found by a loop.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    N, H, W, C = images.shape
+    parts = [images]
+    for s in box_sizes:
+        parts.append(ndimage.uniform_filter(images, size=(1, s, s, 1), mode="constant"))
+    if asymmetry:
+        diff = np.empty_like(images)
+        for n in range(N):
+            cols = [x for x in range(W) if brain[n][:, x].any()]
+            twice_mid = cols[0] + cols[-1] if cols else W - 1
+            for x in range(W):
+                src = min(max(twice_mid - x, 0), W - 1)
+                diff[n, :, x] = images[n, :, x] - images[n, :, src]
+        parts += [diff, ndimage.uniform_filter(diff, size=(1, asymmetry_box, asymmetry_box, 1), mode="constant")]
+    return np.concatenate(parts, axis=-1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- scoring

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._ext import _windows
+from ._ext import _boxmeans, _windows
 from ._validation import (
     check_images,
     check_k,
@@ -20,7 +20,7 @@ from ._validation import (
     check_out,
 )
 
-__all__ = ["window_features", "feature_offsets", "n_window_features"]
+__all__ = ["window_features", "feature_offsets", "n_window_features", "context_channels", "box_means", "mirror_columns"]
 
 
 def n_window_features(k: int, n_channels: int) -> int:
@@ -174,3 +174,150 @@ def window_features(
     out = check_out(out, (np.count_nonzero(m), k * k * C), inputs=(images,))
     _windows.gather_masked(batch, rowmap, colmap, k, m, out, scratch)
     return out
+
+
+# ----------------------------------------------------------------------------- context channels
+
+def _check_box_sizes(box_sizes, name="box_sizes") -> tuple[int, ...]:
+    if isinstance(box_sizes, (int, np.integer)):
+        raise TypeError(f"{name} must be a sequence of odd integers, got {box_sizes!r}")
+    sizes = tuple(check_k(s, name) for s in box_sizes)
+    return sizes
+
+
+def box_means(images: ArrayLike, sizes=(7, 15, 31)) -> NDArray[np.float32]:
+    """Local means of every channel over s x s boxes, zero outside the image.
+
+    Computed by a Cython kernel from one integral image per slice (float64), so
+    each size costs the same whatever its width.  Equal to ``scipy.ndimage.uniform_filter(...,
+    size=(s, s), mode="constant")`` per channel, to float32 rounding.
+
+    Parameters
+    ----------
+    images : array-like of shape (H, W, C) or (N, H, W, C)
+    sizes : sequence of odd int, default=(7, 15, 31)
+
+    Returns
+    -------
+    ndarray of shape (..., H, W, C * len(sizes)), dtype=float32
+        The means for ``sizes[0]`` (all channels), then ``sizes[1]``, ...
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.features import box_means
+    >>> image = np.ones((4, 4, 1), dtype=np.float32)
+    >>> box_means(image, sizes=(3,))[..., 0]
+    array([[0.44444445, 0.6666667 , 0.6666667 , 0.44444445],
+           [0.6666667 , 1.        , 1.        , 0.6666667 ],
+           [0.6666667 , 1.        , 1.        , 0.6666667 ],
+           [0.44444445, 0.6666667 , 0.6666667 , 0.44444445]], dtype=float32)
+    """
+    batch, single = check_images(images)
+    sizes = _check_box_sizes(sizes, "sizes")
+    N, H, W, C = batch.shape
+    out = np.empty((N, H, W, C * len(sizes)), dtype=np.float32)
+    if sizes:
+        integral = np.empty((H + 1, W + 1, C), dtype=np.float64)
+        _boxmeans.box_means(batch, np.asarray(sizes, dtype=np.intp), out, integral)
+    return out[0] if single else out
+
+
+def mirror_columns(brain: ArrayLike) -> NDArray[np.intp]:
+    """For each slice, the column each column mirrors to across the brain's vertical midline.
+
+    The midline is halfway between the brain's leftmost and rightmost columns
+    (the image centre for an empty mask); mirrored columns outside the image are
+    clipped to its edge.
+
+    Parameters
+    ----------
+    brain : array-like of shape (H, W) or (N, H, W)
+
+    Returns
+    -------
+    ndarray of shape (N, W) or (W,), dtype=intp
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.features import mirror_columns
+    >>> brain = np.zeros((2, 6), bool); brain[:, 1:4] = True     # midline at column 2
+    >>> mirror_columns(brain).tolist()
+    [3, 2, 1, 0, 0, 0]
+    """
+    single = np.ndim(brain) == 2
+    b = check_masks(brain, "brain", ndims=(2, 3)).view(bool)
+    if single:
+        b = b[None]
+    N, H, W = b.shape
+    out = np.empty((N, W), dtype=np.intp)
+    columns = np.arange(W)
+    for n in range(N):
+        cols = np.flatnonzero(b[n].any(axis=0))
+        twice_mid = (cols[0] + cols[-1]) if cols.size else W - 1
+        out[n] = np.clip(twice_mid - columns, 0, W - 1)
+    return out[0] if single else out
+
+
+def context_channels(
+    images: ArrayLike,
+    brain: ArrayLike,
+    *,
+    box_sizes=(7, 15, 31),
+    asymmetry: bool = True,
+    asymmetry_box: int = 15,
+) -> NDArray[np.float32]:
+    """Stack each pixel's context onto its channels: local means and left-right asymmetry.
+
+    The result is a new multichannel image whose windows
+    (:func:`window_features`) carry information from far beyond the k x k
+    window, at the cost of extra channels rather than a wider window:
+
+    1. the image itself (C channels);
+    2. for each ``s`` in ``box_sizes``, the mean of each channel over an s x s box
+       (zero outside the image: use it on brain-normalised images, whose
+       background is 0), C channels each;
+    3. with ``asymmetry``, the difference between each pixel and its mirror
+       image across the brain's vertical midline (the brain is roughly
+       symmetric, tumours are not), C channels, and the ``asymmetry_box`` mean of
+       that difference, C channels.
+
+    Every channel is a linear function of the image, so a linear classifier over
+    windows of the result is still a (larger) linear filter of the image.
+
+    Parameters
+    ----------
+    images : array-like of shape (H, W, C) or (N, H, W, C)
+    brain : array-like of shape (H, W) or (N, H, W)
+        Brain masks, used for the midline.
+    box_sizes : sequence of odd int, default=(7, 15, 31)
+    asymmetry : bool, default=True
+    asymmetry_box : odd int, default=15
+
+    Returns
+    -------
+    ndarray of shape (..., H, W, C * (1 + len(box_sizes) + 2 * asymmetry)), dtype=float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.features import context_channels
+    >>> x = np.random.default_rng(0).standard_normal((2, 30, 30, 4)).astype(np.float32)
+    >>> context_channels(x, np.ones((2, 30, 30), bool)).shape
+    (2, 30, 30, 24)
+    """
+    batch, single = check_images(images)
+    N, H, W, C = batch.shape
+    b = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
+    sizes = _check_box_sizes(box_sizes)
+    parts = [batch, box_means(batch, sizes)]
+    if asymmetry:
+        asymmetry_box = check_k(asymmetry_box, "asymmetry_box")
+        mirror = mirror_columns(b)
+        diff = np.empty_like(batch)
+        for n in range(N):
+            np.subtract(batch[n], batch[n][:, mirror[n]], out=diff[n])
+        parts += [diff, box_means(diff, (asymmetry_box,))]
+    out = np.concatenate(parts, axis=-1)
+    return out[0] if single else out

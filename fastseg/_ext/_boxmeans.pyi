@@ -1,0 +1,9 @@
+import numpy as np
+from numpy.typing import NDArray
+
+def box_means(
+    images: NDArray[np.float32],
+    sizes: NDArray[np.intp],
+    out: NDArray[np.float32],
+    integral: NDArray[np.float64],
+) -> None: ...
