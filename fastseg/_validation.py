@@ -29,6 +29,7 @@ __all__ = [
     "check_scaler_width",
     "check_linear_model",
     "check_mlp_model",
+    "check_mlp_weights",
     "check_finite_weights",
 ]
 
@@ -406,6 +407,50 @@ def check_linear_model(model, k: int, n_channels: int, name: str = "model"):
     return coef, float(intercept[0]) if intercept.size else 0.0
 
 
+def check_mlp_weights(coefs, intercepts, activation, k: int, n_channels: int, name: str = "model"):
+    """Validate raw binary-MLP weights: layers chaining from ``k*k*C`` inputs to one logistic output.
+
+    Parameters
+    ----------
+    coefs : sequence of array-like of shape (n_in, n_out)
+        As ``MLPClassifier.coefs_``; the last layer has one output unit.
+    intercepts : sequence of array-like of shape (n_out,)
+        As ``MLPClassifier.intercepts_``.
+    activation : {"identity", "relu", "tanh", "logistic"}
+        The hidden layers' activation (the output unit is logistic).
+    k, n_channels : int
+        Window size and channel count the first layer must match.
+
+    Returns
+    -------
+    coefs : list of ndarray, dtype=float64
+    intercepts : list of ndarray, dtype=float64
+    activation : str
+    """
+    if not isinstance(activation, str):
+        raise TypeError(f"{name} activation must be one of {_MLP_ACTIVATIONS}, got {_describe(activation)}")
+    if activation not in _MLP_ACTIVATIONS:
+        raise ValueError(f"{name} activation must be one of {_MLP_ACTIVATIONS}, got {activation!r}")
+    if isinstance(coefs, np.ndarray) or isinstance(intercepts, np.ndarray):
+        raise TypeError(f"{name} coefs and intercepts must be sequences of arrays, one per layer")
+    coefs = [_check_weights(w, f"{name} coefs[{i}]", ndim=(2,)) for i, w in enumerate(coefs)]
+    intercepts = [_check_weights(b, f"{name} intercepts[{i}]", ndim=(1,)) for i, b in enumerate(intercepts)]
+    if not coefs or len(coefs) != len(intercepts):
+        raise ValueError(
+            f"{name} needs one intercept vector per layer and at least one layer, got {len(coefs)} "
+            f"weight matrices and {len(intercepts)} intercept vectors"
+        )
+    for i, (w, b) in enumerate(zip(coefs, intercepts)):
+        if (i and w.shape[0] != coefs[i - 1].shape[1]) or b.shape[0] != w.shape[1]:
+            raise ValueError(f"{name}: layer {i} weights {w.shape} and intercepts {b.shape} do not chain")
+    if coefs[-1].shape[1] != 1:
+        raise ValueError(
+            f"{name} must be a binary MLP with one output unit, got {coefs[-1].shape[1]} outputs"
+        )
+    _check_n_inputs(coefs[0].shape[0], k, n_channels, name)
+    return coefs, intercepts, activation
+
+
 def check_mlp_model(model, k: int, n_channels: int, name: str = "model"):
     """Validate a fitted binary ``sklearn.neural_network.MLPClassifier``.
 
@@ -421,7 +466,8 @@ def check_mlp_model(model, k: int, n_channels: int, name: str = "model"):
 
     if not isinstance(model, MLPClassifier):
         raise TypeError(
-            f"{name} must be a fitted MLPClassifier or a Pipeline ending in one, got {_describe(model)}"
+            f"{name} must be a fitted MLPClassifier, a Pipeline ending in one, or MLPWeights; "
+            f"got {_describe(model)}"
         )
     _check_fitted(model, name)
     if getattr(model, "out_activation_", None) != "logistic" or model.n_outputs_ != 1 or len(model.classes_) != 2:
@@ -429,15 +475,7 @@ def check_mlp_model(model, k: int, n_channels: int, name: str = "model"):
             f"{name} must be a binary MLPClassifier (two classes, one logistic output), got "
             f"{len(model.classes_)} classes and out_activation_={getattr(model, 'out_activation_', None)!r}"
         )
-    if model.activation not in _MLP_ACTIVATIONS:
-        raise ValueError(f"{name}.activation must be one of {_MLP_ACTIVATIONS}, got {model.activation!r}")
-    coefs = [_check_weights(w, f"{name}.coefs_[{i}]", ndim=(2,)) for i, w in enumerate(model.coefs_)]
-    intercepts = [_check_weights(b, f"{name}.intercepts_[{i}]", ndim=(1,)) for i, b in enumerate(model.intercepts_)]
-    for i, (w, b) in enumerate(zip(coefs, intercepts)):
-        if (i and w.shape[0] != coefs[i - 1].shape[1]) or b.shape[0] != w.shape[1]:
-            raise ValueError(f"{name}: layer {i} weights {w.shape} and intercepts {b.shape} do not chain")
-    _check_n_inputs(coefs[0].shape[0], k, n_channels, name)
-    return coefs, intercepts, model.activation
+    return check_mlp_weights(model.coefs_, model.intercepts_, model.activation, k, n_channels, name)
 
 
 def check_finite_weights(arrays, name: str = "model") -> None:

@@ -6,9 +6,10 @@ Scoring a pixel classifier the obvious way builds the window feature matrix
 ``predict_proba``.  The kernels here never build that matrix:
 
 - a **linear** model over windows is a ``k x k x C`` correlation of the image
-  with its weights; :func:`linear_scores` pads each image once into channel
-  planes and adds one weighted, contiguous image row per tap to a block of
-  output pixels held in vector registers;
+  with its weights; :func:`linear_scores` pads each image and adds one
+  weighted, contiguous run of a padded row per tap to a block of output pixels
+  held in vector registers (see ``fastseg/_ext/_linear.pyx`` for the two layouts
+  and the AVX2 run-time dispatch);
 - an **MLP** (:func:`mlp_scores`) gathers a tile of a few hundred windows into
   a small buffer that stays in cache, multiplies it by the first layer with
   single-precision BLAS (``scipy.linalg.cython_blas.sgemm``), and runs the
@@ -36,6 +37,8 @@ agree with ``window_features(images, k) @ coef + intercept`` and with
 """
 from __future__ import annotations
 
+from typing import NamedTuple, Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -49,6 +52,7 @@ from ._validation import (
     check_linear_model,
     check_masks,
     check_mlp_model,
+    check_mlp_weights,
     check_mode,
     check_n_jobs,
     check_pipeline,
@@ -57,14 +61,65 @@ from ._validation import (
 )
 from .features import pad_index, padded_scratch
 
-__all__ = ["linear_scores", "mlp_scores"]
+__all__ = ["linear_scores", "mlp_scores", "MLPWeights"]
+
+
+class MLPWeights(NamedTuple):
+    """The raw weights of a binary MLP, accepted by :func:`mlp_scores` in place of an estimator.
+
+    Laid out as scikit-learn's ``MLPClassifier`` stores them (``coefs_``,
+    ``intercepts_``, ``activation``), e.g. to score with weights loaded from a
+    file without unpickling an estimator.
+
+    Attributes
+    ----------
+    coefs : sequence of array-like of shape (n_in, n_out)
+        One matrix per layer; the first has ``k*k*C`` rows (feature column
+        order of :func:`fastseg.feature_offsets`), the last one column.
+    intercepts : sequence of array-like of shape (n_out,)
+        One bias vector per layer.
+    activation : {"identity", "relu", "tanh", "logistic"}
+        Activation of the hidden layers; the output unit is logistic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg import mlp_scores
+    >>> from fastseg.scoring import MLPWeights
+    >>> w = MLPWeights([np.ones((9, 2)), np.ones((2, 1))], [np.zeros(2), np.zeros(1)], "relu")
+    >>> mlp_scores(np.zeros((4, 4, 1)), w, k=3)[0, 0]
+    np.float32(0.5)
+    """
+
+    coefs: Sequence[ArrayLike]
+    intercepts: Sequence[ArrayLike]
+    activation: str
 
 #: Activation codes understood by the MLP kernel.
 _ACTIVATION_CODES = {"identity": 0, "relu": 1, "tanh": 2, "logistic": 3}
 
-#: Windows per tile in the MLP kernel: a 256 x k*k*C float32 tile (100 KB at
-#: k=5, C=4) and its hidden activations stay in L2 while all layers run on it.
-_MLP_TILE = 256
+#: Windows per tile in the MLP kernel: a 64 x k*k*C float32 tile (25 KB at k=5,
+#: C=4) and its hidden activations stay in L1/L2 while all layers run on it
+#: (measured on 240x240x4 slices: 64 is as fast as 32 and faster than 128-512).
+_MLP_TILE = 64
+
+#: Output rows per band in the planar linear kernel: a 32-row band of padded
+#: planes (150 KB for 240x240x4 at k=7) stays in L2 between padding and scoring.
+_LINEAR_BAND = 32
+
+_blas_controller = None
+
+
+def _single_threaded_blas():
+    """Context manager capping BLAS to one thread: each tile's GEMM is small, and
+    parallelism comes from ``n_jobs`` over images.  The threadpoolctl controller is
+    built once (building it scans the loaded libraries, ~1 ms)."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def _fold_scalers(scalers, W: np.ndarray, b: np.ndarray):
@@ -173,34 +228,45 @@ def linear_scores(
     """
     # The kernel checks finiteness during its padding copy (in parallel, at no
     # extra pass over memory); the exact check of check_images runs only if it flags.
+    # Without a mask every pixel is scored, and a NaN or infinite input makes its
+    # own pixel's score non-finite (0 * inf is NaN): the kernels report that, so the
+    # exact O(n) check of check_images only runs when they flag (or with a mask).
     batch, single, k, mode, m, fill_value, n_jobs, rowmap, colmap = _prepare(
-        images, k, mode, mask, fill_value, n_jobs, check_finite=False
+        images, k, mode, mask, fill_value, n_jobs, check_finite=mask is not None
     )
     N, H, W, C = batch.shape
     scalers, classifier = check_pipeline(model)
     coef, intercept = check_linear_model(classifier, k, C)
     check_scaler_width(scalers, coef.shape[0], k, C)
     w, b = _fold_scalers(scalers, coef[:, None], np.array([intercept]))
-    # Kernel weight layout: (C, k, k), one k x k plane per channel.
     with np.errstate(over="ignore"):  # overflow to inf is reported just below
-        weights = np.ascontiguousarray(w[:, 0].reshape(k, k, C).transpose(2, 0, 1), dtype=np.float32)
+        weights = w[:, 0].astype(np.float32).reshape(k, k, C)  # feature order (dy, dx, c)
         bias = np.float32(b[0])
     check_finite_weights((weights, bias))
 
     out = np.empty((N, H, W), dtype=np.float32)
     r = k // 2
-    block = _linear.BLOCK
-    row_len = -(-W // block) * block + 2 * r
+    if _linear.interleaved_ok(C, W):
+        kernel = _linear.linear_scores_interleaved
+
+        def scratch() -> np.ndarray:
+            return padded_scratch(H, W, C, k)
+    else:
+        kernel = _linear.linear_scores_planar
+        row_len = -(-W // _linear.BLOCK) * _linear.BLOCK + 2 * r
+        band = min(H, _LINEAR_BAND)
+
+        def scratch() -> np.ndarray:
+            return np.empty((C, band + 2 * r, row_len), dtype=np.float32)
 
     def work(start: int, stop: int) -> int:
-        planes = np.empty((C, H + 2 * r, row_len), dtype=np.float32)
-        return _linear.linear_scores(
+        return kernel(
             batch[start:stop], rowmap, colmap, weights, bias,
-            None if m is None else m[start:stop], fill_value, out[start:stop], planes,
+            None if m is None else m[start:stop], fill_value, out[start:stop], scratch(),
         )
 
     if sum(run_chunks(work, N, n_jobs)):
-        check_images(images)  # raises the usual ValueError if a value really is NaN or infinite
+        check_images(images)  # raises the usual ValueError if an input value is NaN or infinite
     return out[0] if single else out
 
 
@@ -219,18 +285,19 @@ def mlp_scores(
     Equal (to float32 rounding) to
     ``model.predict_proba(window_features(images, k, mode=mode))[:, 1]`` reshaped
     to ``(N, H, W)``.  The feature matrix is never built: windows are gathered a
-    tile of 256 pixels at a time into a small buffer, pushed through all layers
+    tile of 64 pixels at a time into a small buffer, pushed through all layers
     (first layer by single-precision BLAS), and only the probabilities are kept.
 
     Parameters
     ----------
     images : array-like of shape (H, W, C) or (N, H, W, C)
         One image or a stack, any real dtype (computed in float32); finite.
-    model : MLPClassifier or Pipeline
+    model : MLPClassifier, Pipeline or MLPWeights
         A fitted binary ``sklearn.neural_network.MLPClassifier`` (any number of
         hidden layers; activation relu, tanh, logistic or identity) fitted on
-        ``window_features(..., k)``, or a ``Pipeline`` of ``StandardScaler``
-        steps ending in one (folded into the first layer, see the module notes).
+        ``window_features(..., k)``; a ``Pipeline`` of ``StandardScaler``
+        steps ending in one (folded into the first layer, see the module notes);
+        or the raw weights as :class:`MLPWeights`.
     k : int
         Odd window size the model was fitted with.
     mode : {"reflect", "constant", "edge"}, default="reflect"
@@ -252,8 +319,8 @@ def mlp_scores(
     Raises
     ------
     TypeError
-        If ``model`` is not an MLPClassifier (or Pipeline ending in one), or an
-        argument has the wrong type.
+        If ``model`` is not an MLPClassifier (or Pipeline ending in one) or
+        MLPWeights, or an argument has the wrong type.
     ValueError
         If the model is not fitted (``NotFittedError``) or not binary, its input
         width is not ``k*k*C`` (wrong ``k`` or channel count), its weights are
@@ -280,7 +347,10 @@ def mlp_scores(
     )
     N, H, W, C = batch.shape
     scalers, classifier = check_pipeline(model)
-    coefs, intercepts, activation = check_mlp_model(classifier, k, C)
+    if isinstance(classifier, MLPWeights):
+        coefs, intercepts, activation = check_mlp_weights(*classifier, k, C)
+    else:
+        coefs, intercepts, activation = check_mlp_model(classifier, k, C)
     check_scaler_width(scalers, coefs[0].shape[0], k, C)
     coefs = list(coefs)
     intercepts = list(intercepts)
@@ -307,5 +377,6 @@ def mlp_scores(
             padded, tile, act, index,
         )
 
-    run_chunks(work, N, n_jobs)
+    with _single_threaded_blas():
+        run_chunks(work, N, n_jobs)
     return out[0] if single else out

@@ -431,7 +431,7 @@ def test_non_finite_weights(small):
     mlp = random_mlp(np.random.default_rng(0), 36, (4,))
     mlp.coefs_[1] = mlp.coefs_[1].copy()
     mlp.coefs_[1][0, 0] = np.inf
-    with pytest.raises(ValueError, match=r"model.coefs_\[1\] must contain only finite values"):
+    with pytest.raises(ValueError, match=r"model coefs\[1\] must contain only finite values"):
         mlp_scores(small["images"], mlp, 3)
     huge = (np.full(36, 1e39), 0.0)   # finite in float64, inf once cast to float32 / folded
     pipe = make_pipeline(StandardScaler(), small["svc"])
@@ -490,20 +490,32 @@ def test_kernels_check_buffers():
     """The kernels' own O(1) checks that keep memory safe when called directly."""
     images = np.zeros((1, 5, 6, 2), np.float32)
     rowmap, colmap = pad_index(5, 1, "edge"), pad_index(6, 1, "edge")
-    weights = np.zeros((2, 3, 3), np.float32)
+    weights = np.zeros((3, 3, 2), np.float32)
     out = np.empty((1, 5, 6), np.float32)
-    planes = np.empty((2, 7, _linear.BLOCK + 2), np.float32)
-    _linear.linear_scores(images, rowmap, colmap, weights, 0.0, None, 0.0, out, planes)
+    planes = np.empty((2, 3, _linear.BLOCK + 2), np.float32)
+    _linear.linear_scores_planar(images, rowmap, colmap, weights, 0.0, None, 0.0, out, planes)
     with pytest.raises(ValueError, match="planes must have shape"):
-        _linear.linear_scores(images, rowmap, colmap, weights, 0.0, None, 0.0, out,
-                              np.empty((2, 7, 8), np.float32))
-    with pytest.raises(ValueError, match="weights must have 2 channel planes"):
-        _linear.linear_scores(images, rowmap, colmap, weights[:1], 0.0, None, 0.0, out, planes)
+        _linear.linear_scores_planar(images, rowmap, colmap, weights, 0.0, None, 0.0, out,
+                                     np.empty((2, 7, 8), np.float32))
+    with pytest.raises(ValueError, match=r"weights must have shape \(k, k, 2\)"):
+        _linear.linear_scores_planar(images, rowmap, colmap, weights[..., :1].copy(), 0.0, None, 0.0, out, planes)
     with pytest.raises(ValueError, match="rowmap holds an index outside"):
-        _linear.linear_scores(images, rowmap + 1, colmap, weights, 0.0, None, 0.0, out, planes)
+        _linear.linear_scores_planar(images, rowmap + 1, colmap, weights, 0.0, None, 0.0, out, planes)
     with pytest.raises(ValueError, match="out must have shape"):
-        _linear.linear_scores(images, rowmap, colmap, weights, 0.0, None, 0.0, out[:, :4].copy(), planes)
+        _linear.linear_scores_planar(images, rowmap, colmap, weights, 0.0, None, 0.0, out[:, :4].copy(), planes)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        _linear.linear_scores_planar(images, rowmap, colmap, weights, 0.0, np.ones((1, 5, 5), np.uint8), 0.0,
+                                     out, planes)
+    with pytest.raises(ValueError, match="interleaved kernel needs C == 4"):
+        _linear.linear_scores_interleaved(images, rowmap, colmap, weights, 0.0, None, 0.0, out,
+                                          np.empty((7, 8, 2), np.float32))
     assert _linear.simd_path() in ("avx2+fma", "baseline")
+    if _linear.interleaved_ok(4, 20):
+        images4 = np.zeros((1, 5, 20, 4), np.float32)
+        with pytest.raises(ValueError, match="padded must have shape"):
+            _linear.linear_scores_interleaved(images4, rowmap, pad_index(20, 1, "edge"), np.zeros((3, 3, 4), np.float32),
+                                              0.0, None, 0.0, np.empty((1, 5, 20), np.float32),
+                                              np.empty((7, 21, 4), np.float32))
 
     weights = np.zeros(18 * 4 + 4, np.float32)
     biases = np.zeros(5, np.float32)
@@ -538,7 +550,69 @@ def test_non_finite_images_rejected(C, where, bad):
             linear_scores(images, (np.zeros(9 * C), 0.0), 3, mode=mode, mask=np.zeros((2, 9, 11), bool))
 
 
+@pytest.mark.parametrize("C", [1, 4])
+def test_non_finite_images_rejected_without_mask(C):
+    """Without a mask the kernels detect NaN/inf through the pixel's own (non-finite) score."""
+    for where in [(0, 0, 0), (1, 8, 39), (0, 4, 17)]:
+        images = np.random.default_rng(1).random((2, 9, 40, C), dtype=np.float32)
+        images[where + (C - 1,)] = np.inf
+        coef = np.zeros(9 * C)  # even all-zero weights: 0 * inf is NaN
+        for mode in MODES:
+            with pytest.raises(ValueError, match=r"images must contain only finite values, got 1 NaN"):
+                linear_scores(images, (coef, 0.0), 3, mode=mode)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7, 9])
+@pytest.mark.parametrize("W", [16, 17, 31, 64, 100])
+def test_both_linear_layouts(k, W):
+    """The planar kernel (any C, any CPU) and the interleaved one (C=4, AVX2) against the reference."""
+    rng = np.random.default_rng(k * W)
+    H = 11
+    images = random_images(rng, (2, H, W, 4))
+    coef = rng.standard_normal(k * k * 4)
+    mask = rng.random((2, H, W)) < 0.3
+    r = k // 2
+    rowmap, colmap = pad_index(H, r, "reflect"), pad_index(W, r, "reflect")
+    weights = coef.astype(np.float32).reshape(k, k, 4)
+    for m in (None, mask):
+        ref = _reference.linear_scores(images, coef, 0.5, k, mask=m, fill_value=-1.0)
+        out = np.empty((2, H, W), np.float32)
+        planes = np.empty((4, 3 + 2 * r, -(-W // _linear.BLOCK) * _linear.BLOCK + 2 * r), np.float32)
+        uint8 = None if m is None else m.view(np.uint8)
+        assert _linear.linear_scores_planar(images, rowmap, colmap, weights, 0.5, uint8, -1.0, out, planes) == 0
+        np.testing.assert_allclose(out, ref, **LIN_TOL)
+        if _linear.interleaved_ok(4, W):
+            out = np.empty((2, H, W), np.float32)
+            padded = np.empty((H + 2 * r, W + 2 * r, 4), np.float32)
+            assert _linear.linear_scores_interleaved(images, rowmap, colmap, weights, 0.5, uint8, -1.0, out,
+                                                     padded) == 0
+            np.testing.assert_allclose(out, ref, **LIN_TOL)
+
+
 def test_huge_finite_images_accepted():
     images = np.full((1, 6, 7, 4), 3e38, dtype=np.float32)
     scores = linear_scores(images, (np.full(36, 1e-3), 0.0), 3)
     np.testing.assert_allclose(scores, 36 * 3e35, rtol=1e-5)
+
+
+def test_mlp_weights_container():
+    from fastseg.scoring import MLPWeights
+
+    rng = np.random.default_rng(9)
+    images = random_images(rng, (2, 7, 20, 4))
+    mlp = random_mlp(rng, 36, (6, 3), activation="logistic")
+    weights = MLPWeights(mlp.coefs_, mlp.intercepts_, mlp.activation)
+    np.testing.assert_array_equal(mlp_scores(images, weights, 3), mlp_scores(images, mlp, 3))
+    np.testing.assert_allclose(mlp_scores(images, weights, 3), ref_mlp(images, mlp, 3), **MLP_TOL)
+    with pytest.raises(ValueError, match=r"model activation must be one of"):
+        mlp_scores(images, weights._replace(activation="softmax"), 3)
+    with pytest.raises(TypeError, match=r"model activation must be one of"):
+        mlp_scores(images, weights._replace(activation=None), 3)
+    with pytest.raises(ValueError, match=r"binary MLP with one output unit, got 2"):
+        mlp_scores(images, MLPWeights([np.ones((36, 2))], [np.zeros(2)], "relu"), 3)
+    with pytest.raises(ValueError, match=r"layer 1 weights \(5, 1\) and intercepts \(1,\) do not chain"):
+        mlp_scores(images, MLPWeights([np.ones((36, 4)), np.ones((5, 1))], [np.zeros(4), np.zeros(1)], "relu"), 3)
+    with pytest.raises(ValueError, match=r"one intercept vector per layer"):
+        mlp_scores(images, MLPWeights([np.ones((36, 1))], [], "relu"), 3)
+    with pytest.raises(ValueError, match=r"model takes 36 input features, but k=5"):
+        mlp_scores(images, weights, 5)

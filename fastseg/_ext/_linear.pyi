@@ -4,7 +4,8 @@ from numpy.typing import NDArray
 BLOCK: int
 
 def simd_path() -> str: ...
-def linear_scores(
+def interleaved_ok(n_channels: int, width: int) -> bool: ...
+def linear_scores_planar(
     images: NDArray[np.float32],
     rowmap: NDArray[np.intp],
     colmap: NDArray[np.intp],
@@ -14,4 +15,15 @@ def linear_scores(
     fill_value: float,
     out: NDArray[np.float32],
     planes: NDArray[np.float32],
+) -> int: ...
+def linear_scores_interleaved(
+    images: NDArray[np.float32],
+    rowmap: NDArray[np.intp],
+    colmap: NDArray[np.intp],
+    weights: NDArray[np.float32],
+    intercept: float,
+    mask: NDArray[np.uint8] | None,
+    fill_value: float,
+    out: NDArray[np.float32],
+    padded: NDArray[np.float32],
 ) -> int: ...

@@ -1,30 +1,46 @@
 """Fused linear scoring: a k x k x C correlation of each image with the model's weights.
 
 A linear model over window features scores pixel ``(y, x)`` as
-``b + sum_{dy, dx, c} w[dy, dx, c] * padded[y + dy, x + dx, c]``.  Each image is
-padded once into channel planes (``_padded.pad_image_planar``), after which
-every tap ``(c, dy, dx)`` adds ``w * plane_row`` to a block of output pixels:
-a contiguous multiply-add along x that vectorises.  A block of ``BLOCK``
-outputs is kept in registers while all ``k * k * C`` taps are added, so the
-only memory traffic is reading the padded rows.
+``b + sum_{dy, dx, c} w[dy, dx, c] * padded[y + dy, x + dx, c]``: every tap
+adds a weighted, contiguous run of the padded image to a block of outputs held
+in vector registers, so the only memory traffic is reading padded rows.  Two
+layouts feed that loop:
 
-The inner loop is written in C (below) with GCC/Clang vector extensions and
-compiled twice: once for AVX2+FMA (``__attribute__((target("avx2,fma")))``),
-once for the baseline ISA of the build flags.  The AVX2 version is chosen at
-run time with ``__builtin_cpu_supports``, so the extension stays portable
-(no ``-march=native``).  Other compilers get a plain scalar loop.
+- **interleaved** (four channels, AVX2+FMA, ``W >= 16``): the image padded as is
+  (``_padded.pad_image``, a row copy).  An 8-float vector holds two pixels x
+  four channels, so tap ``(dy, dx)`` is one FMA per vector with the weights
+  ``w[dy, dx, 0:4]`` repeated twice; at the end of a block the four channel
+  partial sums of each pixel are added with two horizontal adds.  No
+  transposition is needed at all.
+- **planar** (any C, any CPU): a band of rows is padded into channel planes
+  (``_padded.pad_rows_planar``), and tap ``(dy, dx, c)`` multiplies one
+  channel's row by a scalar weight.
+
+The inner loops are C (below): the interleaved one with AVX2 intrinsics in a
+function compiled with ``__attribute__((target("avx2,fma")))``, the planar one
+with GCC/Clang vector extensions compiled both for AVX2+FMA and for the build's
+baseline.  ``__builtin_cpu_supports`` picks at run time, so the extension stays
+portable (no ``-march=native``); other compilers get plain scalar loops.
+
+Both kernels report how many images produced a non-finite score: every input
+value enters at least its own pixel's score (``0 * NaN`` and ``0 * inf`` are
+NaN), so when every pixel is scored this detects NaN or infinite inputs without
+a separate pass.
 
 Compiler directives are set once, in setup.py.
 """
-from ._padded cimport check_pad_maps, pad_image_planar
+from ._padded cimport check_pad_maps, pad_image, pad_rows_planar
 
 cdef extern from *:
     """
     #include <string.h>
     #include <stddef.h>
+    #include <stdint.h>
 
-    /* Output pixels per register block: 8 vectors of 8 floats = 8 independent FMA chains. */
+    /* Planar layout: output pixels per register block, 8 vectors of 8 floats. */
     #define FS_LIN_BLOCK 64
+    /* Interleaved layout: output pixels per register block (8 vectors of 2 pixels x 4 channels). */
+    #define FS_LIN_IBLOCK 16
 
     #if defined(__GNUC__) && !defined(__INTEL_COMPILER)
     #define FS_LIN_VECTOR 1
@@ -37,15 +53,25 @@ cdef extern from *:
 
     #if FS_LIN_VECTOR && (defined(__x86_64__) || defined(__i386__))
     #define FS_LIN_DISPATCH 1
+    #include <immintrin.h>
     #else
     #define FS_LIN_DISPATCH 0
     #endif
 
-    /* Scores of one block of up to FS_LIN_BLOCK pixels of output row y, starting at x0.
-       planes: (C, Hp, row_len) padded channel planes, row_len >= x0 + FS_LIN_BLOCK + k - 1.
-       wt: (C, k, k) weights.  acc_out receives FS_LIN_BLOCK scores. */
+    static FS_ALWAYS_INLINE int fs_is_finite(float v)
+    {
+        uint32_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        return (bits & 0x7f800000u) != 0x7f800000u;
+    }
+
+    /* ---------------------------------------------------------------- planar layout */
+
+    /* Scores of one block of FS_LIN_BLOCK pixels of output row y from x0.
+       planes: C padded channel planes (rows of row_len floats, planes `plane` floats
+       apart), row_len >= x0 + FS_LIN_BLOCK + k - 1.  wt: (k, k, C) weights. */
     static FS_ALWAYS_INLINE void fs_lin_block(
-        const float *planes, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t row_len, ptrdiff_t k,
+        const float *planes, ptrdiff_t C, ptrdiff_t plane, ptrdiff_t row_len, ptrdiff_t k,
         const float *wt, float bias, ptrdiff_t y, ptrdiff_t x0, float *acc_out)
     {
         ptrdiff_t c, dy, dx;
@@ -55,11 +81,11 @@ cdef extern from *:
         a0 = b; a1 = b; a2 = b; a3 = b; a4 = b; a5 = b; a6 = b; a7 = b;
         for (c = 0; c < C; c++) {
             for (dy = 0; dy < k; dy++) {
-                const float *src = planes + (c * Hp + y + dy) * row_len + x0;
-                const float *w = wt + (c * k + dy) * k;
+                const float *src = planes + c * plane + (y + dy) * row_len + x0;
+                const float *w = wt + dy * k * C + c;
                 for (dx = 0; dx < k; dx++) {
                     const float *s = src + dx;
-                    const float wd = w[dx];
+                    const float wd = w[dx * C];
                     memcpy(&v, s, 32);      a0 += wd * v;
                     memcpy(&v, s + 8, 32);  a1 += wd * v;
                     memcpy(&v, s + 16, 32); a2 += wd * v;
@@ -80,10 +106,10 @@ cdef extern from *:
         for (i = 0; i < FS_LIN_BLOCK; i++) acc_out[i] = bias;
         for (c = 0; c < C; c++) {
             for (dy = 0; dy < k; dy++) {
-                const float *src = planes + (c * Hp + y + dy) * row_len + x0;
-                const float *w = wt + (c * k + dy) * k;
+                const float *src = planes + c * plane + (y + dy) * row_len + x0;
+                const float *w = wt + dy * k * C + c;
                 for (dx = 0; dx < k; dx++) {
-                    const float wd = w[dx];
+                    const float wd = w[dx * C];
                     for (i = 0; i < FS_LIN_BLOCK; i++) acc_out[i] += wd * src[dx + i];
                 }
             }
@@ -91,55 +117,97 @@ cdef extern from *:
     #endif
     }
 
-    /* All scores of one padded image; mask (H, W) may be NULL (score every pixel). */
-    static FS_ALWAYS_INLINE void fs_lin_image_body(
+    /* Store n scores of a block: masked pixels get fill.  Returns 1 if a computed score is not finite. */
+    static FS_ALWAYS_INLINE int fs_lin_store(const float *acc, ptrdiff_t n, const unsigned char *mrow,
+                                             float fill, float *orow)
+    {
+        ptrdiff_t i;
+        int bad = 0;
+        if (mrow) {
+            for (i = 0; i < n; i++) {
+                if (mrow[i]) { orow[i] = acc[i]; bad |= !fs_is_finite(acc[i]); }
+                else orow[i] = fill;
+            }
+        } else {
+            i = 0;
+    #if FS_LIN_VECTOR
+            {   /* Eight at a time: a scalar store-and-test loop costs as much as a k=3 block. */
+                typedef uint32_t fs_u8 __attribute__((vector_size(32)));
+                const fs_u8 expo = {0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u,
+                                    0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u};
+                fs_u8 u, badv = {0, 0, 0, 0, 0, 0, 0, 0};
+                for (; i + 8 <= n; i += 8) {
+                    memcpy(&u, acc + i, 32);
+                    memcpy(orow + i, acc + i, 32);
+                    badv |= (fs_u8)((u & expo) == expo);
+                }
+                for (int j = 0; j < 8; j++) bad |= badv[j] != 0;
+            }
+    #endif
+            for (; i < n; i++) { orow[i] = acc[i]; bad |= !fs_is_finite(acc[i]); }
+        }
+        return bad;
+    }
+
+    /* Does the mask select any of these n pixels?  (NULL mask: all.) Fills the rest otherwise. */
+    static FS_ALWAYS_INLINE int fs_lin_any(const unsigned char *mrow, ptrdiff_t n, float fill, float *orow)
+    {
+        ptrdiff_t i;
+        unsigned char any = 0;
+        if (!mrow) return 1;
+        for (i = 0; i < n; i++) any |= mrow[i];
+        if (!any)
+            for (i = 0; i < n; i++) orow[i] = fill;
+        return any != 0;
+    }
+
+    /* Scores of H output rows from their planes (H + k - 1 padded rows each). */
+    static FS_ALWAYS_INLINE int fs_lin_planar_body(
         const float *planes, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t row_len,
-        ptrdiff_t k, const float *wt, float bias,
+        ptrdiff_t plane, ptrdiff_t k, const float *wt, float bias,
         const unsigned char *mask, float fill, float *out)
     {
-        const ptrdiff_t Hp = H + k - 1;
-        ptrdiff_t y, x0, i, n;
+        ptrdiff_t y, x0, n;
+        int bad = 0;
         float acc[FS_LIN_BLOCK];
         for (y = 0; y < H; y++) {
-            float *orow = out + y * W;
-            const unsigned char *mrow = mask ? mask + y * W : NULL;
             for (x0 = 0; x0 < W; x0 += FS_LIN_BLOCK) {
+                const unsigned char *mrow = mask ? mask + y * W + x0 : NULL;
                 n = W - x0 < FS_LIN_BLOCK ? W - x0 : FS_LIN_BLOCK;
-                if (mrow) {
-                    int any = 0;
-                    for (i = 0; i < n; i++) any |= mrow[x0 + i];
-                    if (!any) {
-                        for (i = 0; i < n; i++) orow[x0 + i] = fill;
-                        continue;
-                    }
-                }
-                fs_lin_block(planes, C, Hp, row_len, k, wt, bias, y, x0, acc);
-                if (mrow) {
-                    for (i = 0; i < n; i++) orow[x0 + i] = mrow[x0 + i] ? acc[i] : fill;
-                } else {
-                    memcpy(orow + x0, acc, n * sizeof(float));
-                }
+                if (!fs_lin_any(mrow, n, fill, out + y * W + x0)) continue;
+                fs_lin_block(planes, C, plane, row_len, k, wt, bias, y, x0, acc);
+                bad |= fs_lin_store(acc, n, mrow, fill, out + y * W + x0);
             }
         }
+        return bad;
     }
+
+    /* Literal window sizes let the compiler unroll the tap loops (k = 3, 5, 7 are
+       the sizes used in practice); other sizes run the generic body. */
+    #define FS_LIN_K_SWITCH(BODY, ...)                       \\
+        switch (k) {                                         \\
+        case 3: return BODY(__VA_ARGS__, 3, wt, bias, mask, fill, out); \\
+        case 5: return BODY(__VA_ARGS__, 5, wt, bias, mask, fill, out); \\
+        case 7: return BODY(__VA_ARGS__, 7, wt, bias, mask, fill, out); \\
+        default: return BODY(__VA_ARGS__, k, wt, bias, mask, fill, out); \\
+        }
+
+    #define FS_LIN_PLANAR_ARGS                                                         \\
+        const float *planes, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t row_len, \\
+        ptrdiff_t plane, ptrdiff_t k, const float *wt, float bias,                     \\
+        const unsigned char *mask, float fill, float *out
 
     #if FS_LIN_DISPATCH
     __attribute__((target("avx2,fma")))
-    static void fs_lin_image_avx2(
-        const float *planes, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t row_len,
-        ptrdiff_t k, const float *wt, float bias,
-        const unsigned char *mask, float fill, float *out)
+    static int fs_lin_planar_avx2(FS_LIN_PLANAR_ARGS)
     {
-        fs_lin_image_body(planes, C, H, W, row_len, k, wt, bias, mask, fill, out);
+        FS_LIN_K_SWITCH(fs_lin_planar_body, planes, C, H, W, row_len, plane)
     }
     #endif
 
-    static void fs_lin_image_base(
-        const float *planes, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t row_len,
-        ptrdiff_t k, const float *wt, float bias,
-        const unsigned char *mask, float fill, float *out)
+    static int fs_lin_planar_base(FS_LIN_PLANAR_ARGS)
     {
-        fs_lin_image_body(planes, C, H, W, row_len, k, wt, bias, mask, fill, out);
+        FS_LIN_K_SWITCH(fs_lin_planar_body, planes, C, H, W, row_len, plane)
     }
 
     static int fs_lin_use_avx2(void)
@@ -158,92 +226,266 @@ cdef extern from *:
     #endif
     }
 
-    static void fs_lin_image(
-        const float *planes, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t row_len,
-        ptrdiff_t k, const float *wt, float bias,
-        const unsigned char *mask, float fill, float *out)
+    /* Returns 1 if a computed score is not finite. */
+    static int fs_lin_planar(FS_LIN_PLANAR_ARGS)
     {
     #if FS_LIN_DISPATCH
-        if (fs_lin_use_avx2()) {
-            fs_lin_image_avx2(planes, C, H, W, row_len, k, wt, bias, mask, fill, out);
-            return;
-        }
+        if (fs_lin_use_avx2())
+            return fs_lin_planar_avx2(planes, C, H, W, row_len, plane, k, wt, bias, mask, fill, out);
     #endif
-        fs_lin_image_base(planes, C, H, W, row_len, k, wt, bias, mask, fill, out);
+        return fs_lin_planar_base(planes, C, H, W, row_len, plane, k, wt, bias, mask, fill, out);
     }
+
+    /* ------------------------------------------------------------ interleaved layout */
+
+    #if FS_LIN_DISPATCH
+    /* Sum each pixel's four channel lanes: a..d hold pixels (0,1), (2,3), (4,5), (6,7);
+       returns the eight pixel sums in order. */
+    __attribute__((target("avx2,fma")))
+    static inline __m256 fs_sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d)
+    {
+        /* hadd(hadd(a, b), hadd(c, d)) holds pixels 0 2 4 6 | 1 3 5 7. */
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+        return _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    }
+
+    /* Scores of output row y, pixels x0 .. x0 + 15, as two vectors.  padded: (H + k - 1,
+       W + k - 1, 4) interleaved; wt: (k, k, 4) weights. */
+    __attribute__((target("avx2,fma")))
+    static FS_ALWAYS_INLINE void fs_lin_iblock_avx2(
+        const float *padded, ptrdiff_t row_len, ptrdiff_t k, const float *wt, __m256 b,
+        ptrdiff_t y, ptrdiff_t x0, __m256 *lo, __m256 *hi)
+    {
+        ptrdiff_t dy, dx;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (dy = 0; dy < k; dy++) {
+            const float *src = padded + (y + dy) * row_len + 4 * x0;
+            const float *w = wt + dy * k * 4;
+            for (dx = 0; dx < k; dx++) {
+                const float *s = src + 4 * dx;
+                const __m256 wv = _mm256_broadcast_ps((const __m128 *)(w + 4 * dx));
+                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 8), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 16), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 24), a3);
+                a4 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 32), a4);
+                a5 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 40), a5);
+                a6 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 48), a6);
+                a7 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + 56), a7);
+            }
+        }
+        *lo = _mm256_add_ps(fs_sum4_avx2(a0, a1, a2, a3), b);
+        *hi = _mm256_add_ps(fs_sum4_avx2(a4, a5, a6, a7), b);
+    }
+
+    __attribute__((target("avx2,fma")))
+    static FS_ALWAYS_INLINE int fs_lin_interleaved_body(
+        const float *padded, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k, const float *wt, float bias,
+        const unsigned char *mask, float fill, float *out)
+    {
+        const ptrdiff_t row_len = (W + k - 1) * 4;
+        const __m256 b = _mm256_set1_ps(bias);
+        const __m256i expo = _mm256_set1_epi32(0x7f800000);
+        __m256i badv = _mm256_setzero_si256();
+        __m256 lo, hi;
+        ptrdiff_t y, x0, start;
+        int bad = 0;
+        float acc[FS_LIN_IBLOCK];
+        for (y = 0; y < H; y++) {
+            for (x0 = 0; x0 < W; x0 += FS_LIN_IBLOCK) {
+                /* The last block ends at the row's end (W >= 16), overlapping its neighbour:
+                   no read past the padded row and no scalar tail. */
+                start = x0 + FS_LIN_IBLOCK <= W ? x0 : W - FS_LIN_IBLOCK;
+                float *orow = out + y * W + start;
+                if (mask) {
+                    const unsigned char *mrow = mask + y * W + start;
+                    if (!fs_lin_any(mrow, FS_LIN_IBLOCK, fill, orow)) continue;
+                    fs_lin_iblock_avx2(padded, row_len, k, wt, b, y, start, &lo, &hi);
+                    _mm256_storeu_ps(acc, lo);
+                    _mm256_storeu_ps(acc + 8, hi);
+                    bad |= fs_lin_store(acc, FS_LIN_IBLOCK, mrow, fill, orow);
+                } else {
+                    fs_lin_iblock_avx2(padded, row_len, k, wt, b, y, start, &lo, &hi);
+                    _mm256_storeu_ps(orow, lo);
+                    _mm256_storeu_ps(orow + 8, hi);
+                    badv = _mm256_or_si256(badv, _mm256_cmpeq_epi32(
+                        _mm256_and_si256(_mm256_castps_si256(lo), expo), expo));
+                    badv = _mm256_or_si256(badv, _mm256_cmpeq_epi32(
+                        _mm256_and_si256(_mm256_castps_si256(hi), expo), expo));
+                }
+            }
+        }
+        return bad | !_mm256_testz_si256(badv, badv);
+    }
+
+    __attribute__((target("avx2,fma")))
+    static int fs_lin_interleaved(const float *padded, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k,
+                                  const float *wt, float bias, const unsigned char *mask, float fill,
+                                  float *out)
+    {
+        FS_LIN_K_SWITCH(fs_lin_interleaved_body, padded, H, W)
+    }
+
+    static int fs_lin_interleaved_ok(ptrdiff_t C, ptrdiff_t W)
+    {
+        return C == 4 && W >= FS_LIN_IBLOCK && fs_lin_use_avx2();
+    }
+    #else
+    static int fs_lin_interleaved(const float *padded, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k,
+                                  const float *wt, float bias, const unsigned char *mask, float fill,
+                                  float *out)
+    {
+        return -1;  /* never called: fs_lin_interleaved_ok is false */
+    }
+
+    static int fs_lin_interleaved_ok(ptrdiff_t C, ptrdiff_t W)
+    {
+        return 0;
+    }
+    #endif
     """
     const Py_ssize_t FS_LIN_BLOCK
     void fs_lin_cpu_init() noexcept nogil
     int fs_lin_use_avx2() noexcept nogil
-    void fs_lin_image(
+    int fs_lin_interleaved_ok(Py_ssize_t C, Py_ssize_t W) noexcept nogil
+    int fs_lin_planar(
         const float* planes, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t row_len,
-        Py_ssize_t k, const float* wt, float bias,
+        Py_ssize_t plane, Py_ssize_t k, const float* wt, float bias,
+        const unsigned char* mask, float fill, float* out,
+    ) noexcept nogil
+    int fs_lin_interleaved(
+        const float* padded, Py_ssize_t H, Py_ssize_t W, Py_ssize_t k, const float* wt, float bias,
         const unsigned char* mask, float fill, float* out,
     ) noexcept nogil
 
 
 fs_lin_cpu_init()
 
-#: Output pixels computed together; the planar scratch rows need ``ceil(W / BLOCK) * BLOCK + k - 1`` floats.
+#: Output pixels per block of the planar kernel; its scratch rows need ``ceil(W / BLOCK) * BLOCK + k - 1`` floats.
 BLOCK = FS_LIN_BLOCK
 
 
 def simd_path():
-    """Which compiled inner loop runs on this CPU: ``"avx2+fma"`` or ``"baseline"``."""
+    """Which compiled inner loops run on this CPU: ``"avx2+fma"`` or ``"baseline"``."""
     return "avx2+fma" if fs_lin_use_avx2() else "baseline"
 
 
-def linear_scores(
-    const float[:, :, :, ::1] images not None,   # IN      (N, H, W, C)
-    const Py_ssize_t[::1] rowmap not None,       # IN      (H + 2r,) padding row map
-    const Py_ssize_t[::1] colmap not None,       # IN      (W + 2r,) padding column map
-    const float[:, :, ::1] weights not None,     # IN      (C, k, k) weights[c, dy, dx]
-    float intercept,
-    const unsigned char[:, :, ::1] mask,         # IN      (N, H, W) non-zero = score, or None = all
-    float fill_value,
-    float[:, :, ::1] out not None,               # OUT     (N, H, W)
-    float[:, :, ::1] planes not None,            # SCRATCH (C, H + 2r, >= ceil(W/BLOCK)*BLOCK + 2r)
-):
-    """Write ``intercept + correlation(image, weights)`` for every pixel of every image into ``out``.
+def interleaved_ok(Py_ssize_t n_channels, Py_ssize_t width):
+    """Whether :func:`linear_scores_interleaved` runs for this channel count and image width on this CPU."""
+    return bool(fs_lin_interleaved_ok(n_channels, width))
 
-    Pixels where ``mask`` is zero get ``fill_value``; blocks of ``BLOCK``
-    pixels of a row without any selected pixel are not computed.
 
-    Returns the number of images holding a NaN or infinite value (checked during
-    the padding copy; a sum of huge finite values may also count, so callers
-    confirm with an exact check before rejecting).
-    """
+cdef int check_common(
+    const float[:, :, :, ::1] images, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
+    const float[:, :, ::1] weights, const unsigned char[:, :, ::1] mask, float[:, :, ::1] out,
+) except -1:
+    """The O(1) facts (and the O(H + W) index maps) that memory safety depends on."""
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
     cdef Py_ssize_t C = images.shape[3]
-    cdef Py_ssize_t k = weights.shape[1]
-    cdef Py_ssize_t r = k // 2
-    cdef Py_ssize_t n_blocks = (W + FS_LIN_BLOCK - 1) // FS_LIN_BLOCK
-    cdef Py_ssize_t row_len = planes.shape[2]
-    cdef Py_ssize_t n, n_bad = 0
-    cdef const unsigned char* mask_ptr = NULL
-    cdef bint has_mask = mask is not None
-    if k < 1 or k % 2 == 0 or weights.shape[2] != k:
-        raise ValueError(f"weights must have shape (C, k, k) with odd k, got {tuple(weights.shape)[:3]}")
-    if weights.shape[0] != C:
-        raise ValueError(f"weights must have {C} channel planes, got {weights.shape[0]}")
-    check_pad_maps(rowmap, colmap, H, W, r)
+    cdef Py_ssize_t k = weights.shape[0]
+    if k < 1 or k % 2 == 0 or weights.shape[1] != k or weights.shape[2] != C:
+        raise ValueError(f"weights must have shape (k, k, {C}) with odd k, got {tuple(weights.shape)[:3]}")
+    check_pad_maps(rowmap, colmap, H, W, k // 2)
     if out.shape[0] != N or out.shape[1] != H or out.shape[2] != W:
         raise ValueError(f"out must have shape {(N, H, W)}, got {tuple(out.shape)[:3]}")
     if mask is not None and (mask.shape[0] != N or mask.shape[1] != H or mask.shape[2] != W):
         raise ValueError(f"mask must have shape {(N, H, W)}, got {tuple(mask.shape)[:3]}")
-    if planes.shape[0] != C or planes.shape[1] != H + 2 * r or row_len < n_blocks * FS_LIN_BLOCK + 2 * r:
+    return 0
+
+
+def linear_scores_planar(
+    const float[:, :, :, ::1] images not None,   # IN      (N, H, W, C)
+    const Py_ssize_t[::1] rowmap not None,       # IN      (H + 2r,) padding row map
+    const Py_ssize_t[::1] colmap not None,       # IN      (W + 2r,) padding column map
+    const float[:, :, ::1] weights not None,     # IN      (k, k, C) weights in feature order
+    float intercept,
+    const unsigned char[:, :, ::1] mask,         # IN      (N, H, W) non-zero = score, or None = all
+    float fill_value,
+    float[:, :, ::1] out not None,               # OUT     (N, H, W)
+    float[:, :, ::1] planes not None,            # SCRATCH (C, band + 2r, >= ceil(W/BLOCK)*BLOCK + 2r)
+):
+    """Write ``intercept + correlation(image, weights)`` for every pixel into ``out`` (planar layout).
+
+    Works for any channel count on any CPU.  Images go in bands of
+    ``band = planes.shape[1] - 2r`` output rows (any band >= 1; the caller picks
+    one whose planes fit in cache).  Pixels where ``mask`` is zero get
+    ``fill_value``; blocks of ``BLOCK`` pixels of a row with none selected are
+    not computed.  Returns the number of images with a non-finite computed score.
+    """
+    check_common(images, rowmap, colmap, weights, mask, out)
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
+    cdef Py_ssize_t C = images.shape[3]
+    cdef Py_ssize_t k = weights.shape[0]
+    cdef Py_ssize_t r = k // 2
+    cdef Py_ssize_t n_blocks = (W + FS_LIN_BLOCK - 1) // FS_LIN_BLOCK
+    cdef Py_ssize_t row_len = planes.shape[2]
+    cdef Py_ssize_t band = planes.shape[1] - 2 * r
+    cdef Py_ssize_t plane = planes.shape[1] * row_len
+    cdef Py_ssize_t n, y0, rows, n_bad = 0
+    cdef int bad
+    cdef bint has_mask = mask is not None
+    cdef const unsigned char* mask_ptr = NULL
+    if planes.shape[0] != C or band < 1 or row_len < n_blocks * FS_LIN_BLOCK + 2 * r:
         raise ValueError(
-            f"planes must have shape ({C}, {H + 2 * r}, >= {n_blocks * FS_LIN_BLOCK + 2 * r}), "
+            f"planes must have shape ({C}, >= {1 + 2 * r}, >= {n_blocks * FS_LIN_BLOCK + 2 * r}), "
             f"got {tuple(planes.shape)[:3]}"
         )
     if N * H * W == 0:
         return 0
     with nogil:
         for n in range(N):
-            n_bad += not pad_image_planar(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r,
-                                          &planes[0, 0, 0], row_len)
+            bad = 0
+            y0 = 0
+            while y0 < H:
+                rows = min(band, H - y0)
+                # Padded rows y0 .. y0 + rows + 2r - 1 hold every window of output rows y0 .. y0 + rows - 1.
+                pad_rows_planar(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r,
+                                y0, y0 + rows + 2 * r, &planes[0, 0, 0], row_len, plane)
+                if has_mask:
+                    mask_ptr = &mask[n, y0, 0]
+                bad |= fs_lin_planar(&planes[0, 0, 0], C, rows, W, row_len, plane, k, &weights[0, 0, 0],
+                                     intercept, mask_ptr, fill_value, &out[n, y0, 0])
+                y0 += rows
+            n_bad += bad != 0
+    return n_bad
+
+
+def linear_scores_interleaved(
+    const float[:, :, :, ::1] images not None,   # IN      (N, H, W, 4)
+    const Py_ssize_t[::1] rowmap not None,       # IN      (H + 2r,) padding row map
+    const Py_ssize_t[::1] colmap not None,       # IN      (W + 2r,) padding column map
+    const float[:, :, ::1] weights not None,     # IN      (k, k, 4) weights in feature order
+    float intercept,
+    const unsigned char[:, :, ::1] mask,         # IN      (N, H, W) non-zero = score, or None = all
+    float fill_value,
+    float[:, :, ::1] out not None,               # OUT     (N, H, W)
+    float[:, :, ::1] padded not None,            # SCRATCH (H + 2r, W + 2r, 4)
+):
+    """As :func:`linear_scores_planar` for four channels, on the interleaved padded image.
+
+    Only when :func:`interleaved_ok` (four channels, ``W >= 16``, AVX2+FMA CPU);
+    raises ValueError otherwise.  Blocks of 16 pixels with none selected are not
+    computed.  Returns the number of images with a non-finite computed score.
+    """
+    check_common(images, rowmap, colmap, weights, mask, out)
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
+    cdef Py_ssize_t C = images.shape[3]
+    cdef Py_ssize_t k = weights.shape[0]
+    cdef Py_ssize_t r = k // 2
+    cdef Py_ssize_t n, n_bad = 0
+    cdef bint has_mask = mask is not None
+    cdef const unsigned char* mask_ptr = NULL
+    if not fs_lin_interleaved_ok(C, W):
+        raise ValueError(f"the interleaved kernel needs C == 4, W >= 16 and an AVX2+FMA CPU (C={C}, W={W})")
+    if padded.shape[0] != H + 2 * r or padded.shape[1] != W + 2 * r or padded.shape[2] != C:
+        raise ValueError(f"padded must have shape {(H + 2 * r, W + 2 * r, C)}, got {tuple(padded.shape)[:3]}")
+    if N * H * W == 0:
+        return 0
+    with nogil:
+        for n in range(N):
+            pad_image(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r, &padded[0, 0, 0])
             if has_mask:
                 mask_ptr = &mask[n, 0, 0]
-            fs_lin_image(&planes[0, 0, 0], C, H, W, row_len, k, &weights[0, 0, 0], intercept,
-                         mask_ptr, fill_value, &out[n, 0, 0])
+            n_bad += fs_lin_interleaved(&padded[0, 0, 0], H, W, k, &weights[0, 0, 0], intercept,
+                                        mask_ptr, fill_value, &out[n, 0, 0]) != 0
     return n_bad

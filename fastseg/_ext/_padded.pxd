@@ -74,104 +74,73 @@ cdef inline void pad_image(
 
 cdef extern from *:
     """
-    /* Four interleaved channels to four planes, four pixels at a time with an SSE
-       4x4 transpose (SSE is part of every x86-64 target); plain C elsewhere.
-       Returns 1 when every value copied is finite (a sum of value * 0 stays 0),
-       so that callers get the finiteness check for free with the copy. */
+    /* Channel planes from interleaved pixels: channel c of pixel x goes to
+       dst[c * plane + x].  Four channels go four pixels at a time through an SSE
+       4x4 transpose (SSE is part of every x86-64 target); other channel counts,
+       and other targets, take the plain loop. */
+    static inline void fs_deinterleave(const float *src, Py_ssize_t n, Py_ssize_t C,
+                                       float *dst, Py_ssize_t plane)
+    {
+        Py_ssize_t x, c;
+        for (x = 0; x < n; x++)
+            for (c = 0; c < C; c++)
+                dst[c * plane + x] = src[x * C + c];
+    }
+
     #if defined(__SSE__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 1)
     #include <xmmintrin.h>
-    static inline int fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
+    static inline void fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
     {
         Py_ssize_t x = 0;
-        const __m128 zero = _mm_setzero_ps();
-        __m128 probe = _mm_setzero_ps();   /* stays 0 unless some value * 0 is NaN (NaN or inf) */
-        float p[4];
         for (; x + 4 <= n; x += 4) {
             __m128 r0 = _mm_loadu_ps(src + 4 * x);
             __m128 r1 = _mm_loadu_ps(src + 4 * x + 4);
             __m128 r2 = _mm_loadu_ps(src + 4 * x + 8);
             __m128 r3 = _mm_loadu_ps(src + 4 * x + 12);
-            probe = _mm_add_ps(probe, _mm_mul_ps(_mm_add_ps(_mm_add_ps(r0, r1), _mm_add_ps(r2, r3)), zero));
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
             _mm_storeu_ps(dst + x, r0);
             _mm_storeu_ps(dst + plane + x, r1);
             _mm_storeu_ps(dst + 2 * plane + x, r2);
             _mm_storeu_ps(dst + 3 * plane + x, r3);
         }
-        _mm_storeu_ps(p, probe);
-        float q = p[0] + p[1] + p[2] + p[3];
-        for (; x < n; x++) {
-            dst[x] = src[4 * x];
-            dst[plane + x] = src[4 * x + 1];
-            dst[2 * plane + x] = src[4 * x + 2];
-            dst[3 * plane + x] = src[4 * x + 3];
-            q += (src[4 * x] + src[4 * x + 1] + src[4 * x + 2] + src[4 * x + 3]) * 0.0f;
-        }
-        return q == 0.0f;
+        fs_deinterleave(src + 4 * x, n - x, 4, dst + x, plane);
     }
     #else
-    static inline int fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
+    static inline void fs_deinterleave4(const float *src, Py_ssize_t n, float *dst, Py_ssize_t plane)
     {
-        Py_ssize_t x;
-        float q = 0.0f;
-        for (x = 0; x < n; x++) {
-            dst[x] = src[4 * x];
-            dst[plane + x] = src[4 * x + 1];
-            dst[2 * plane + x] = src[4 * x + 2];
-            dst[3 * plane + x] = src[4 * x + 3];
-            q += (src[4 * x] + src[4 * x + 1] + src[4 * x + 2] + src[4 * x + 3]) * 0.0f;
-        }
-        return q == 0.0f;
+        fs_deinterleave(src, n, 4, dst, plane);
     }
     #endif
     """
-    bint fs_deinterleave4(const float* src, Py_ssize_t n, float* dst, Py_ssize_t plane) noexcept nogil
+    void fs_deinterleave(const float* src, Py_ssize_t n, Py_ssize_t C, float* dst, Py_ssize_t plane) noexcept nogil
+    void fs_deinterleave4(const float* src, Py_ssize_t n, float* dst, Py_ssize_t plane) noexcept nogil
 
 
-cdef inline bint _deinterleave_row(
-    const float* src,              # IN  (n, C) interleaved pixels
-    Py_ssize_t n, const Py_ssize_t C,
-    float* dst,                    # OUT C runs of n floats, ``plane`` floats apart
-    Py_ssize_t plane,
-) noexcept nogil:
-    """Copy, and return whether every value is finite (as ``fs_deinterleave4``)."""
-    cdef Py_ssize_t x, c
-    cdef float v, probe = 0
-    for x in range(n):
-        for c in range(C):
-            v = src[x * C + c]
-            dst[c * plane + x] = v
-            probe += v * 0
-    return probe == 0
-
-
-cdef inline bint pad_image_planar(
+cdef inline void pad_rows_planar(
     const float* img,              # IN  (H, W, C) C-contiguous image
     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
     const Py_ssize_t* rowmap,      # IN  (H + 2r,) source row of each padded row, -1 = zero
     const Py_ssize_t* colmap,      # IN  (W + 2r,) source column of each padded column, -1 = zero
     Py_ssize_t r,
-    float* planes,                 # OUT (C, H + 2r, row_len), row_len >= W + 2r
+    Py_ssize_t i0, Py_ssize_t i1,  #     padded rows i0 .. i1 - 1 to write
+    float* planes,                 # OUT (C, >= i1 - i0, row_len), row_len >= W + 2r
     Py_ssize_t row_len,
+    Py_ssize_t plane,              #     floats from one channel plane to the next
 ) noexcept nogil:
-    """Copy ``img`` into channel planes through the index maps, as :func:`pad_image` does.
+    """Copy padded rows ``i0 .. i1 - 1`` of ``img`` into channel planes, as :func:`pad_image` pads.
 
-    Channel ``c`` of padded pixel ``(i, j)`` goes to ``planes[c, i, j]``, so one
-    channel's padded row is contiguous.  Columns ``W + 2r .. row_len - 1`` (slack
-    that lets vector loops read past the end of a row) are set to zero.
-
-    Returns whether every value of ``img`` is finite: each source row is copied
-    at least once (the maps cover all rows), and the check rides on that copy.
+    Channel ``c`` of padded pixel ``(i, j)`` goes to ``planes[c * plane + (i - i0) * row_len + j]``,
+    so one channel's padded row is contiguous.  Columns ``W + 2r .. row_len - 1``
+    (slack that lets vector loops read past the end of a row) are set to zero.
+    Writing a band of rows at a time keeps the planes small enough to stay in cache.
     """
     cdef Py_ssize_t i, j, c, src_row, src_col
-    cdef bint finite = True
-    cdef Py_ssize_t Hp = H + 2 * r, Wp = W + 2 * r
-    cdef Py_ssize_t plane = Hp * row_len
+    cdef Py_ssize_t Wp = W + 2 * r
     cdef float* dst
     cdef const float* src
-    for i in range(Hp):
+    for i in range(i0, i1):
         src_row = rowmap[i]
-        dst = planes + i * row_len
+        dst = planes + (i - i0) * row_len
         if src_row < 0:
             for c in range(C):
                 memset(dst + c * plane, 0, row_len * sizeof(float))
@@ -179,13 +148,13 @@ cdef inline bint pad_image_planar(
         src = img + src_row * W * C
         # Literal channel counts let the compiler unroll the transposition.
         if C == 4:
-            finite &= fs_deinterleave4(src, W, dst + r, plane)
-        elif C == 3:
-            finite &= _deinterleave_row(src, W, 3, dst + r, plane)
+            fs_deinterleave4(src, W, dst + r, plane)
         elif C == 1:
-            finite &= _deinterleave_row(src, W, 1, dst + r, plane)
+            memcpy(dst + r, src, W * sizeof(float))
+        elif C == 3:
+            fs_deinterleave(src, W, 3, dst + r, plane)
         else:
-            finite &= _deinterleave_row(src, W, C, dst + r, plane)
+            fs_deinterleave(src, W, C, dst + r, plane)
         for c in range(C):
             for j in range(r):
                 src_col = colmap[j]
@@ -193,9 +162,8 @@ cdef inline bint pad_image_planar(
             for j in range(W + r, Wp):
                 src_col = colmap[j]
                 dst[c * plane + j] = 0 if src_col < 0 else src[src_col * C + c]
-            if row_len > Wp:
-                memset(dst + c * plane + Wp, 0, (row_len - Wp) * sizeof(float))
-    return finite
+            for j in range(Wp, row_len):
+                dst[c * plane + j] = 0
 
 
 cdef inline void copy_window(
