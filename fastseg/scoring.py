@@ -37,6 +37,7 @@ agree with ``window_features(images, k) @ coef + intercept`` and with
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -133,6 +134,14 @@ def _fold_scalers(scalers, W: np.ndarray, b: np.ndarray):
     return W, b
 
 
+@lru_cache(maxsize=64)
+def _pad_map(size: int, r: int, mode: str) -> NDArray[np.intp]:
+    """``features.pad_index``, cached (read-only): scoring one slice at a time reuses the same maps."""
+    index = pad_index(size, r, mode)
+    index.setflags(write=False)
+    return index
+
+
 def _prepare(images, k, mode, mask, fill_value, n_jobs, *, check_finite=True):
     """Shared validation of the image-side arguments."""
     batch, single = check_images(images, check_finite=check_finite)
@@ -147,7 +156,7 @@ def _prepare(images, k, mode, mask, fill_value, n_jobs, *, check_finite=True):
         mask_shape = (H, W) if single else (N, H, W)
         m = check_masks(mask, "mask", shape=mask_shape).reshape(N, H, W)
     r = k // 2
-    return batch, single, k, mode, m, fill_value, n_jobs, pad_index(H, r, mode), pad_index(W, r, mode)
+    return batch, single, k, mode, m, fill_value, n_jobs, _pad_map(H, r, mode), _pad_map(W, r, mode)
 
 
 def linear_scores(
