@@ -216,8 +216,8 @@ def linear_scores(
         Border handling, as in :func:`fastseg.window_features`.
     mask : array-like of shape (H, W) or (N, H, W), optional
         Pixels to score (bool, or integers with non-zero = selected).  Pixels
-        outside it are set to ``fill_value``; runs of 64 pixels of a row with no
-        selected pixel are not computed at all.
+        outside it are set to ``fill_value``; blocks of 16 (four channels) or 64
+        pixels of a row with no selected pixel are not computed at all.
     fill_value : float, default=0.0
         Value of the pixels outside ``mask``.
     n_jobs : int, optional
