@@ -7,11 +7,19 @@ from ._version import __version__
 from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
 from .features import feature_offsets, n_window_features, window_features
 from .metrics import dice, segmentation_report
+from .model_selection import cross_validate
+from .persistence import load, save
 from .preprocessing import brain_mask, normalize_brain
-from .scoring import linear_scores, mlp_scores
+from .scoring import MLPWeights, linear_scores, mlp_scores
+from .segmenter import PixelSegmenter
 
 __all__ = [
     "__version__",
+    "MLPWeights",
+    "PixelSegmenter",
+    "cross_validate",
+    "load",
+    "save",
     "brain_mask",
     "dice",
     "normalize_brain",

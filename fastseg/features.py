@@ -244,7 +244,7 @@ def mirror_columns(brain: ArrayLike) -> NDArray[np.intp]:
     >>> from fastseg.features import mirror_columns
     >>> brain = np.zeros((2, 6), bool); brain[:, 1:4] = True     # midline at column 2
     >>> mirror_columns(brain).tolist()
-    [3, 2, 1, 0, 0, 0]
+    [4, 3, 2, 1, 0, 0]
     """
     single = np.ndim(brain) == 2
     b = check_masks(brain, "brain", ndims=(2, 3)).view(bool)

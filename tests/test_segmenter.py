@@ -1,0 +1,330 @@
+"""PixelSegmenter on real BraTS slices (quality bars) and its scikit-learn contract."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report, window_features
+from fastseg.features import context_channels
+from fastseg.preprocessing import normalize_brain
+
+#: The seed recipe of the course: per-pixel linear SVM on the raw channels, every brain pixel, no post-processing.
+SEED_RECIPE = dict(
+    k=1, classifier="linear-svm", normalize="none", box_sizes=(), asymmetry=False,
+    max_pixels=10**6, min_size=0, min_relative_size=0, fill_holes=False,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted_default(brats_train):
+    return PixelSegmenter(random_state=0).fit(brats_train["x"], brats_train["y"], brats_train["brain"])
+
+
+def synthetic(rng, n=4, size=32):
+    x = rng.standard_normal((n, size, size, 4)).astype(np.float32)
+    y = np.zeros((n, size, size), bool)
+    y[:, 8:20, 10:24] = True
+    x[y] += 1.5
+    brain = np.zeros((n, size, size), bool)
+    brain[:, 2:-2, 2:-2] = True
+    x[~brain] = -0.4  # constant background, as in z-normalised BraTS slices
+    return x, y, brain
+
+
+# ----------------------------------------------------------------------------- quality on real data
+
+def test_default_reaches_bar_on_fixed_test_split(fitted_default, brats_test):
+    pred = fitted_default.predict(brats_test["x"], brats_test["brain"])
+    report = segmentation_report(brats_test["y"], pred, brats_test["patients"])
+    assert report.mean_group["dice"] >= 0.80, report.format()
+
+
+def test_default_reaches_bar_in_patientwise_cross_validation(brats_train, brats_test):
+    x = np.concatenate([brats_train["x"], brats_test["x"]])
+    y = np.concatenate([brats_train["y"], brats_test["y"]])
+    patients = brats_train["patients"] + brats_test["patients"]
+    result = cross_validate(PixelSegmenter(random_state=0), x, y, patients, cv=5)
+    assert len(result["patient_dice"]) == 20
+    for fold in result["fold_patients"]:  # every patient validated once, by a model that never saw it
+        assert len(fold) == 4
+    assert sorted(p for fold in result["fold_patients"] for p in fold) == sorted(patients)
+    assert result["mean_patient_dice"] >= 0.80, result["patient_dice"]
+
+
+def test_seed_recipe_baseline(brats_train, brats_test):
+    """The course's per-pixel linear SVM without post-processing scores about 0.63 on the test patients."""
+    seg = PixelSegmenter(random_state=0, **SEED_RECIPE).fit(brats_train["x"], brats_train["y"], brats_train["brain"])
+    pred = seg.predict(brats_test["x"], brats_test["brain"])
+    dice = segmentation_report(brats_test["y"], pred, brats_test["patients"]).mean_group["dice"]
+    assert 0.60 <= dice <= 0.66, dice
+    assert seg.n_training_pixels_ == int(brats_train["brain"].sum())
+
+
+def test_derived_brain_mask_gives_the_same_predictions(fitted_default, brats_test):
+    with_given = fitted_default.predict(brats_test["x"], brats_test["brain"])
+    derived = fitted_default.predict(brats_test["x"])
+    assert (with_given == derived).mean() >= 0.999
+
+
+# ----------------------------------------------------------------------------- background and sampling
+
+def test_background_never_reaches_the_classifier(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0)
+    sample = seg._sample(y, brain, np.random.default_rng(0))
+    assert sample.any() and not (sample & ~brain).any()
+    # Whatever the background holds (even the "tumour" label), the fitted model is the same.
+    noisy = x.copy()
+    noisy[~brain] = rng.standard_normal(((~brain).sum(), 4)) * 50
+    y_bg = y | ~brain
+    a = clone(seg).fit(x, y, brain)
+    b = clone(seg).fit(noisy, y_bg, brain)
+    np.testing.assert_array_equal(a.scorer_[1]["coef"], b.scorer_[1]["coef"])
+    assert not a.predict(noisy, brain)[~brain].any()
+
+
+def test_class_aware_sampling(rng):
+    x, y, brain = synthetic(rng, n=3)
+    seg = PixelSegmenter(max_pixels=200, tumour_fraction=0.25)
+    sample = seg._sample(y, brain, np.random.default_rng(1))
+    for i in range(3):
+        assert sample[i].sum() == 200
+        assert (sample[i] & y[i]).sum() == 50
+    # all pixels when the brain is smaller than max_pixels
+    full = PixelSegmenter(max_pixels=10**6)._sample(y, brain, np.random.default_rng(1))
+    np.testing.assert_array_equal(full, brain)
+
+
+# ----------------------------------------------------------------------------- scikit-learn contract
+
+def test_get_params_set_params_clone():
+    seg = PixelSegmenter(k=5, classifier="mlp", hidden_layer_sizes=(8,), random_state=3)
+    params = seg.get_params()
+    assert params["k"] == 5 and params["hidden_layer_sizes"] == (8,) and params["random_state"] == 3
+    other = clone(seg)
+    assert other.get_params() == params and other is not seg
+    assert seg.set_params(k=7, min_size=10) is seg and seg.k == 7 and seg.min_size == 10
+
+
+def test_fit_returns_self_and_is_repeatable(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0)
+    assert seg.fit(x, y, brain) is seg
+    again = clone(seg).fit(x, y, brain)
+    np.testing.assert_array_equal(seg.scorer_[1]["coef"], again.scorer_[1]["coef"])
+    for attr in ("classifier_", "n_channels_", "score_kind_", "threshold_", "scorer_", "n_training_pixels_"):
+        assert hasattr(seg, attr)
+
+
+def test_predict_one_image_equals_batch(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
+    batch = seg.predict(x, brain)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(seg.predict(x[i], brain[i]), batch[i])
+    np.testing.assert_array_equal(seg.decision_function(x[1], brain[1]), seg.decision_function(x, brain)[1])
+
+
+def test_n_jobs_gives_the_same_results(rng):
+    x, y, brain = synthetic(rng, n=6)
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
+    serial = seg.predict(x, brain)
+    np.testing.assert_array_equal(seg.set_params(n_jobs=2).predict(x, brain), serial)
+
+
+def test_fused_linear_scores_equal_the_pipeline(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, random_state=0).fit(x, y, brain)
+    features = window_features(context_channels(normalize_brain(x, brain), brain), 3, mask=brain)
+    expected = seg.classifier_.decision_function(features)
+    np.testing.assert_allclose(seg.decision_function(x, brain)[brain], expected, rtol=1e-4, atol=1e-4)
+    assert (seg.decision_function(x, brain)[~brain] == 0).all()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a deliberately short fit
+def test_mlp_path_and_probabilities(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, classifier="mlp", hidden_layer_sizes=(8,), max_iter=50, max_pixels=300,
+                         box_sizes=(5,), asymmetry=False, min_size=5, random_state=0)
+    seg.fit(x, y, brain)
+    assert seg.score_kind_ == "proba" and seg.threshold_ == 0.5 and seg.scorer_[0] == "mlp"
+    features = window_features(context_channels(normalize_brain(x, brain), brain, box_sizes=(5,), asymmetry=False), 3, mask=brain)
+    proba = seg.predict_proba(x, brain)
+    np.testing.assert_allclose(proba[brain], seg.classifier_.predict_proba(features)[:, 1], rtol=1e-4, atol=1e-5)
+    assert (proba[~brain] == 0).all() and proba.min() >= 0 and proba.max() <= 1
+
+
+def test_logistic_gives_probabilities(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, classifier="logistic", min_size=5, random_state=0).fit(x, y, brain)
+    features = window_features(context_channels(normalize_brain(x, brain), brain), 3, mask=brain)
+    np.testing.assert_allclose(seg.predict_proba(x, brain)[brain], seg.classifier_.predict_proba(features)[:, 1],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_other_estimators_fall_back_to_features(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, classifier=DecisionTreeClassifier(max_depth=3), min_size=5, random_state=0)
+    seg.fit(x, y, brain)
+    assert seg.scorer_ is None and seg.score_kind_ == "proba"
+    pred = seg.predict(x, brain)
+    assert pred.shape == y.shape and (pred == y).mean() > 0.9
+    with pytest.raises(AttributeError, match="predict_proba is not available"):
+        PixelSegmenter(k=3, min_size=5).fit(x, y, brain).predict_proba(x, brain)
+
+
+def test_threshold_changes_the_masks(rng):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, min_size=0, min_relative_size=0, fill_holes=False, random_state=0).fit(x, y, brain)
+    low = seg.set_params(threshold=-1.0).fit(x, y, brain).predict(x, brain)
+    high = seg.set_params(threshold=1.0).fit(x, y, brain).predict(x, brain)
+    assert (high <= low).all() and low.sum() > high.sum()
+    assert not low[~brain].any()  # a negative threshold never marks the background
+
+
+def test_post_processing_removes_relatively_small_components():
+    seg = PixelSegmenter(min_size=3, min_relative_size=0.2, connectivity=2)
+    masks = np.zeros((1, 30, 30), bool)
+    masks[0, 2:12, 2:12] = True       # 100 px
+    masks[0, 20:24, 20:24] = True     # 16 px: < 20 % of 100, removed
+    masks[0, 20:26, 2:6] = True       # 24 px: kept
+    masks[0, 5, 5] = False            # a hole: filled
+    out = seg._post_process(masks.copy())
+    expected = masks.copy()
+    expected[0, 20:24, 20:24] = False
+    expected[0, 5, 5] = True
+    np.testing.assert_array_equal(out, expected)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_bad_input(rng):
+    x, y, brain = synthetic(rng)
+    with pytest.raises(NotFittedError):
+        PixelSegmenter().predict(x, brain)
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
+    with pytest.raises(ValueError, match="images have 3 channels but the segmenter was fitted on 4"):
+        seg.predict(x[..., :3], brain)
+    with pytest.raises(ValueError, match=r"brain must have shape \(4, 32, 32\)"):
+        seg.predict(x, brain[0])
+    with pytest.raises(ValueError, match=r"masks must have shape \(4, 32, 32\), got shape \(3, 32, 32\)"):
+        PixelSegmenter().fit(x, y[:3], brain)
+    with pytest.raises(ValueError, match="masks must contain both tumour and non-tumour pixels"):
+        PixelSegmenter().fit(x, np.zeros_like(y), brain)
+    with pytest.raises(ValueError, match="k must be an odd integer >= 1, got 4"):
+        PixelSegmenter(k=4).fit(x, y, brain)
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        PixelSegmenter(classifier="forest").fit(x, y, brain)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        PixelSegmenter(normalize="volume").fit(x, y, brain)
+    with pytest.raises(ValueError, match="min_relative_size must be a number in"):
+        PixelSegmenter(min_relative_size=2).fit(x, y, brain)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        PixelSegmenter(threshold=np.nan).fit(x, y, brain)
+    with pytest.raises(ValueError, match="images must contain only finite values"):
+        seg.predict(np.where(brain[..., None], x, np.nan), brain)
+
+
+def test_inputs_unchanged(rng):
+    x, y, brain = synthetic(rng)
+    copies = [a.copy() for a in (x, y, brain)]
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
+    seg.predict(x, brain)
+    seg.predict(x)
+    for a, b in zip((x, y, brain), copies):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- persistence
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a deliberately short fit
+@pytest.mark.parametrize("classifier", ["linear-svm", "logistic", "mlp"])
+def test_save_load_round_trip_is_exact(rng, tmp_path, classifier):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, classifier=classifier, hidden_layer_sizes=(6, 4), max_iter=30, max_pixels=300,
+                         min_size=5, random_state=0).fit(x, y, brain)
+    path = save(seg, tmp_path / "model.npz")
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.decision_function(x, brain), seg.decision_function(x, brain))
+    np.testing.assert_array_equal(loaded.predict(x, brain), seg.predict(x, brain))
+    assert loaded.get_params() == seg.get_params()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
+
+
+def test_save_refuses_what_it_cannot_store(rng, tmp_path):
+    x, y, brain = synthetic(rng)
+    tree = PixelSegmenter(k=3, classifier=DecisionTreeClassifier(max_depth=2), min_size=5).fit(x, y, brain)
+    with pytest.raises(TypeError, match="only linear and MLP classifiers can be saved"):
+        save(tree, tmp_path / "tree.npz")
+    with pytest.raises(ValueError, match="segmenter is not fitted"):
+        save(PixelSegmenter(), tmp_path / "x.npz")
+    with pytest.raises(TypeError, match="segmenter must be a PixelSegmenter"):
+        save(make_pipeline(StandardScaler(), MLPClassifier()), tmp_path / "x.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def _tamper(path, **changes):
+    import json
+
+    with np.load(path, allow_pickle=False) as npz:
+        data = {k: npz[k] for k in npz.files}
+    spec = json.loads(str(data["spec"]))
+    for key, value in changes.items():
+        if key in data:
+            data[key] = value
+        else:
+            spec[key] = value
+    data["spec"] = np.array(json.dumps(spec))
+    np.savez(path, **data)
+
+
+def test_load_rejects_bad_files(rng, tmp_path):
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
+    good = save(seg, tmp_path / "good.npz")
+    raw = good.read_bytes()
+
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        load(tmp_path / "missing.npz")
+    (tmp_path / "truncated.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="not a readable .npz model file"):
+        load(tmp_path / "truncated.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable .npz model file"):
+        load(tmp_path / "text.npz")
+
+    path = tmp_path / "version.npz"
+    path.write_bytes(raw)
+    _tamper(path, format_version="2.0")
+    with pytest.raises(ValueError, match="format version '2.0' .* is not compatible"):
+        load(path)
+
+    path = tmp_path / "shape.npz"
+    path.write_bytes(raw)
+    _tamper(path, coef=np.zeros(5))
+    with pytest.raises(ValueError, match="a linear model needs coef of shape"):
+        load(path)
+
+    path = tmp_path / "nan.npz"
+    path.write_bytes(raw)
+    with np.load(good) as npz:
+        coef = npz["coef"].copy()
+    coef[0] = np.nan
+    _tamper(path, coef=coef)
+    with pytest.raises(ValueError, match="weights are not all finite"):
+        load(path)
+
+    # An object array (a pickle) inside the file is refused, never unpickled.
+    path = tmp_path / "pickle.npz"
+    with np.load(good) as npz:
+        data = {k: npz[k] for k in npz.files}
+    data["coef"] = np.array([object()], dtype=object)
+    np.savez(path, **data)
+    with pytest.raises(ValueError, match="not a readable .npz model file"):
+        load(path)
