@@ -167,7 +167,16 @@ def load(path) -> PixelSegmenter:
 
     Examples
     --------
-    See :func:`save`.
+    >>> import numpy as np, tempfile, os
+    >>> from fastseg import PixelSegmenter, save, load
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.standard_normal((2, 20, 20, 4)).astype(np.float32)
+    >>> y = np.zeros((2, 20, 20), bool); y[:, 4:14, 6:12] = True; x[y] += 2
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> _ = save(PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain=np.ones_like(y)), path)
+    >>> model = load(path)
+    >>> model.k, model.score_kind_, model.predict(x, brain=np.ones_like(y)).shape
+    (3, 'decision', (2, 20, 20))
     """
     path = Path(path)
     if not path.is_file():
