@@ -19,6 +19,7 @@ from scipy import ndimage
 __all__ = [
     "window_features",
     "context_channels",
+    "normalize_brain",
     "linear_scores",
     "mlp_scores",
     "label",
@@ -70,6 +71,19 @@ def context_channels(images, brain, box_sizes=(7, 15, 31), asymmetry=True, asymm
                 diff[n, :, x] = images[n, :, x] - images[n, :, src]
         parts += [diff, ndimage.uniform_filter(diff, size=(1, asymmetry_box, asymmetry_box, 1), mode="constant")]
     return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+def normalize_brain(images, brain):
+    """Twin of :func:`fastseg.normalize_brain`: standardise each channel over each slice's brain pixels."""
+    images = np.asarray(images, dtype=np.float32)
+    out = np.zeros_like(images)
+    for i in range(images.shape[0]):
+        values = images[i][brain[i]].astype(np.float64)
+        if values.shape[0]:
+            std = values.std(axis=0)
+            std[std < 1e-6] = 1.0
+            out[i][brain[i]] = (values - values.mean(axis=0)) / std
+    return out
 
 
 # --------------------------------------------------------------------------- scoring
@@ -181,13 +195,22 @@ def keep_largest(masks, n=1, connectivity=2):
     return out
 
 
-def clean_mask(masks, min_size, fill_holes=True, connectivity=2):
+def clean_mask(masks, min_size, fill_holes=True, connectivity=2, min_relative_size=0.0):
     """Twin of :func:`fastseg.clean_mask`: remove small components, then fill holes.
 
-    ``connectivity`` is the foreground's (for the size filter); holes are
+    ``connectivity`` is the foreground's (for the size filter); components under
+    ``min_relative_size`` times the slice's largest are removed too; holes are
     4-connected background regions that do not touch the border.
     """
     out = remove_small_components(masks, min_size, connectivity)
+    if min_relative_size > 0:
+        labels, _ = label(masks, connectivity)
+        for i, lab in enumerate(labels):
+            sizes = np.bincount(lab.ravel())
+            sizes[0] = 0
+            small = sizes < min_relative_size * sizes.max()
+            small[0] = False
+            out[i][small[lab]] = False
     if fill_holes:
         out = _fill_holes(out, connectivity=1)
     return out

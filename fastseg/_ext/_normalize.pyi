@@ -1,0 +1,10 @@
+import numpy as np
+from numpy.typing import NDArray
+
+def normalize_brain(
+    images: NDArray[np.float32],
+    brain: NDArray[np.uint8],
+    out: NDArray[np.float32],
+    stats: NDArray[np.float64],
+    min_std: float,
+) -> None: ...
