@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._ext import _components
 from ._parallel import run_chunks
-from ._validation import check_connectivity, check_masks, check_min_size, check_n_jobs
+from ._validation import check_connectivity, check_fraction, check_masks, check_min_size, check_n_jobs
 
 __all__ = ["label", "remove_small_components", "fill_holes", "keep_largest", "clean_mask"]
 
@@ -161,7 +161,7 @@ def remove_small_components(
     connectivity = check_connectivity(connectivity)
     n_jobs = check_n_jobs(n_jobs)
     out = np.empty(masks.shape, dtype=np.bool_)
-    params = (min(min_size, masks.size + 1), connectivity, False, 1)
+    params = (min(min_size, masks.size + 1), 0.0, connectivity, False, 1)
     _run(_components.clean_batch, masks, params, (out,), n_jobs)
     return out
 
@@ -213,7 +213,7 @@ def fill_holes(
     connectivity = check_connectivity(connectivity)
     n_jobs = check_n_jobs(n_jobs)
     out = np.empty(masks.shape, dtype=np.bool_)
-    _run(_components.clean_batch, masks, (0, 1, True, connectivity), (out,), n_jobs)
+    _run(_components.clean_batch, masks, (0, 0.0, 1, True, connectivity), (out,), n_jobs)
     return out
 
 
@@ -280,6 +280,7 @@ def clean_mask(
     fill_holes: bool = True,
     connectivity: int = 2,
     *,
+    min_relative_size: float = 0.0,
     n_jobs: int | None = None,
 ) -> NDArray[np.bool_]:
     """Post-process a predicted mask: remove small components, then fill holes.
@@ -300,13 +301,18 @@ def clean_mask(
         including the space left by removed components inside them.
     connectivity : {1, 2}, default=2
         Connectivity of the foreground components.
+    min_relative_size : float in [0, 1], default=0.0
+        Components smaller than this fraction of the slice's largest component
+        are removed too (e.g. 0.2: isolated detections much smaller than the
+        main one).
     n_jobs : int, optional
         Threads over slices (None: 1, -1: all cores).
 
     Returns
     -------
     ndarray of the shape of ``masks``, dtype=bool
-        ``fill_holes(remove_small_components(masks, min_size, connectivity))``.
+        ``fill_holes(remove_small_components(masks, min_size, connectivity))``
+        (with the relative filter applied with the size filter).
 
     Raises
     ------
@@ -331,9 +337,10 @@ def clean_mask(
     """
     masks = check_masks(masks)
     min_size = check_min_size(min_size)
+    min_relative_size = check_fraction(min_relative_size, "min_relative_size")
     connectivity = check_connectivity(connectivity)
     n_jobs = check_n_jobs(n_jobs)
     out = np.empty(masks.shape, dtype=np.bool_)
-    params = (min(min_size, masks.size + 1), connectivity, bool(fill_holes), 1)
+    params = (min(min_size, masks.size + 1), min_relative_size, connectivity, bool(fill_holes), 1)
     _run(_components.clean_batch, masks, params, (out,), n_jobs)
     return out

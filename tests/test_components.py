@@ -369,13 +369,13 @@ def test_kernels_check_what_memory_safety_needs():
     out = np.empty_like(masks)
     scratch = np.empty(_components.scratch_size(5, 6), dtype=np.int32)
     with pytest.raises(ValueError, match="scratch must hold"):
-        _components.clean_batch(masks, 2, 2, True, 1, out, scratch[:-1])
+        _components.clean_batch(masks, 2, 0.0, 2, True, 1, out, scratch[:-1])
     with pytest.raises(ValueError, match=r"out must have shape \(2, 5, 6\)"):
-        _components.clean_batch(masks, 2, 2, True, 1, out[:1], scratch)
+        _components.clean_batch(masks, 2, 0.0, 2, True, 1, out[:1], scratch)
     with pytest.raises(ValueError, match="connectivity must be 1 or 2, got 3"):
-        _components.clean_batch(masks, 2, 3, True, 1, out, scratch)
+        _components.clean_batch(masks, 2, 0.0, 3, True, 1, out, scratch)
     with pytest.raises(ValueError, match="hole_connectivity must be 1 or 2, got 0"):
-        _components.clean_batch(masks, 2, 2, True, 0, out, scratch)
+        _components.clean_batch(masks, 2, 0.0, 2, True, 0, out, scratch)
     labels = np.empty(masks.shape, dtype=np.int32)
     with pytest.raises(ValueError, match=r"counts must have shape \(2,\)"):
         _components.label_batch(masks, 1, labels, np.empty(3, dtype=np.intp), scratch)
@@ -385,7 +385,7 @@ def test_kernels_check_what_memory_safety_needs():
     with pytest.raises(ValueError, match="n must be >= 0"):
         _components.keep_largest_batch(masks, -1, 2, out, scratch, keys)
     with pytest.raises(ValueError, match="buffer is not C-contiguous|ndarray is not C-contiguous"):
-        _components.clean_batch(np.asfortranarray(masks), 2, 2, True, 1, out, scratch)
+        _components.clean_batch(np.asfortranarray(masks), 2, 0.0, 2, True, 1, out, scratch)
 
 
 def test_exported_from_package():
@@ -448,3 +448,34 @@ def test_property_clean_mask_and_keep_largest_equal_reference(m, min_size, fill,
     np.testing.assert_array_equal(
         keep_largest(m, n, connectivity), ref.keep_largest(as_batch(m), n, connectivity).reshape(m.shape)
     )
+
+
+# ----------------------------------------------------------------------------- relative size filter
+
+@pytest.mark.parametrize("rel", [0.0, 0.05, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_clean_mask_relative_size_equals_reference(rel, connectivity):
+    rng = np.random.default_rng(7)
+    for density in (0.05, 0.3, 0.6):
+        masks = rng.random((4, 37, 29)) < density
+        for min_size in (0, 3, 20):
+            for fill in (True, False):
+                got = fastseg.clean_mask(masks, min_size=min_size, fill_holes=fill, connectivity=connectivity,
+                                         min_relative_size=rel)
+                want = ref.clean_mask(masks, min_size, fill, connectivity, min_relative_size=rel)
+                np.testing.assert_array_equal(got, want)
+
+
+def test_clean_mask_relative_size_example():
+    m = np.zeros((1, 30, 30), bool)
+    m[0, 2:12, 2:12] = True    # 100 px
+    m[0, 20:24, 20:24] = True  # 16 px < 0.2 * 100: removed
+    m[0, 20:26, 2:6] = True    # 24 px: kept
+    out = fastseg.clean_mask(m, min_size=3, fill_holes=False, min_relative_size=0.2)
+    assert out[0, 2:12, 2:12].all() and not out[0, 20:24, 20:24].any() and out[0, 20:26, 2:6].all()
+
+
+@pytest.mark.parametrize("bad,exc", [(-0.1, ValueError), (1.5, ValueError), (True, TypeError), ("0.2", TypeError)])
+def test_clean_mask_bad_relative_size(bad, exc):
+    with pytest.raises(exc, match="min_relative_size must be a number in"):
+        fastseg.clean_mask(np.ones((3, 3), bool), min_relative_size=bad)

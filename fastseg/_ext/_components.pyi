@@ -12,6 +12,7 @@ def label_batch(
 def clean_batch(
     masks: NDArray[np.uint8] | NDArray[np.bool_],
     min_size: int,
+    min_relative_size: float,
     connectivity: int,
     fill: bool,
     hole_connectivity: int,

@@ -341,26 +341,30 @@ def label_batch(
 def clean_batch(
     const unsigned char[:, :, ::1] masks not None,   # IN      (N, H, W) non-zero = foreground
     Py_ssize_t min_size,
+    double min_relative_size,
     int connectivity,
     bint fill,
     int hole_connectivity,
     unsigned char[:, :, ::1] out not None,           # OUT     (N, H, W) 0/1
     int32_t[::1] scratch not None,                   # SCRATCH (>= scratch_size(H, W),)
 ):
-    """Remove the components (``connectivity``) of fewer than ``min_size`` pixels, then, if ``fill``,
-    fill the holes (background regions, ``hole_connectivity``, not touching the border).
+    """Remove the components (``connectivity``) of fewer than ``min_size`` pixels or than
+    ``min_relative_size`` times the slice's largest component, then, if ``fill``, fill the
+    holes (background regions, ``hole_connectivity``, not touching the border).
 
-    ``min_size <= 1`` keeps every component (no foreground union-find is done);
-    ``fill=False`` only filters.
+    ``min_size <= 1`` with ``min_relative_size <= 0`` keeps every component (no
+    foreground union-find is done); ``fill=False`` only filters.
     """
     cdef Py_ssize_t N = masks.shape[0], H = masks.shape[1], W = masks.shape[2], n, n_runs
-    cdef int32_t n_labels, lab
+    cdef int32_t n_labels, lab, largest
     check_args(N, H, W, out.shape[0], out.shape[1], out.shape[2], scratch.shape[0], connectivity)
+    if not 0.0 <= min_relative_size <= 1.0:
+        raise ValueError(f"min_relative_size must be in [0, 1], got {min_relative_size}")
     if hole_connectivity != 1 and hole_connectivity != 2:
         raise ValueError(f"hole_connectivity must be 1 or 2, got {hole_connectivity}")
     if N * H * W == 0:
         return
-    cdef bint filter_sizes = min_size > 1
+    cdef bint filter_sizes = min_size > 1 or min_relative_size > 0.0
     cdef Py_ssize_t R = max_fg_runs(H, W), B = max_bg_runs(H, W)
     cdef int32_t* runs = &scratch[0]
     cdef int32_t* parent = runs + 2 * R
@@ -378,8 +382,12 @@ def clean_batch(
             if filter_sizes:
                 n_labels = uf_flatten(parent, 0, n_runs)
                 count_sizes(runs, parent, n_runs, n_labels, sizes)
+                largest = 0
                 for lab in range(1, n_labels + 1):
-                    sizes[lab] = sizes[lab] >= min_size
+                    if sizes[lab] > largest:
+                        largest = sizes[lab]
+                for lab in range(1, n_labels + 1):
+                    sizes[lab] = sizes[lab] >= min_size and sizes[lab] >= min_relative_size * largest
                 keep = sizes
             if fill:
                 fill_and_write(runs, parent, keep, rowptr, H, W, hole_connectivity - 1,
