@@ -8,8 +8,10 @@ when (and only when) the dtype or memory layout has to change.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
+import threading
 
 import numpy as np
 
@@ -32,6 +34,24 @@ __all__ = [
     "check_mlp_weights",
     "check_finite_weights",
 ]
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def assume_finite():
+    """Within this block (in this thread), :func:`check_images` skips its NaN/inf scan.
+
+    For internal pipelines that already checked their input once and only pass
+    on arrays computed from it (as scikit-learn's ``assume_finite`` config does).
+    """
+    previous = getattr(_state, "assume_finite", False)
+    _state.assume_finite = True
+    try:
+        yield
+    finally:
+        _state.assume_finite = previous
+
 
 #: Border modes understood by every window kernel (numpy.pad's meanings; constant = 0).
 MODES = ("reflect", "constant", "edge")
@@ -70,6 +90,7 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
         Parameter name used in error messages.
     check_finite : bool
         Reject NaN and infinite values (a NaN feature silently poisons a classifier).
+        Skipped inside :func:`assume_finite`.
 
     Returns
     -------
@@ -94,6 +115,8 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported below
         batch = np.ascontiguousarray(arr[None] if single else arr, dtype=np.float32)
     # Integers cannot be NaN and cannot overflow float32 (max ~3.4e38), so only floats are checked.
+    if check_finite and getattr(_state, "assume_finite", False):
+        check_finite = False
     if check_finite and arr.dtype.kind == "f" and not np.isfinite(batch).all():
         n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
         raise ValueError(
@@ -205,6 +228,15 @@ def check_min_size(min_size, name: str = "min_size") -> int:
     if min_size < 0:
         raise ValueError(f"{name} must be >= 0, got {min_size}")
     return int(min_size)
+
+
+def check_fraction(value, name: str) -> float:
+    """Validate a fraction: a real number in [0, 1] (bool is rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {_describe(value)}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def check_out(out, shape, name: str = "out", *, dtype=np.float32, inputs=()):

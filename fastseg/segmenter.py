@@ -25,8 +25,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_connectivity, check_images, check_k, check_masks, check_min_size, check_mode, check_n_jobs
-from .components import clean_mask, label
+from ._validation import assume_finite, check_connectivity, check_images, check_k, check_masks, check_min_size, check_mode, check_n_jobs
+from .components import clean_mask
 from .features import context_channels, window_features
 from .preprocessing import brain_mask, normalize_brain
 from .scoring import MLPWeights, linear_scores, mlp_scores
@@ -34,6 +34,11 @@ from .scoring import MLPWeights, linear_scores, mlp_scores
 __all__ = ["PixelSegmenter"]
 
 _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
+
+#: Slices prepared and scored together in predict: the channel image of a chunk
+#: (16 x 240 x 240 x 24 float32 = 88 MB with the default context) stays bounded
+#: whatever the batch size.
+_CHUNK = 16
 _NORMALIZE = ("brain", "none")
 
 
@@ -254,13 +259,14 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         N, H, W, C = batch.shape
         if fitted_channels is not None and C != fitted_channels:
             raise ValueError(f"images have {C} channels but the segmenter was fitted on {fitted_channels}")
-        if brain is None:
-            b = brain_mask(batch)
-        else:
+        if brain is not None:
             b = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W).view(bool)
-        x = normalize_brain(batch, b) if self.normalize == "brain" else batch
-        if len(self.box_sizes) or self.asymmetry:
-            x = context_channels(x, b, box_sizes=self.box_sizes, asymmetry=self.asymmetry)
+        with assume_finite():  # checked just above; everything below is computed from it
+            if brain is None:
+                b = brain_mask(batch)
+            x = normalize_brain(batch, b) if self.normalize == "brain" else batch
+            if len(self.box_sizes) or self.asymmetry:
+                x = context_channels(x, b, box_sizes=self.box_sizes, asymmetry=self.asymmetry)
         return x, b, single, C
 
     def _sample(self, y: np.ndarray, brain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -341,6 +347,10 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
 
     def _scores(self, x: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain."""
+        with assume_finite():  # x was computed from images checked in _prepare
+            return self._scores_unchecked(x, b)
+
+    def _scores_unchecked(self, x: np.ndarray, b: np.ndarray) -> np.ndarray:
         k, n_jobs = self.k, self.n_jobs
         if self.scorer_ is not None:
             kind, arrays = self.scorer_
@@ -359,32 +369,39 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             out[b] = values
         return out
 
+    def _chunked_scores(self, images, brain):
+        """(scores, brain, single) for a batch, prepared and scored ``_CHUNK`` slices at a time."""
+        batch, single = check_images(images)
+        N, H, W, C = batch.shape
+        if C != self.n_channels_:
+            raise ValueError(f"images have {C} channels but the segmenter was fitted on {self.n_channels_}")
+        if brain is not None:
+            brain = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
+        scores = np.empty((N, H, W), dtype=np.float32)
+        masks = np.empty((N, H, W), dtype=bool)
+        with assume_finite():  # batch checked above
+            for start in range(0, N, _CHUNK):
+                stop = min(start + _CHUNK, N)
+                x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop])
+                scores[start:stop] = self._scores(x, b)
+                masks[start:stop] = b
+                if self.verbose and N > _CHUNK:
+                    self._log(f"scored {stop}/{N} images")
+        return scores, masks, single
+
     def _post_process(self, masks: np.ndarray) -> np.ndarray:
-        """Remove small and relatively small components, then fill holes."""
-        if self.min_relative_size > 0:
-            masks = clean_mask(masks, min_size=self.min_size, fill_holes=False,
-                               connectivity=self.connectivity, n_jobs=self.n_jobs)
-            labels, counts = label(masks, connectivity=self.connectivity, n_jobs=self.n_jobs)
-            for i in np.flatnonzero(counts > 1):
-                sizes = np.bincount(labels[i].ravel())
-                sizes[0] = 0
-                keep = sizes >= self.min_relative_size * sizes.max()
-                keep[0] = False
-                masks[i] = keep[labels[i]]
-            if self.fill_holes:
-                masks = clean_mask(masks, min_size=0, fill_holes=True, n_jobs=self.n_jobs)
-            return masks
-        if self.min_size > 0 or self.fill_holes:
+        """Remove small and relatively small components, then fill holes (one kernel pass per slice)."""
+        if self.min_size > 0 or self.min_relative_size > 0 or self.fill_holes:
             masks = clean_mask(masks, min_size=self.min_size, fill_holes=self.fill_holes,
-                               connectivity=self.connectivity, n_jobs=self.n_jobs)
+                               connectivity=self.connectivity, min_relative_size=self.min_relative_size,
+                               n_jobs=self.n_jobs)
         return masks
 
     def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
         """Per-pixel scores: probabilities or decision values (see ``score_kind_``), 0 outside the brain."""
         check_is_fitted(self, "score_kind_")
-        x, b, single, _ = self._prepare(images, brain, fitted_channels=self.n_channels_)
-        s = self._scores(x, b)
-        return s[0] if single else s
+        scores, _, single = self._chunked_scores(images, brain)
+        return scores[0] if single else scores
 
     def predict_proba(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
         """Tumour probability of every pixel, shape (N, H, W) or (H, W); 0 outside the brain.
@@ -418,10 +435,9 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "score_kind_")
         t0 = time.perf_counter()
-        x, b, single, _ = self._prepare(images, brain, fitted_channels=self.n_channels_)
-        masks = (self._scores(x, b) > self.threshold_) & b
-        masks = self._post_process(masks)
-        self._log(f"segmented {x.shape[0]} images in {time.perf_counter() - t0:.2f} s")
+        scores, b, single = self._chunked_scores(images, brain)
+        masks = self._post_process((scores > self.threshold_) & b)
+        self._log(f"segmented {b.shape[0]} images in {time.perf_counter() - t0:.2f} s")
         return masks[0] if single else masks
 
     def score(self, images, masks, brain=None) -> float:
