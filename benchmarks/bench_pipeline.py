@@ -1,0 +1,93 @@
+"""End-to-end prediction on 256 real slices: PixelSegmenter.predict beside the same pipeline in numpy.
+
+The baseline is what a user writes without fastseg, step for step the same:
+per-slice brain normalisation, ``np.pad`` + ``sliding_window_view`` window
+features of the brain pixels, the fitted scikit-learn pipeline's
+``decision_function``, threshold, and scipy post-processing (``label``,
+``bincount`` size filters, ``binary_fill_holes``).  Both get the shipped brain
+masks.  The slices are the 20 real BraTS slices of ``../shared/data/brats2d``
+repeated to 256.
+
+Run:  pytest benchmarks/bench_pipeline.py --benchmark-columns=median,iqr,rounds
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
+
+from fastseg import PixelSegmenter
+
+BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
+N_SLICES = 256
+
+
+@pytest.fixture(scope="module")
+def data():
+    if not (BRATS2D / "train_x.npy").exists():
+        pytest.skip("BraTS slices not found at ../shared/data/brats2d")
+    x = np.concatenate([np.load(BRATS2D / "train_x.npy"), np.load(BRATS2D / "test_x.npy")])
+    y = np.concatenate([np.load(BRATS2D / "train_y.npy"), np.load(BRATS2D / "test_y.npy")]).astype(bool)
+    b = np.concatenate([np.load(BRATS2D / "train_brain.npy"), np.load(BRATS2D / "test_brain.npy")])
+    reps = -(-N_SLICES // len(x))
+    return x, y, b, np.tile(x, (reps, 1, 1, 1))[:N_SLICES], np.tile(b, (reps, 1, 1))[:N_SLICES]
+
+
+def numpy_predict(seg: PixelSegmenter, images: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """The pipeline of a k x k linear PixelSegmenter without context channels, in numpy/scikit-learn/scipy."""
+    k, r = seg.k, seg.k // 2
+    structure = ndimage.generate_binary_structure(2, seg.connectivity)
+    out = np.zeros(brain.shape, dtype=bool)
+    for i in range(len(images)):
+        b = brain[i]
+        x = images[i].copy()
+        values = x[b]
+        x = (x - values.mean(0)) / values.std(0)
+        x[~b] = 0
+        padded = np.pad(x, ((r, r), (r, r), (0, 0)), mode=seg.mode)
+        features = sliding_window_view(padded, (k, k, x.shape[2])).reshape(x.shape[0] * x.shape[1], -1)[b.ravel()]
+        scores = seg.classifier_.decision_function(features)
+        pred = np.zeros(b.shape, dtype=bool)
+        pred[b] = scores > seg.threshold_
+        labels, n = ndimage.label(pred, structure=structure)
+        if n:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            keep = (sizes >= seg.min_size) & (sizes >= seg.min_relative_size * sizes.max())
+            keep[0] = False
+            pred = keep[labels]
+        out[i] = ndimage.binary_fill_holes(pred)
+    return out
+
+
+@pytest.fixture(scope="module")
+def linear_k5(data):
+    x, y, b, _, _ = data
+    return PixelSegmenter(k=5, classifier="linear-svm", box_sizes=(), asymmetry=False, random_state=0).fit(x, y, b)
+
+
+@pytest.mark.parametrize("impl", ["fastseg", "numpy"])
+def test_predict_256_linear_k5(benchmark, data, linear_k5, impl):
+    benchmark.group = "pipeline-predict-256-linear-k5"
+    _, _, _, images, brain = data
+    if impl == "fastseg":
+        masks = benchmark(linear_k5.predict, images, brain)
+    else:
+        masks = benchmark.pedantic(numpy_predict, args=(linear_k5, images, brain), rounds=3, iterations=1)
+    assert masks.shape == brain.shape
+    # the two pipelines agree (float32 fused scores vs float64 features: a pixel may flip at the threshold)
+    reference = numpy_predict(linear_k5, images[:20], brain[:20])
+    assert (linear_k5.predict(images[:20], brain[:20]) == reference).mean() > 0.999
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_predict_256_default(benchmark, data, n_jobs):
+    """The default configuration (context channels, k=3 linear): slices per second, 1 and 2 threads."""
+    benchmark.group = "pipeline-predict-256-default"
+    x, y, b, images, brain = data
+    seg = PixelSegmenter(random_state=0, n_jobs=n_jobs).fit(x[:17], y[:17], b[:17])
+    masks = benchmark(seg.predict, images, brain)
+    assert masks.shape == brain.shape
