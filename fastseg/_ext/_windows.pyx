@@ -143,12 +143,14 @@ def gather_masked(
     check_common(images, rowmap, colmap, k, out, scratch)
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
     cdef Py_ssize_t C = images.shape[3]
-    cdef Py_ssize_t n, i, count = 0, row = 0
+    cdef Py_ssize_t n, y, x, count = 0, row = 0
     if mask.shape[0] != N or mask.shape[1] != H or mask.shape[2] != W:
         raise ValueError(f"mask must have shape {(N, H, W)}, got {(mask.shape[0], mask.shape[1], mask.shape[2])}")
     with nogil:
-        for i in range(N * H * W):
-            count += mask[0, 0, i] != 0
+        for n in range(N):
+            for y in range(H):
+                for x in range(W):
+                    count += mask[n, y, x] != 0
     if out.shape[0] != count:
         raise ValueError(f"out must have one row per masked pixel ({count}), got {out.shape[0]}")
     if count == 0:
