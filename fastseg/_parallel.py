@@ -11,7 +11,18 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from threadpoolctl import threadpool_limits
+_controller = None
+
+
+def _blas_limited_to_one():
+    """Context manager capping BLAS to one thread (threadpoolctl's controller, built once:
+    building it scans the loaded libraries, about a millisecond)."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 __all__ = ["chunk_bounds", "run_chunks"]
 
@@ -38,7 +49,7 @@ def run_chunks(func: Callable[[int, int], object], n_items: int, n_jobs: int) ->
     bounds = chunk_bounds(n_items, n_jobs)
     if len(bounds) <= 1:
         return [func(start, stop) for start, stop in bounds]
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_limited_to_one():
         with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
             futures = [pool.submit(func, start, stop) for start, stop in bounds]
             return [f.result() for f in futures]

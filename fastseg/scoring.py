@@ -124,6 +124,25 @@ def _single_threaded_blas():
     return _blas_controller.limit(limits=1, user_api="blas")
 
 
+def _tile_splits(mask, n_pixels: int, tile: int, n_parts: int) -> list:
+    """Raster positions splitting one image into ``n_parts`` runs that start on tile boundaries.
+
+    Tiles are runs of ``tile`` selected pixels in raster order; starting each part
+    at the first pixel of a tile keeps every GEMM, and so every result, the same
+    as in one serial pass.
+    """
+    if mask is None:
+        n_tiles = -(-n_pixels // tile)
+        return [min(n_pixels, -(-n_tiles * i // n_parts) * tile) for i in range(n_parts)] + [n_pixels]
+    selected = np.flatnonzero(mask.ravel())
+    n_tiles = -(-selected.size // tile)
+    splits = [0]
+    for i in range(1, n_parts):
+        first = -(-n_tiles * i // n_parts) * tile  # index of the tile's first selected pixel
+        splits.append(int(selected[first]) if first < selected.size else n_pixels)
+    return splits + [n_pixels]
+
+
 def _fold_scalers(scalers, W: np.ndarray, b: np.ndarray):
     """Fold StandardScaler steps (pipeline order) into the first layer ``(W, b)``."""
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are rejected by the caller
@@ -341,7 +360,8 @@ def mlp_scores(
     fill_value : float, default=0.0
         Value of the pixels outside ``mask``.
     n_jobs : int, optional
-        Threads over the images of a batch: None means 1, -1 all cores (capped
+        Threads: over the images of a batch, or over the rows of each image when
+        there are fewer images than threads.  None means 1, -1 all cores (capped
         by ``threadpoolctl.threadpool_limits``).  Results do not depend on it.
 
     Returns
@@ -399,7 +419,7 @@ def mlp_scores(
     out = np.empty((N, H, W), dtype=np.float32)
     tile_rows = _MLP_TILE
 
-    def work(start: int, stop: int) -> None:
+    def score(start: int, stop: int, pos_start: int, pos_stop: int) -> None:
         padded = _scratch(("padded", H, W, C, k), lambda: padded_scratch(H, W, C, k))
         tile = np.empty((tile_rows, k * k * C), dtype=np.float32)
         act = np.empty((2, tile_rows * widest), dtype=np.float32)
@@ -407,9 +427,14 @@ def mlp_scores(
         _mlp.mlp_scores(
             batch[start:stop], rowmap, colmap, k, weights, biases, sizes, code,
             None if m is None else m[start:stop], fill_value, out[start:stop],
-            padded, tile, act, index,
+            padded, tile, act, index, pos_start, pos_stop,
         )
 
     with _single_threaded_blas():
-        run_chunks(work, N, n_jobs)
+        if N >= n_jobs:  # threads over images
+            run_chunks(lambda a, b: score(a, b, 0, H * W), N, n_jobs)
+        else:  # fewer images than threads: threads share each image, split on tile boundaries
+            for n in range(N):
+                splits = _tile_splits(None if m is None else m[n], H * W, tile_rows, n_jobs)
+                run_chunks(lambda a, b: score(n, n + 1, splits[a], splits[b]), len(splits) - 1, n_jobs)
     return out[0] if single else out

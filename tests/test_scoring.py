@@ -522,20 +522,23 @@ def test_kernels_check_buffers():
     sizes = np.array([18, 4, 1], np.intp)
     padded = np.empty((7, 8, 2), np.float32)
     tile, act, index = np.empty((16, 18), np.float32), np.empty((2, 64), np.float32), np.empty(16, np.intp)
-    _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, sizes, 1, None, 0.0, out, padded, tile, act, index)
+    _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, sizes, 1, None, 0.0, out, padded, tile, act, index, 0, 30)
     np.testing.assert_array_equal(out, 0.5)
     with pytest.raises(ValueError, match="weights/biases must hold 76/5"):
         _mlp.mlp_scores(images, rowmap, colmap, 3, weights[1:], biases, sizes, 1, None, 0.0, out, padded, tile,
-                        act, index)
+                        act, index, 0, 30)
     with pytest.raises(ValueError, match=r"act must have shape \(2, >= 64\)"):
         _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, sizes, 1, None, 0.0, out, padded, tile,
-                        act[:, :10].copy(), index)
+                        act[:, :10].copy(), index, 0, 30)
     with pytest.raises(ValueError, match="sizes must run from k\\*k\\*C = 18 to 1"):
         _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, np.array([18, 4, 2], np.intp), 1, None, 0.0,
-                        out, padded, tile, act, index)
+                        out, padded, tile, act, index, 0, 30)
     with pytest.raises(ValueError, match="index must hold at least 16"):
         _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, sizes, 1, None, 0.0, out, padded, tile, act,
-                        index[:3])
+                        index[:3], 0, 30)
+    with pytest.raises(ValueError, match="positions must satisfy 0 <= pos_start <= pos_stop <= 30"):
+        _mlp.mlp_scores(images, rowmap, colmap, 3, weights, biases, sizes, 1, None, 0.0, out, padded, tile, act,
+                        index, 10, 31)
 
 
 @pytest.mark.parametrize("C", [1, 3, 4, 5])
@@ -616,3 +619,19 @@ def test_mlp_weights_container():
         mlp_scores(images, MLPWeights([np.ones((36, 1))], [], "relu"), 3)
     with pytest.raises(ValueError, match=r"model takes 36 input features, but k=5"):
         mlp_scores(images, weights, 5)
+
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a deliberately short fit
+@pytest.mark.parametrize("density", [None, 0.001, 0.3, 1.0])
+@pytest.mark.parametrize("n_jobs", [2, 3, -1])
+def test_mlp_threads_sharing_one_image_give_identical_results(rng, density, n_jobs):
+    """Fewer images than threads: the image is split on tile boundaries, so every GEMM is the serial one."""
+    x = rng.standard_normal((2, 47, 53, 4)).astype(np.float32)
+    X = rng.standard_normal((400, 36)).astype(np.float32)
+    mlp = MLPClassifier((7,), max_iter=20, random_state=0).fit(X, X[:, 3] > 0)
+    mask = None if density is None else rng.random((2, 47, 53)) < density
+    serial = mlp_scores(x, mlp, 3, mask=mask)
+    np.testing.assert_array_equal(mlp_scores(x[:1], mlp, 3, mask=None if mask is None else mask[:1], n_jobs=n_jobs),
+                                  serial[:1])
+    np.testing.assert_array_equal(mlp_scores(x, mlp, 3, mask=mask, n_jobs=n_jobs), serial)

@@ -17,4 +17,6 @@ def mlp_scores(
     tile: NDArray[np.float32],
     act: NDArray[np.float32],
     index: NDArray[np.intp],
+    pos_start: int,
+    pos_stop: int,
 ) -> None: ...

@@ -24,14 +24,14 @@ cdef enum:
 
 
 cdef inline Py_ssize_t gather_generic(
-    const float* padded, Py_ssize_t H, Py_ssize_t W, const unsigned char* mask,
+    const float* padded, Py_ssize_t stop, Py_ssize_t W, const unsigned char* mask,
     Py_ssize_t* pos, Py_ssize_t T, float* tile, Py_ssize_t* index,
     const Py_ssize_t k, const Py_ssize_t C,
 ) noexcept nogil:
     cdef Py_ssize_t row_len = (W + k - 1) * C
     cdef Py_ssize_t F = k * k * C
     cdef Py_ssize_t p = pos[0], t = 0, y, x
-    while p < H * W and t < T:
+    while p < stop and t < T:
         if mask == NULL or mask[p]:
             y = p // W
             x = p - y * W
@@ -45,7 +45,7 @@ cdef inline Py_ssize_t gather_generic(
 
 cdef Py_ssize_t gather_tile(
     const float* padded,           # IN  (H + 2r, W + 2r, C) padded image
-    Py_ssize_t H, Py_ssize_t W,
+    Py_ssize_t stop, Py_ssize_t W, #     scan raster positions below ``stop``; image width
     const unsigned char* mask,     # IN  (H, W) non-zero = score, or NULL = all
     Py_ssize_t* pos,               # IN/OUT raster position to resume from
     Py_ssize_t T,
@@ -57,12 +57,12 @@ cdef Py_ssize_t gather_tile(
     # Literal window sizes for four channels let the compiler unroll the copies.
     if C == 4:
         if k == 3:
-            return gather_generic(padded, H, W, mask, pos, T, tile, index, 3, 4)
+            return gather_generic(padded, stop, W, mask, pos, T, tile, index, 3, 4)
         elif k == 5:
-            return gather_generic(padded, H, W, mask, pos, T, tile, index, 5, 4)
+            return gather_generic(padded, stop, W, mask, pos, T, tile, index, 5, 4)
         elif k == 7:
-            return gather_generic(padded, H, W, mask, pos, T, tile, index, 7, 4)
-    return gather_generic(padded, H, W, mask, pos, T, tile, index, k, C)
+            return gather_generic(padded, stop, W, mask, pos, T, tile, index, 7, 4)
+    return gather_generic(padded, stop, W, mask, pos, T, tile, index, k, C)
 
 
 cdef void activate(float* a, Py_ssize_t n, const float* bias, Py_ssize_t t, int code) noexcept nogil:
@@ -136,8 +136,17 @@ def mlp_scores(
     float[:, ::1] tile not None,                 # SCRATCH (T, k*k*C) window tile
     float[:, ::1] act not None,                  # SCRATCH (2, T * max(sizes[1:])) activations
     Py_ssize_t[::1] index not None,              # SCRATCH (>= T,) raster positions of the tile's pixels
+    Py_ssize_t pos_start,                        #         score raster positions [pos_start, pos_stop)
+    Py_ssize_t pos_stop,                         #         of each image
 ):
-    """Write the MLP's logistic output for every (selected) pixel into ``out``; others get ``fill_value``."""
+    """Write the MLP's logistic output for every (selected) pixel into ``out``; others get ``fill_value``.
+
+    Only raster positions ``pos_start .. pos_stop - 1`` of each image are written,
+    so that threads can share one image (each pads the whole image into its own
+    scratch).  Tiles are consecutive runs of ``T`` selected pixels from
+    ``pos_start``: callers that split an image start each part on a tile boundary
+    of the whole image, so the GEMMs, and the results, are the same.
+    """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
     cdef Py_ssize_t C = images.shape[3]
     cdef Py_ssize_t r = k // 2
@@ -175,20 +184,22 @@ def mlp_scores(
         raise ValueError(f"act must have shape (2, >= {T * widest})")
     if index.shape[0] < T:
         raise ValueError(f"index must hold at least {T} positions")
-    if N * H * W == 0:
+    if not 0 <= pos_start <= pos_stop <= H * W:
+        raise ValueError(f"positions must satisfy 0 <= pos_start <= pos_stop <= {H * W}, got {pos_start}, {pos_stop}")
+    if N * H * W == 0 or pos_start == pos_stop:
         return
     with nogil:
         for n in range(N):
             image_out = &out[n, 0, 0]
             if has_mask:
                 mask_ptr = &mask[n, 0, 0]
-                for i in range(H * W):
+                for i in range(pos_start, pos_stop):
                     if not mask_ptr[i]:
                         image_out[i] = fill_value
             pad_image(&images[n, 0, 0, 0], H, W, C, &rowmap[0], &colmap[0], r, &padded[0, 0, 0])
-            pos = 0
+            pos = pos_start
             while True:
-                t = gather_tile(&padded[0, 0, 0], H, W, mask_ptr, &pos, T, &tile[0, 0], &index[0], k, C)
+                t = gather_tile(&padded[0, 0, 0], pos_stop, W, mask_ptr, &pos, T, &tile[0, 0], &index[0], k, C)
                 if t == 0:
                     break
                 forward_tile(&tile[0, 0], t, &weights[0], &biases[0], &sizes[0], n_layers, activation,
