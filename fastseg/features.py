@@ -311,13 +311,21 @@ def context_channels(
     N, H, W, C = batch.shape
     b = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
     sizes = _check_box_sizes(box_sizes)
-    parts = [batch, box_means(batch, sizes)]
     if asymmetry:
         asymmetry_box = check_k(asymmetry_box, "asymmetry_box")
+    n_out = C * (1 + len(sizes) + 2 * bool(asymmetry))
+    # The kernels write each part straight into its channels of the result (no concatenation).
+    out = np.empty((N, H, W, n_out), dtype=np.float32)
+    integral = np.empty((H + 1, W + 1, C), dtype=np.float64)
+    _boxmeans.copy_channels(batch, out, 0)
+    if sizes:
+        _boxmeans.box_means(batch, np.asarray(sizes, dtype=np.intp), out, integral, C)
+    if asymmetry:
         mirror = mirror_columns(b)
         diff = np.empty_like(batch)
         for n in range(N):
             np.subtract(batch[n], batch[n][:, mirror[n]], out=diff[n])
-        parts += [diff, box_means(diff, (asymmetry_box,))]
-    out = np.concatenate(parts, axis=-1)
+        offset = C * (1 + len(sizes))
+        _boxmeans.copy_channels(diff, out, offset)
+        _boxmeans.box_means(diff, np.array([asymmetry_box], dtype=np.intp), out, integral, offset + C)
     return out[0] if single else out

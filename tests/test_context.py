@@ -81,7 +81,11 @@ def test_kernel_rejects_inconsistent_buffers(rng):
     x = rng.standard_normal((1, 5, 5, 2)).astype(np.float32)
     sizes = np.array([3], dtype=np.intp)
     with pytest.raises(ValueError, match="out must have shape"):
-        _boxmeans.box_means(x, sizes, np.empty((1, 5, 5, 3), np.float32), np.empty((6, 6, 2)))
+        _boxmeans.box_means(x, sizes, np.empty((1, 5, 5, 1), np.float32), np.empty((6, 6, 2)))
+    with pytest.raises(ValueError, match="out must have shape"):
+        _boxmeans.box_means(x, sizes, np.empty((1, 5, 5, 3), np.float32), np.empty((6, 6, 2)), 2)
+    with pytest.raises(ValueError, match="out must have shape"):
+        _boxmeans.copy_channels(x, np.empty((1, 5, 5, 3), np.float32), 2)
     with pytest.raises(ValueError, match="integral must have shape"):
         _boxmeans.box_means(x, sizes, np.empty((1, 5, 5, 2), np.float32), np.empty((5, 6, 2)))
     with pytest.raises(ValueError, match="box sizes must be odd"):

@@ -6,4 +6,6 @@ def box_means(
     sizes: NDArray[np.intp],
     out: NDArray[np.float32],
     integral: NDArray[np.float64],
+    offset: int = 0,
 ) -> None: ...
+def copy_channels(images: NDArray[np.float32], out: NDArray[np.float32], offset: int) -> None: ...
