@@ -7,17 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
 
 import fastseg
-
-
-def numpy_window_features(image: np.ndarray, k: int) -> np.ndarray:
-    """The baseline: ``np.pad`` + ``sliding_window_view`` + a reshaping copy, columns (dy, dx, c)."""
-    r = k // 2
-    padded = np.pad(image, ((r, r), (r, r), (0, 0)), mode="reflect")
-    windows = sliding_window_view(padded, (k, k, image.shape[2]))  # (H, W, 1, k, k, C)
-    return windows.reshape(image.shape[0] * image.shape[1], -1)
+from fastseg._baselines import numpy_window_features
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
-
 from fastseg import PixelSegmenter
+from fastseg._baselines import numpy_predict
 
 BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
 N_SLICES = 256
@@ -34,33 +32,6 @@ def data():
     b = np.concatenate([np.load(BRATS2D / "train_brain.npy"), np.load(BRATS2D / "test_brain.npy")])
     reps = -(-N_SLICES // len(x))
     return x, y, b, np.tile(x, (reps, 1, 1, 1))[:N_SLICES], np.tile(b, (reps, 1, 1))[:N_SLICES]
-
-
-def numpy_predict(seg: PixelSegmenter, images: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """The pipeline of a k x k linear PixelSegmenter without context channels, in numpy/scikit-learn/scipy."""
-    k, r = seg.k, seg.k // 2
-    structure = ndimage.generate_binary_structure(2, seg.connectivity)
-    out = np.zeros(brain.shape, dtype=bool)
-    for i in range(len(images)):
-        b = brain[i]
-        x = images[i].copy()
-        values = x[b]
-        x = (x - values.mean(0)) / values.std(0)
-        x[~b] = 0
-        padded = np.pad(x, ((r, r), (r, r), (0, 0)), mode=seg.mode)
-        features = sliding_window_view(padded, (k, k, x.shape[2])).reshape(x.shape[0] * x.shape[1], -1)[b.ravel()]
-        scores = seg.classifier_.decision_function(features)
-        pred = np.zeros(b.shape, dtype=bool)
-        pred[b] = scores > seg.threshold_
-        labels, n = ndimage.label(pred, structure=structure)
-        if n:
-            sizes = np.bincount(labels.ravel())
-            sizes[0] = 0
-            keep = (sizes >= seg.min_size) & (sizes >= seg.min_relative_size * sizes.max())
-            keep[0] = False
-            pred = keep[labels]
-        out[i] = ndimage.binary_fill_holes(pred)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -16,22 +16,14 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import LinearSVC
 
 import fastseg
+from fastseg._baselines import numpy_window_features
 
 cv2 = pytest.importorskip("cv2")
-
-
-def numpy_window_features(image: np.ndarray, k: int) -> np.ndarray:
-    """The baseline features: ``np.pad`` + ``sliding_window_view`` + a reshaping copy, columns (dy, dx, c)."""
-    r = k // 2
-    padded = np.pad(image, ((r, r), (r, r), (0, 0)), mode="reflect")
-    windows = sliding_window_view(padded, (k, k, image.shape[2]))  # (H, W, 1, k, k, C)
-    return windows.reshape(image.shape[0] * image.shape[1], -1)
 
 
 def cv2_linear_scores(image: np.ndarray, kernels: np.ndarray, intercept: float) -> np.ndarray:

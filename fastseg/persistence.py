@@ -27,7 +27,7 @@ import numpy as np
 from ._version import __version__
 from .segmenter import PixelSegmenter
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "FORMAT_VERSION", "atomic_write"]
 
 #: Version of the file layout; a file with another major version is refused.
 FORMAT_VERSION = "1.0"
@@ -37,6 +37,30 @@ _PARAMS = (
     "class_weight", "threshold", "box_sizes", "asymmetry", "min_size", "min_relative_size", "fill_holes", "connectivity", "mode", "normalize",
     "n_jobs", "random_state", "verbose",
 )
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    An interrupted or failed write leaves no partial file (the temporary one is
+    removed); the result gets the usual permissions (``0o666`` less the umask).
+    """
+    path = Path(path)
+    name = path.name
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def _jsonable(value):
@@ -127,17 +151,12 @@ def save(segmenter: PixelSegmenter, path) -> Path:
             data[f"coef_{i}"] = np.asarray(w, dtype=np.float64)
             data[f"intercept_{i}"] = np.asarray(b, dtype=np.float64)
     data["spec"] = np.array(json.dumps(spec))
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
             np.savez(fh, **data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def _fail(path, why: str):

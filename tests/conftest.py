@@ -19,6 +19,13 @@ def _require_brats():
 
 
 @pytest.fixture(scope="session")
+def brats2d_dir():
+    """The brats2d folder (the test fails in CI, and is skipped elsewhere, when it is missing)."""
+    _require_brats()
+    return BRATS2D
+
+
+@pytest.fixture(scope="session")
 def brats_train():
     """Real BraTS training slices: dict with x (17,240,240,4) float32, y, brain (bool) and patients."""
     _require_brats()

@@ -1,0 +1,373 @@
+"""The ``fastseg`` command: demo, train, predict, evaluate, bench.
+
+Exit codes: 0 success; 2 bad usage or bad input (missing files, wrong shapes,
+a corrupted model, ...), with a one-line message; 1 an unexpected failure.
+Every file is written to a temporary file beside its destination and renamed
+into place, so an interrupted command leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line with exit code 2."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _progress(items, total: int, desc: str):
+    """Yield ``items`` with a progress line on stderr, only when stderr is a terminal."""
+    show = sys.stderr.isatty()
+    start = time.perf_counter()
+    for i, item in enumerate(items, 1):
+        yield item
+        if show:
+            print(f"\r{desc}: {i}/{total} ({time.perf_counter() - start:.1f} s)", end="", file=sys.stderr, flush=True)
+    if show:
+        print(file=sys.stderr)
+
+
+def _atomic_write(path: Path, write) -> Path:
+    """``persistence.atomic_write``, with unwritable destinations reported as usage errors."""
+    from .persistence import atomic_write
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    try:
+        return atomic_write(path, write)
+    except PermissionError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
+def _save_npy(path: Path, array: np.ndarray) -> Path:
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+    return _atomic_write(path, write)
+
+
+def _save_json(path: Path, obj) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    return _atomic_write(path, write)
+
+
+def _is_case_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*_flair.nii*"))
+
+
+def _load_model(path):
+    from .persistence import load
+
+    try:
+        return load(path)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load_mask_file(path: Path, name: str) -> np.ndarray:
+    if not path.exists():
+        raise UsageError(f"{name}: no file at {str(path)!r}")
+    if path.name.endswith((".nii", ".nii.gz")):
+        from .datasets import _nibabel
+
+        vol = np.asarray(_nibabel().load(path).dataobj)
+        return (vol > 0).transpose(2, 1, 0)  # (Z, H, W) slices, as load_case gives them
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False) != 0
+    raise UsageError(f"{name}: expected a .npy or .nii/.nii.gz file, got {str(path)!r}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_demo(args) -> int:
+    """Train on the shipped sample's training patients, segment its held-out ones, report and draw."""
+    from .datasets import load_sample
+    from .metrics import segmentation_report
+    from .segmenter import PixelSegmenter
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    sample = load_sample()
+    train, test = sample.split == "train", sample.split == "test"
+    print(f"fastseg {__version__} demo: {train.sum()} training and {test.sum()} held-out patients "
+          "(real BraTS slices shipped with fastseg; cite the BraTS papers, see the README)")
+    seg = PixelSegmenter(random_state=0, n_jobs=args.n_jobs)
+    seg.fit(sample.images[train], sample.masks[train], sample.brain[train])
+    t_fit = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    pred = seg.predict(sample.images[test], sample.brain[test])
+    t_pred = time.perf_counter() - t1
+    report = segmentation_report(sample.masks[test], pred, sample.patients[test])
+    print()
+    print(report.format())
+    print()
+    print(f"mean Dice over held-out patients: {report.mean_group['dice']:.3f} "
+          f"(fit {t_fit:.1f} s, predict {t_pred * 1e3 / test.sum():.1f} ms per slice)")
+    result = {"fastseg_version": __version__, "segmenter": {k: v for k, v in seg.get_params().items()
+                                                            if not hasattr(v, "fit")},
+              "train_patients": sample.patients[train].tolist(), "fit_seconds": t_fit,
+              "predict_ms_per_slice": t_pred * 1e3 / test.sum(), **report.to_dict()}
+    _save_json(out / "report.json", result)
+    print(f"wrote {out / 'report.json'}")
+    try:
+        from .viz import montage
+    except ImportError:  # pragma: no cover
+        montage = None
+    if montage is None:
+        print('skipped the picture: pip install "fastseg[viz]" for matplotlib', file=sys.stderr)
+    else:
+        try:
+            titles = [f"{row['group']}\nDice {row['dice']:.2f}" for row in report.per_group]
+            _atomic_write(out / "demo.png", lambda tmp: montage(sample.images[test], sample.masks[test], pred, tmp,
+                                                               titles=titles))
+            print(f"wrote {out / 'demo.png'}")
+        except ImportError as exc:
+            print(f"skipped the picture: {exc}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _training_data(path: Path, split: str):
+    from .datasets import load_case, load_slices
+    from sklearn.utils import Bunch
+
+    if not path.exists():
+        raise UsageError(f"--data: no file or folder at {str(path)!r}")
+    cases = sorted(p for p in path.iterdir() if _is_case_dir(p)) if path.is_dir() else []
+    if cases:  # a folder of BraTS case directories
+        parts = []
+        for case_dir in _progress(cases, len(cases), "reading cases"):
+            case = load_case(case_dir)
+            if case.seg is None:
+                raise UsageError(f"case {case_dir.name} has no *_seg volume to train on")
+            keep = case.seg.any(axis=(1, 2))  # slices with tumour, as the brats2d slices are
+            parts.append((case.images[keep], case.seg[keep], case.brain[keep], [case.name] * int(keep.sum())))
+        return Bunch(images=np.concatenate([p[0] for p in parts]), masks=np.concatenate([p[1] for p in parts]),
+                     brain=np.concatenate([p[2] for p in parts]), patients=np.concatenate([p[3] for p in parts]))
+    data = load_slices(path, split=split)
+    if data.masks is None:
+        raise UsageError(f"--data {str(path)!r} has no masks (*_y.npy or 'y') to train on")
+    return data
+
+
+def cmd_train(args) -> int:
+    from .model_selection import cross_validate
+    from .persistence import save
+    from .segmenter import PixelSegmenter
+
+    data = _training_data(Path(args.data), args.split)
+    params = dict(k=args.k, classifier=args.classifier, max_pixels=args.max_pixels, random_state=args.seed,
+                  n_jobs=args.n_jobs, verbose=int(args.verbose))
+    seg = PixelSegmenter(**params)
+    print(f"training on {len(data.images)} slices of {len(np.unique(data.patients))} patients")
+    if args.cv:
+        result = cross_validate(seg, data.images, data.masks, data.patients, cv=args.cv, brain=data.brain,
+                                verbose=1 if sys.stderr.isatty() else 0)
+        print(result["report"].format())
+        print(f"{args.cv}-fold patient-wise cross-validated mean Dice: {result['mean_patient_dice']:.3f}")
+    seg.fit(data.images, data.masks, data.brain)
+    out = Path(args.model)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    save(seg, out)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    seg = _load_model(args.model)
+    src, out = Path(args.input), Path(args.out)
+    if not src.exists():
+        raise UsageError(f"--input: no file or folder at {str(src)!r}")
+    t0 = time.perf_counter()
+    if src.is_dir():
+        from .datasets import load_case, save_case_prediction
+
+        if not _is_case_dir(src):
+            raise UsageError(f"--input {str(src)!r} is not a BraTS case directory (no *_flair.nii.gz)")
+        if not out.name.endswith((".nii", ".nii.gz")):
+            raise UsageError(f"--out must be a .nii.gz file for a BraTS case, got {str(out)!r}")
+        case = load_case(src)
+        masks = np.zeros(case.brain.shape, dtype=bool)
+        has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))  # empty slices stay empty
+        if has_brain.size:
+            masks[has_brain] = seg.predict(case.images[has_brain], case.brain[has_brain])
+        if not out.parent.is_dir():
+            raise UsageError(f"cannot write {str(out)!r}: folder {str(out.parent)!r} does not exist")
+        save_case_prediction(masks, case, out)
+        print(f"wrote {out}: {masks.sum()} tumour voxels in {masks.any(axis=(1, 2)).sum()} of "
+              f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)")
+        if case.seg is not None:
+            from .metrics import dice
+
+            print(f"whole-tumour Dice against {case.name}'s seg: {dice(case.seg, masks):.3f}")
+        return EXIT_OK
+    if src.suffix != ".npy":
+        raise UsageError(f"--input must be a .npy stack or a BraTS case directory, got {str(src)!r}")
+    if out.suffix != ".npy":
+        raise UsageError(f"--out must be a .npy file for a .npy input, got {str(out)!r}")
+    images = np.load(src, mmap_mode="r", allow_pickle=False)  # batches are read as needed
+    single = images.ndim == 3
+    if images.ndim not in (3, 4):
+        raise UsageError(f"--input must hold (N, H, W, C) or (H, W, C) images, got shape {images.shape}")
+    stack = images[None] if single else images
+    result = np.zeros(stack.shape[:3], dtype=bool)
+    batch = 64
+    starts = range(0, len(stack), batch)
+    for start in _progress(starts, len(starts), "segmenting"):
+        result[start:start + batch] = seg.predict(np.asarray(stack[start:start + batch]))
+    _save_npy(out, result[0] if single else result)
+    print(f"wrote {out}: {len(stack)} slices ({time.perf_counter() - t0:.2f} s)")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .metrics import segmentation_report
+
+    pred = _load_mask_file(Path(args.pred), "--pred")
+    truth = _load_mask_file(Path(args.truth), "--truth")
+    if pred.shape != truth.shape:
+        raise UsageError(f"--pred has shape {pred.shape} but --truth has shape {truth.shape}")
+    groups = None
+    if args.groups:
+        gpath = Path(args.groups)
+        if not gpath.exists():
+            raise UsageError(f"--groups: no file at {str(gpath)!r}")
+        groups = gpath.read_text().split()
+    report = segmentation_report(truth, pred, groups)
+    print(report.format())
+    if args.json:
+        _save_json(Path(args.json), report.to_dict())
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    """Throughput of PixelSegmenter.predict beside the same pipeline in numpy/scikit-learn/scipy."""
+    from ._baselines import numpy_predict
+    from .datasets import load_sample
+    from .segmenter import PixelSegmenter
+
+    sample = load_sample()
+    n = 32 if args.quick else 256
+    reps = -(-n // len(sample.images))
+    images = np.tile(sample.images, (reps, 1, 1, 1))[:n]
+    brain = np.tile(sample.brain, (reps, 1, 1))[:n]
+    n_base = 8 if args.quick else 32
+    print(f"fastseg {__version__} bench: {n} real 240x240x4 slices ({os.cpu_count()} cores)")
+    print(f"{'pipeline':<44} {'slices/s':>10} {'ms/slice':>9}")
+
+    def timed(fn, count):
+        fn()  # warm up
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        return count / dt, dt / count * 1e3
+
+    rows = []
+    k5 = PixelSegmenter(k=5, box_sizes=(), asymmetry=False, random_state=0)
+    k5.fit(sample.images, sample.masks, sample.brain)
+    rows.append(("fastseg k=5 linear + post, 1 thread", timed(lambda: k5.predict(images, brain), n)))
+    rows.append(("fastseg k=5 linear + post, 2 threads",
+                 timed(lambda: k5.set_params(n_jobs=2).predict(images, brain), n)))
+    rows.append(("numpy+sklearn+scipy k=5 linear + post", timed(lambda: numpy_predict(k5, images[:n_base], brain[:n_base]), n_base)))
+    default = PixelSegmenter(random_state=0).fit(sample.images, sample.masks, sample.brain)
+    rows.append(("fastseg default (context, k=3), 1 thread", timed(lambda: default.predict(images, brain), n)))
+    for name, (rate, ms) in rows:
+        print(f"{name:<44} {rate:>10.0f} {ms:>9.2f}")
+    ratio = rows[0][1][0] / rows[2][1][0]
+    print(f"\nk=5 linear pipeline: fastseg is {ratio:.1f}x faster than numpy + scikit-learn + scipy (1 thread)")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastseg", description=(
+        "Classical per-pixel brain-tumour segmentation of multichannel MRI slices."))
+    parser.add_argument("--version", action="version", version=f"fastseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("demo", help="train on the shipped sample, segment held-out patients, report and draw",
+                       description=cmd_demo.__doc__)
+    p.add_argument("--out", default="fastseg-demo", help="folder for report.json and demo.png (default: %(default)s)")
+    p.add_argument("--n-jobs", type=int, default=None, help="threads for prediction (default: 1)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a segmenter and save it", description=(
+        "Train a PixelSegmenter on slices and save it as a model file (.npz)."))
+    p.add_argument("--data", required=True, help="brats2d-style folder (*_x.npy, *_y.npy, ...), an .npz, "
+                                                 "or a folder of BraTS case directories")
+    p.add_argument("--model", required=True, help="model file to write (.npz)")
+    p.add_argument("--split", default="train", help="file prefix to read in a brats2d-style folder (default: %(default)s)")
+    p.add_argument("--k", type=int, default=3, help="window size (default: %(default)s)")
+    p.add_argument("--classifier", default="linear-svm", choices=["linear-svm", "mlp", "logistic"])
+    p.add_argument("--max-pixels", type=int, default=4000, help="training pixels per slice (default: %(default)s)")
+    p.add_argument("--cv", type=int, default=0, help="also report N-fold patient-wise cross-validated Dice")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--n-jobs", type=int, default=None)
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="segment a .npy stack or a BraTS case", description=(
+        "Segment a .npy stack of (N, H, W, C) slices (read in batches, memory-mapped) into a .npy of masks, "
+        "or a BraTS case directory (*_t1, *_t2, *_t1ce, *_flair .nii.gz) into a NIfTI segmentation."))
+    p.add_argument("--model", required=True, help="model file written by 'fastseg train'")
+    p.add_argument("--input", required=True, help=".npy stack or BraTS case directory")
+    p.add_argument("--out", required=True, help=".npy (for a stack) or .nii.gz (for a case) to write")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="Dice, precision, recall per slice and patient", description=(
+        "Compare predicted and true masks (.npy, or NIfTI volumes where > 0 is tumour)."))
+    p.add_argument("--pred", required=True)
+    p.add_argument("--truth", required=True)
+    p.add_argument("--groups", help="text file with one patient id per slice")
+    p.add_argument("--json", help="also write the report as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="throughput table: fastseg vs numpy/scikit-learn/scipy",
+                       description=cmd_bench.__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer slices")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"fastseg {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as exc:
+        print(f"fastseg {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"fastseg {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # an unexpected failure: say so, with the type, for a bug report
+        print(f"fastseg {args.command}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The fastseg command end to end in a temporary directory, and its errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastseg.cli import main
+from fastseg.datasets import load_case, load_sample, load_slices
+
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "fastseg.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "demo" in result.stdout and "predict" in result.stdout
+    for command in ("demo", "train", "predict", "evaluate", "bench"):
+        sub = subprocess.run([sys.executable, "-m", "fastseg.cli", command, "--help"], capture_output=True, text=True)
+        assert sub.returncode == 0 and "usage: fastseg" in sub.stdout
+
+
+def test_sample_ships_inside_the_package():
+    sample = load_sample()
+    assert sample.images.shape == (20, 240, 240, 4) and sample.images.dtype == np.float32
+    assert sample.masks.shape == sample.brain.shape == (20, 240, 240) and sample.masks.dtype == bool
+    assert (sample.split == "train").sum() == 17 and len(set(sample.patients)) == 20
+    # patient-wise split: no patient on both sides
+    assert not set(sample.patients[sample.split == "train"]) & set(sample.patients[sample.split == "test"])
+    data_dir = Path(__import__("fastseg").__file__).parent / "data"
+    assert (data_dir / "brats_sample.npz").stat().st_size < 5_000_000
+    assert "Menze" in (data_dir / "README.md").read_text()
+
+
+def test_demo(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    code, out, _ = run(capsys, "demo", "--out", tmp_path / "demo")
+    assert code == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert [row["group"] for row in report["per_group"]] == list(load_sample().patients[-3:])
+    assert report["mean_group"]["dice"] >= 0.80
+    assert "mean Dice over held-out patients" in out
+    png = (tmp_path / "demo" / "demo.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["demo.png", "report.json"]
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, brats2d_dir):
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    assert main(["train", "--data", str(brats2d_dir), "--model", str(path)]) == 0
+    return path
+
+
+def test_train_predict_evaluate_on_npy(trained_model, brats2d_dir, tmp_path, capsys):
+    BRATS2D = brats2d_dir
+    x = np.load(BRATS2D / "test_x.npy")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.load(BRATS2D / "test_y.npy"))
+    (tmp_path / "groups.txt").write_text((BRATS2D / "test_patients.txt").read_text())
+    code, out, _ = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
+                       "--out", tmp_path / "pred.npy")
+    assert code == 0 and "wrote" in out
+    pred = np.load(tmp_path / "pred.npy")
+    assert pred.shape == (3, 240, 240) and pred.dtype == bool
+    code, out, _ = run(capsys, "evaluate", "--pred", tmp_path / "pred.npy", "--truth", tmp_path / "y.npy",
+                       "--groups", tmp_path / "groups.txt", "--json", tmp_path / "report.json")
+    assert code == 0 and "Brats18_CBICA_ALU_1" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["mean_group"]["dice"] >= 0.80  # the default model on the fixed test split
+
+
+def test_predict_brats_case_writes_nifti(trained_model, brats2d_dir, tmp_path, capsys):
+    nib = pytest.importorskip("nibabel")
+    case_dir = brats2d_dir.parent / "brats_volumes" / "Brats18_2013_3_1"
+    out_file = tmp_path / "seg.nii.gz"
+    code, out, _ = run(capsys, "predict", "--model", trained_model, "--input", case_dir, "--out", out_file)
+    assert code == 0
+    written = nib.load(out_file)
+    source = nib.load(case_dir / "Brats18_2013_3_1_flair.nii.gz")
+    assert written.shape == source.shape and np.allclose(written.affine, source.affine)
+    assert "whole-tumour Dice against Brats18_2013_3_1's seg:" in out
+    # the volume written back lines up with the slices read: slice 67 is the brats2d test slice
+    volume = np.asarray(written.dataobj) > 0
+    assert volume.any() and set(np.unique(np.asarray(written.dataobj))) <= {0, 1}
+    case = load_case(case_dir)
+    np.testing.assert_array_equal(case.images[67], np.load(brats2d_dir / "test_x.npy")[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["seg.nii.gz"]
+
+
+def test_load_slices_from_npz(tmp_path):
+    x = np.zeros((2, 8, 8, 4), np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros((2, 8, 8), np.uint8), patient=np.array(["a", "b"]))
+    data = load_slices(tmp_path / "d.npz")
+    assert data.images.shape == (2, 8, 8, 4) and list(data.patients) == ["a", "b"] and data.brain is None
+
+
+# ----------------------------------------------------------------------------- errors: exit code 2, a clear message
+
+def test_bad_paths(tmp_path, capsys):
+    code, _, err = run(capsys, "predict", "--model", tmp_path / "none.npz", "--input", tmp_path, "--out", tmp_path / "o.npy")
+    assert code == 2 and "no model file" in err
+    code, _, err = run(capsys, "train", "--data", tmp_path / "missing", "--model", tmp_path / "m.npz")
+    assert code == 2 and "--data: no file or folder" in err
+    code, _, err = run(capsys, "evaluate", "--pred", tmp_path / "p.npy", "--truth", tmp_path / "t.npy")
+    assert code == 2 and "--pred: no file" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupted_model(tmp_path, capsys):
+    (tmp_path / "model.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    np.save(tmp_path / "x.npy", np.zeros((1, 8, 8, 4), np.float32))
+    code, _, err = run(capsys, "predict", "--model", tmp_path / "model.npz", "--input", tmp_path / "x.npy",
+                       "--out", tmp_path / "out.npy")
+    assert code == 2 and "cannot load a fastseg model" in err
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_missing_modality_and_mismatched_shapes(trained_model, brats2d_dir, tmp_path, capsys):
+    pytest.importorskip("nibabel")
+    VOLUMES = brats2d_dir.parent / "brats_volumes"
+    case = tmp_path / "Case_1"
+    case.mkdir()
+    for m in ("t1", "t2", "flair"):
+        (case / f"Case_1_{m}.nii.gz").symlink_to(VOLUMES / "Brats18_2013_3_1" / f"Brats18_2013_3_1_{m}.nii.gz")
+    code, _, err = run(capsys, "predict", "--model", trained_model, "--input", case, "--out", tmp_path / "o.nii.gz")
+    assert code == 2 and "no volume for modality(ies) ['t1ce']" in err
+    assert not (tmp_path / "o.nii.gz").exists()
+
+    np.save(tmp_path / "three.npy", np.zeros((2, 16, 16, 3), np.float32))
+    code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "three.npy",
+                       "--out", tmp_path / "o.npy")
+    assert code == 2 and "images have 3 channels but the segmenter was fitted on 4" in err
+    assert not (tmp_path / "o.npy").exists()
+
+    np.save(tmp_path / "p.npy", np.zeros((2, 8, 8), bool))
+    np.save(tmp_path / "t.npy", np.zeros((3, 8, 8), bool))
+    code, _, err = run(capsys, "evaluate", "--pred", tmp_path / "p.npy", "--truth", tmp_path / "t.npy")
+    assert code == 2 and "--pred has shape (2, 8, 8) but --truth has shape (3, 8, 8)" in err
+
+
+def test_unwritable_output(trained_model, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 16, 16, 4), np.float32))
+    code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
+                       "--out", tmp_path / "no" / "such" / "dir" / "o.npy")
+    assert code == 2 and "does not exist" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--model", "m.npz"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
