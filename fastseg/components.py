@@ -317,11 +317,11 @@ def clean_mask(
     Raises
     ------
     TypeError
-        If ``masks`` has a non-numeric dtype or ``min_size``, ``connectivity``
-        or ``n_jobs`` is not an integer.
+        If ``masks`` has a non-numeric dtype, ``min_size``, ``connectivity``
+        or ``n_jobs`` is not an integer, or ``min_relative_size`` not a number.
     ValueError
-        If ``masks`` is not 2-D or 3-D or not binary, ``min_size`` is negative or
-        ``connectivity`` is not 1 or 2.
+        If ``masks`` is not 2-D or 3-D or not binary, ``min_size`` is negative,
+        ``min_relative_size`` is outside [0, 1] or ``connectivity`` is not 1 or 2.
 
     Examples
     --------
