@@ -253,12 +253,10 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
                 clf.set_params(class_weight=self.class_weight)
         return make_pipeline(StandardScaler(), clf)
 
-    def _prepare(self, images, brain, *, fitted_channels=None):
+    def _prepare(self, images, brain):
         """(channel image, brain mask, single, input channels): validated, normalised, with context."""
         batch, single = check_images(images)
         N, H, W, C = batch.shape
-        if fitted_channels is not None and C != fitted_channels:
-            raise ValueError(f"images have {C} channels but the segmenter was fitted on {fitted_channels}")
         if brain is not None:
             b = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W).view(bool)
         with assume_finite():  # checked just above; everything below is computed from it
@@ -346,11 +344,9 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ predict
 
     def _scores(self, x: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain."""
-        with assume_finite():  # x was computed from images checked in _prepare
-            return self._scores_unchecked(x, b)
+        """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.
 
-    def _scores_unchecked(self, x: np.ndarray, b: np.ndarray) -> np.ndarray:
+        Called inside ``assume_finite()``: ``x`` is computed from checked images."""
         k, n_jobs = self.k, self.n_jobs
         if self.scorer_ is not None:
             kind, arrays = self.scorer_
