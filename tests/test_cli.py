@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,17 @@ def run(capsys, *args):
     return code, out, err
 
 
-def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "fastseg.cli", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "demo" in result.stdout and "predict" in result.stdout
-    for command in ("demo", "train", "predict", "evaluate", "bench"):
-        sub = subprocess.run([sys.executable, "-m", "fastseg.cli", command, "--help"], capture_output=True, text=True)
-        assert sub.returncode == 0 and "usage: fastseg" in sub.stdout
+def test_console_script_help(tmp_path):
+    # Run outside the repository: "python -m" puts the working directory first on sys.path,
+    # which from the repository root would import the uncompiled source tree.
+    script = shutil.which("fastseg", path=str(Path(sys.executable).parent))
+    commands = [[sys.executable, "-m", "fastseg.cli"]] + ([[script]] if script else [])
+    for base in commands:
+        result = subprocess.run(base + ["--help"], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0 and "demo" in result.stdout and "predict" in result.stdout, result.stderr
+        for command in ("demo", "train", "predict", "evaluate", "bench"):
+            sub = subprocess.run(base + [command, "--help"], capture_output=True, text=True, cwd=tmp_path)
+            assert sub.returncode == 0 and "usage: fastseg" in sub.stdout, sub.stderr
 
 
 def test_sample_ships_inside_the_package():
