@@ -135,6 +135,41 @@ def check_k(k, name: str = "k") -> int:
     return k
 
 
+#: Most feature columns a window may have (k * k * C): beyond this no sane use exists,
+#: and the arrays describing it would exhaust memory before numpy said so.
+MAX_FEATURES = 10**8
+
+
+def check_n_channels(n_channels, name: str = "n_channels") -> int:
+    """Validate a channel count: an integer >= 1 (bool is rejected)."""
+    if isinstance(n_channels, (bool, np.bool_)) or not isinstance(n_channels, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {_describe(n_channels)}")
+    if n_channels < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n_channels}")
+    return int(n_channels)
+
+
+def check_n_features(k: int, n_channels: int, name: str = "k") -> None:
+    """Reject windows with more than :data:`MAX_FEATURES` columns, before anything is allocated."""
+    if k * k * n_channels > MAX_FEATURES:
+        raise ValueError(f"{name}={k} is too large: k * k * n_channels = {k * k * n_channels} feature columns, "
+                         f"more than {MAX_FEATURES}")
+
+
+def check_bool(value, name: str) -> bool:
+    """Validate a flag: True or False (numpy bools included; 0/1 and strings are rejected)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_path(path, name: str = "path"):
+    """Validate a filesystem path argument: a str or os.PathLike (not None, not bytes)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path, got {_describe(path)}")
+    return path
+
+
 def check_mode(mode, name: str = "mode") -> str:
     """Validate a border mode, one of :data:`MODES`."""
     if not isinstance(mode, str):
@@ -463,8 +498,10 @@ def check_mlp_weights(coefs, intercepts, activation, k: int, n_channels: int, na
         raise TypeError(f"{name} activation must be one of {_MLP_ACTIVATIONS}, got {_describe(activation)}")
     if activation not in _MLP_ACTIVATIONS:
         raise ValueError(f"{name} activation must be one of {_MLP_ACTIVATIONS}, got {activation!r}")
-    if isinstance(coefs, np.ndarray) or isinstance(intercepts, np.ndarray):
-        raise TypeError(f"{name} coefs and intercepts must be sequences of arrays, one per layer")
+    if isinstance(coefs, np.ndarray) or isinstance(intercepts, np.ndarray) \
+            or not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)):
+        raise TypeError(f"{name} coefs and intercepts must be sequences of arrays, one per layer, "
+                        f"got coefs {_describe(coefs)} and intercepts {_describe(intercepts)}")
     coefs = [_check_weights(w, f"{name} coefs[{i}]", ndim=(2,)) for i, w in enumerate(coefs)]
     intercepts = [_check_weights(b, f"{name} intercepts[{i}]", ndim=(1,)) for i, b in enumerate(intercepts)]
     if not coefs or len(coefs) != len(intercepts):

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._ext import _components
 from ._parallel import run_chunks
-from ._validation import check_connectivity, check_fraction, check_masks, check_min_size, check_n_jobs
+from ._validation import check_bool, check_connectivity, check_fraction, check_masks, check_min_size, check_n_jobs
 
 __all__ = ["label", "remove_small_components", "fill_holes", "keep_largest", "clean_mask"]
 
@@ -341,6 +341,7 @@ def clean_mask(
     connectivity = check_connectivity(connectivity)
     n_jobs = check_n_jobs(n_jobs)
     out = np.empty(masks.shape, dtype=np.bool_)
-    params = (min(min_size, masks.size + 1), min_relative_size, connectivity, bool(fill_holes), 1)
+    fill_holes = check_bool(fill_holes, "fill_holes")
+    params = (min(min_size, masks.size + 1), min_relative_size, connectivity, fill_holes, 1)
     _run(_components.clean_batch, masks, params, (out,), n_jobs)
     return out

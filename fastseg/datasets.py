@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._validation import check_path
 from .persistence import atomic_write
 
 __all__ = ["load_sample", "load_slices", "load_case", "save_case_prediction", "MODALITIES"]
@@ -83,7 +84,7 @@ def load_slices(path, split: str = "train") -> Bunch:
     ValueError
         If the arrays' shapes do not agree.
     """
-    path = Path(path)
+    path = Path(check_path(path))
     if not path.exists():
         raise FileNotFoundError(f"no data at {str(path)!r}")
     if path.is_file():
@@ -169,8 +170,8 @@ def load_case(case_dir) -> Bunch:
     ValueError
         If the volumes are not 3-D or their shapes differ.
     """
+    case_dir = Path(check_path(case_dir, "case_dir"))
     nib = _nibabel()
-    case_dir = Path(case_dir)
     if not case_dir.is_dir():
         raise FileNotFoundError(f"no BraTS case directory at {str(case_dir)!r}")
     files = {m: _case_file(case_dir, m) for m in MODALITIES}

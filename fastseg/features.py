@@ -12,11 +12,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._ext import _boxmeans, _windows
 from ._validation import (
+    check_bool,
     check_images,
     check_k,
     check_k_fits,
     check_masks,
     check_mode,
+    check_n_channels,
+    check_n_features,
     check_out,
 )
 
@@ -32,7 +35,9 @@ def n_window_features(k: int, n_channels: int) -> int:
     >>> n_window_features(5, 4)
     100
     """
-    return check_k(k) ** 2 * int(n_channels)
+    k, n_channels = check_k(k), check_n_channels(n_channels)
+    check_n_features(k, n_channels)
+    return k * k * n_channels
 
 
 def feature_offsets(k: int, n_channels: int) -> NDArray[np.intp]:
@@ -60,9 +65,8 @@ def feature_offsets(k: int, n_channels: int) -> NDArray[np.intp]:
     >>> feature_offsets(1, 4).tolist()
     [[0, 0, 0], [0, 0, 1], [0, 0, 2], [0, 0, 3]]
     """
-    k = check_k(k)
-    if isinstance(n_channels, bool) or not isinstance(n_channels, (int, np.integer)) or n_channels < 1:
-        raise ValueError(f"n_channels must be a positive integer, got {n_channels!r}")
+    k, n_channels = check_k(k), check_n_channels(n_channels)
+    check_n_features(k, n_channels)
     r = k // 2
     dy, dx, c = np.meshgrid(
         np.arange(-r, r + 1), np.arange(-r, r + 1), np.arange(int(n_channels)), indexing="ij"
@@ -179,7 +183,7 @@ def window_features(
 # ----------------------------------------------------------------------------- context channels
 
 def _check_box_sizes(box_sizes, name="box_sizes") -> tuple[int, ...]:
-    if isinstance(box_sizes, (int, np.integer)):
+    if not isinstance(box_sizes, (list, tuple, np.ndarray)):
         raise TypeError(f"{name} must be a sequence of odd integers, got {box_sizes!r}")
     sizes = tuple(check_k(s, name) for s in box_sizes)
     return sizes
@@ -311,6 +315,7 @@ def context_channels(
     N, H, W, C = batch.shape
     b = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
     sizes = _check_box_sizes(box_sizes)
+    asymmetry = check_bool(asymmetry, "asymmetry")
     if asymmetry:
         asymmetry_box = check_k(asymmetry_box, "asymmetry_box")
     n_out = C * (1 + len(sizes) + 2 * bool(asymmetry))

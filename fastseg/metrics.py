@@ -233,6 +233,15 @@ def segmentation_report(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike 
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"groups must have one entry per slice, shape ({n},), got shape {groups.shape}")
+    if groups.dtype == object:
+        if any(g is None for g in groups):
+            raise TypeError("groups must hold patient ids (str or int), got None")
+        try:
+            groups = np.asarray(groups.tolist())  # a plain str/int array, so ids sort and compare
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"groups must hold patient ids (str or int): {exc}") from None
+        if groups.dtype == object or groups.shape != (n,):
+            raise TypeError("groups must hold patient ids of one kind (str or int)")
     report = SegmentationReport()
     for i in range(n):
         report.per_slice.append({"slice": i, "group": groups[i].item(), **_row(t[i], p[i])})

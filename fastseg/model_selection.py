@@ -60,6 +60,9 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     >>> bool(result["mean_patient_dice"] > 0.9)
     True
     """
+    if not (hasattr(segmenter, "fit") and hasattr(segmenter, "predict") and hasattr(segmenter, "get_params")):
+        raise TypeError(f"segmenter must be an estimator with fit, predict and get_params, "
+                        f"got {type(segmenter).__name__}")
     batch, _ = check_images(images)
     N, H, W, _ = batch.shape
     y = check_masks(masks, "masks", shape=(N, H, W)).view(bool)
@@ -68,7 +71,9 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     if groups.shape != (N,):
         raise ValueError(f"groups must have one entry per slice, shape ({N},), got shape {groups.shape}")
     n_groups = np.unique(groups).size
-    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or not 2 <= cv <= n_groups:
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)):
+        raise TypeError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
+    if not 2 <= cv <= n_groups:
         raise ValueError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
     predictions = np.zeros((N, H, W), dtype=bool)
     fold_dice, fold_patients = [], []

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_path
 from ._version import __version__
 from .segmenter import PixelSegmenter
 
@@ -46,6 +47,8 @@ def atomic_write(path, write) -> Path:
     removed); the result gets the usual permissions (``0o666`` less the umask).
     """
     path = Path(path)
+    if str(path.parent) and not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     name = path.name
     suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
@@ -119,6 +122,7 @@ def save(segmenter: PixelSegmenter, path) -> Path:
     """
     if not isinstance(segmenter, PixelSegmenter):
         raise TypeError(f"segmenter must be a PixelSegmenter, got {type(segmenter).__name__}")
+    check_path(path)
     if not hasattr(segmenter, "score_kind_"):
         raise ValueError("segmenter is not fitted: call fit before save")
     if segmenter.scorer_ is None:
@@ -197,7 +201,7 @@ def load(path) -> PixelSegmenter:
     >>> model.k, model.score_kind_, model.predict(x, brain=np.ones_like(y)).shape
     (3, 'decision', (2, 20, 20))
     """
-    path = Path(path)
+    path = Path(check_path(path))
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     try:
