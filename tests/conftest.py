@@ -6,6 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests (kernel == reference on random inputs) take their example budget from a profile:
+# "ci" (the default) is a short always-on run; "fuzz" is the opt-in long run:
+#     pytest tests --hypothesis-profile=fuzz -k "hypothesis or properties"
+settings.register_profile("ci", max_examples=100, deadline=None)
+settings.register_profile("fuzz", max_examples=5000, deadline=None)
+settings.load_profile("ci")
 
 #: ``../shared/data/brats2d`` from the repository root (CI lays ``shared/`` beside the clone).
 BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"

@@ -405,7 +405,7 @@ def as_batch(m):
     return m if m.ndim == 3 else m[None]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(m=small_masks, connectivity=st.sampled_from(CONNECTIVITIES))
 def test_property_label_equals_scipy(m, connectivity):
     labels, counts = label(as_batch(m), connectivity)
@@ -415,7 +415,7 @@ def test_property_label_equals_scipy(m, connectivity):
         assert counts[i] == n
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(m=small_masks, a=st.integers(0, 20), b=st.integers(0, 20),
        connectivity=st.sampled_from(CONNECTIVITIES))
 def test_property_removal_only_removes_idempotent_monotone(m, a, b, connectivity):
@@ -428,7 +428,7 @@ def test_property_removal_only_removes_idempotent_monotone(m, a, b, connectivity
     np.testing.assert_array_equal(out_lo, ref.remove_small_components(as_batch(m), lo, connectivity).reshape(m.shape))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(m=small_masks, connectivity=st.sampled_from(CONNECTIVITIES))
 def test_property_filling_only_adds(m, connectivity):
     out = fill_holes(m, connectivity)
@@ -437,7 +437,7 @@ def test_property_filling_only_adds(m, connectivity):
     np.testing.assert_array_equal(out, ref.fill_holes(as_batch(m), connectivity).reshape(m.shape))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(m=small_masks, min_size=st.integers(0, 12), fill=st.booleans(),
        connectivity=st.sampled_from(CONNECTIVITIES), n=st.integers(0, 4))
 def test_property_clean_mask_and_keep_largest_equal_reference(m, min_size, fill, connectivity, n):

@@ -24,7 +24,7 @@ def test_box_means_equal_uniform_filter(rng, shape, sizes):
         np.testing.assert_allclose(got[..., j * C:(j + 1) * C], expected, rtol=1e-5, atol=1e-6)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(
     hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 15), st.integers(1, 15), st.integers(1, 4)),
                elements=st.floats(-100, 100, width=32)),

@@ -202,7 +202,7 @@ def cases(draw):
     return x, k, mode, mask
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(cases())
 def test_hypothesis_kernel_equals_reference(case):
     x, k, mode, mask = case

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fastseg import _reference as ref
 
 from fastseg import brain_mask, normalize_brain
 
@@ -61,3 +66,17 @@ def test_bad_input():
         normalize_brain(np.zeros((4, 4, 1), np.float32), np.ones((4, 5), bool))
     with pytest.raises(ValueError, match="images must contain only finite values"):
         brain_mask(np.full((4, 4, 1), np.nan, np.float32))
+
+
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12), st.integers(1, 6)),
+               elements=st.floats(-1e4, 1e4, width=32)),
+    st.data(),
+)
+def test_hypothesis_normalize_equals_reference(x, data):
+    brain = data.draw(hnp.arrays(np.bool_, x.shape[:3]))
+    got = normalize_brain(x, brain)
+    want = ref.normalize_brain(x, brain)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert (got[~brain] == 0).all()

@@ -337,7 +337,7 @@ def small_case(draw):
     return H, W, C, k, mode, seed, use_mask
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
 @given(small_case())
 def test_hypothesis_linear_and_mlp_match_reference(case):
     H, W, C, k, mode, seed, use_mask = case
