@@ -167,3 +167,23 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("when", ["while segmenting", "while writing"])
+def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, capsys, monkeypatch, when):
+    """Ctrl-C during predict: exit 1, no output file, no temporary file left behind."""
+    import fastseg.segmenter
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((3, 32, 32, 4)).astype(np.float32))
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if when == "while segmenting":
+        monkeypatch.setattr(fastseg.segmenter.PixelSegmenter, "predict", interrupt)
+    else:
+        monkeypatch.setattr(np, "save", interrupt)  # np.save is what writes the .npy, into the temporary file
+    code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
+                       "--out", tmp_path / "out.npy")
+    assert code == 1 and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
