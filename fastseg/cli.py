@@ -40,12 +40,10 @@ def _progress(items, total: int, desc: str):
 
 
 def _atomic_write(path: Path, write) -> Path:
-    """``persistence.atomic_write``, with unwritable destinations reported as usage errors."""
+    """``persistence.atomic_write`` (which refuses a missing folder), with permission errors as usage errors."""
     from .persistence import atomic_write
 
     path = Path(path)
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     try:
         return atomic_write(path, write)
     except PermissionError as exc:
@@ -184,8 +182,6 @@ def cmd_train(args) -> int:
         print(f"{args.cv}-fold patient-wise cross-validated mean Dice: {result['mean_patient_dice']:.3f}")
     seg.fit(data.images, data.masks, data.brain)
     out = Path(args.model)
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {str(out)!r}: folder {str(out.parent)!r} does not exist")
     save(seg, out)
     print(f"wrote {out}")
     return EXIT_OK
@@ -209,8 +205,6 @@ def cmd_predict(args) -> int:
         has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))  # empty slices stay empty
         if has_brain.size:
             masks[has_brain] = seg.predict(case.images[has_brain], case.brain[has_brain])
-        if not out.parent.is_dir():
-            raise UsageError(f"cannot write {str(out)!r}: folder {str(out.parent)!r} does not exist")
         save_case_prediction(masks, case, out)
         print(f"wrote {out}: {masks.sum()} tumour voxels in {masks.any(axis=(1, 2)).sum()} of "
               f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)")
