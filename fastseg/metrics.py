@@ -30,7 +30,7 @@ __all__ = [
 
 def _pair(y_true, y_pred):
     t = check_masks(y_true, "y_true", ndims=(2, 3)).astype(bool)
-    p = check_masks(y_pred, "y_pred", shape=np.shape(t) if np.ndim(y_pred) == t.ndim else t.shape)
+    p = check_masks(y_pred, "y_pred", shape=t.shape)
     return t, p.astype(bool)
 
 
