@@ -5,7 +5,6 @@ Each group holds fastseg and its baseline, measured in the same run.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import fastseg
