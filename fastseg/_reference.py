@@ -19,6 +19,7 @@ from scipy import ndimage
 __all__ = [
     "window_features",
     "context_channels",
+    "pixel_features",
     "normalize_brain",
     "linear_scores",
     "mlp_scores",
@@ -71,6 +72,62 @@ def context_channels(images, brain, box_sizes=(7, 15, 31), asymmetry=True, asymm
                 diff[n, :, x] = images[n, :, x] - images[n, :, src]
         parts += [diff, ndimage.uniform_filter(diff, size=(1, asymmetry_box, asymmetry_box, 1), mode="constant")]
     return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+def pixel_features(images, brain, k=1, mask=None, mode="reflect", mean_sizes=(), std_sizes=(7, 15),
+                   asymmetry=True, asymmetry_box=15, gradient_size=5, position=True, position_boxes=(15, 31)):
+    """Twin of :func:`fastseg.features.pixel_features`: whole-image scipy filters, then the rows of ``mask``.
+
+    Box statistics see the image with every pixel outside the brain set to 0."""
+    x = np.asarray(images, dtype=np.float64)
+    brain = np.asarray(brain, dtype=bool)
+    rows = brain if mask is None else np.asarray(mask, dtype=bool)
+    N, H, W, C = x.shape
+    inside = np.where(brain[..., None], x, 0.0)
+    box = lambda a, s: ndimage.uniform_filter(a, size=(1, s, s, 1), mode="constant")  # noqa: E731
+    parts = []
+    if k == 1:
+        parts.append(x)
+    else:
+        parts.append(window_features(images, k, mode=mode).reshape(N, H, W, k * k * C))
+    for s in mean_sizes:
+        parts.append(box(inside, s))
+    for s in std_sizes:
+        parts.append(np.sqrt(np.maximum(box(inside ** 2, s) - box(inside, s) ** 2, 0.0)))
+    if asymmetry:
+        mirror = np.stack([_mirror(b) for b in brain])
+        mirrored = np.stack([inside[n][:, mirror[n]] for n in range(N)])
+        diff = np.where(brain[..., None], inside - mirrored, 0.0)
+        parts += [diff, box(diff, asymmetry_box)]
+    if gradient_size:
+        s, r = gradient_size, gradient_size // 2
+        kernel = np.zeros((s, s))
+        kernel[:, r + 1:], kernel[:, :r] = 1.0, -1.0
+        kernel /= s * r
+        gx = ndimage.correlate(inside, kernel[None, :, :, None], mode="constant")
+        gy = ndimage.correlate(inside, kernel.T[None, :, :, None], mode="constant")
+        parts.append(np.sqrt(gx ** 2 + gy ** 2))
+    if position:
+        pos = np.zeros((N, H, W, 2 + len(position_boxes)))
+        yy, xx = np.mgrid[:H, :W].astype(np.float64)
+        for n in range(N):
+            r = np.flatnonzero(brain[n].any(axis=1))
+            c = np.flatnonzero(brain[n].any(axis=0))
+            r0, r1, c0, c1 = (r[0], r[-1], c[0], c[-1]) if r.size else (0, 0, 0, 0)
+            pos[n, ..., 0] = (yy - r0) / max(r1 - r0, 1)
+            pos[n, ..., 1] = np.abs((xx - c0) / max(c1 - c0, 1) - 0.5)
+            for j, s in enumerate(position_boxes):
+                pos[n, ..., 2 + j] = ndimage.uniform_filter(brain[n].astype(np.float64), size=s, mode="constant")
+        parts.append(pos)
+    return np.concatenate(parts, axis=-1)[rows].astype(np.float32)
+
+
+def _mirror(brain):
+    """Mirror column of each column across the brain's vertical midline (image centre if empty), clipped."""
+    W = brain.shape[1]
+    cols = np.flatnonzero(brain.any(axis=0))
+    c0, c1 = (cols[0], cols[-1]) if cols.size else (0, W - 1)
+    return np.clip(c0 + c1 - np.arange(W), 0, W - 1)
 
 
 def normalize_brain(images, brain):

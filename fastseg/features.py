@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._ext import _boxmeans, _windows
+from ._ext import _boxmeans, _pixfeat, _windows
 from ._validation import (
     check_bool,
     check_images,
@@ -23,7 +23,10 @@ from ._validation import (
     check_out,
 )
 
-__all__ = ["window_features", "feature_offsets", "n_window_features", "context_channels", "box_means", "mirror_columns"]
+__all__ = [
+    "window_features", "feature_offsets", "n_window_features", "context_channels", "box_means", "mirror_columns",
+    "pixel_features", "pixel_feature_names",
+]
 
 
 def n_window_features(k: int, n_channels: int) -> int:
@@ -334,3 +337,179 @@ def context_channels(
         _boxmeans.copy_channels(diff, out, offset)
         _boxmeans.box_means(diff, np.array([asymmetry_box], dtype=np.intp), out, integral, offset + C)
     return out[0] if single else out
+
+
+#: Boxes over which the position family measures the brain's share around a pixel.
+POSITION_BOXES = (15, 31)
+
+
+def _check_gradient_size(gradient_size) -> int:
+    if isinstance(gradient_size, (bool, np.bool_)) or not isinstance(gradient_size, (int, np.integer)):
+        raise TypeError(f"gradient_size must be 0 (no gradient) or an odd integer >= 3, got {gradient_size!r}")
+    if gradient_size != 0 and (gradient_size < 3 or gradient_size % 2 == 0):
+        raise ValueError(f"gradient_size must be 0 (no gradient) or an odd integer >= 3, got {gradient_size!r}")
+    return int(gradient_size)
+
+
+def pixel_feature_names(
+    n_channels: int = 4,
+    k: int = 1,
+    *,
+    mean_sizes=(),
+    std_sizes=(7, 15),
+    asymmetry: bool = True,
+    asymmetry_box: int = 15,
+    gradient_size: int = 5,
+    position: bool = True,
+) -> list[str]:
+    """Names of the columns :func:`pixel_features` returns, in order.
+
+    ``c`` is the channel index; window columns are ``window[dy,dx,c]``.
+
+    Examples
+    --------
+    >>> from fastseg.features import pixel_feature_names
+    >>> pixel_feature_names(2, std_sizes=(7,), asymmetry=False, gradient_size=0)
+    ['value[c0]', 'value[c1]', 'std7[c0]', 'std7[c1]', 'row_in_brain', 'column_off_midline', 'brain_share15', 'brain_share31']
+    """
+    C, k = check_n_channels(n_channels), check_k(k)
+    check_n_features(k, C)
+    means, stds = _check_box_sizes(mean_sizes, "mean_sizes"), _check_box_sizes(std_sizes, "std_sizes")
+    gradient_size = _check_gradient_size(gradient_size)
+    channels = [f"c{c}" for c in range(C)]
+    if k == 1:
+        names = [f"value[{c}]" for c in channels]
+    else:
+        names = [f"window[{dy},{dx},c{c}]" for dy, dx, c in feature_offsets(k, C)]
+    names += [f"mean{s}[{c}]" for s in means for c in channels]
+    names += [f"std{s}[{c}]" for s in stds for c in channels]
+    if check_bool(asymmetry, "asymmetry"):
+        asymmetry_box = check_k(asymmetry_box, "asymmetry_box")
+        names += [f"asymmetry[{c}]" for c in channels] + [f"asymmetry_mean{asymmetry_box}[{c}]" for c in channels]
+    if gradient_size:
+        names += [f"gradient{gradient_size}[{c}]" for c in channels]
+    if check_bool(position, "position"):
+        names += ["row_in_brain", "column_off_midline"] + [f"brain_share{s}" for s in POSITION_BOXES]
+    return names
+
+
+def pixel_features(
+    images: ArrayLike,
+    brain: ArrayLike,
+    k: int = 1,
+    *,
+    mask: ArrayLike | None = None,
+    mode: str = "reflect",
+    mean_sizes=(),
+    std_sizes=(7, 15),
+    asymmetry: bool = True,
+    asymmetry_box: int = 15,
+    gradient_size: int = 5,
+    position: bool = True,
+    n_jobs: int | None = None,
+) -> NDArray[np.float32]:
+    """Feature rows of the pixels of interest: their window plus context from far around them.
+
+    The feature families (columns in this order; :func:`pixel_feature_names`
+    names them), each computed by one Cython kernel that writes only the
+    requested rows (box statistics come from integral images, so their cost does
+    not grow with the box size):
+
+    1. **window**: the k x k window of every channel (:func:`window_features`,
+       border ``mode``); for k = 1 the pixel's own values;
+    2. **means**: each channel's mean over s x s boxes, s in ``mean_sizes``;
+    3. **stds**: each channel's standard deviation over s x s boxes, s in ``std_sizes``
+       (texture: tumour tissue is heterogeneous);
+    4. **asymmetry**: each channel minus its value at the pixel mirrored across the
+       brain's vertical midline (:func:`mirror_columns`), and the
+       ``asymmetry_box`` mean of that difference (the brain is roughly
+       symmetric, tumours are not);
+    5. **gradient**: each channel's box-gradient magnitude at ``gradient_size``
+       (the difference of the boxes right and left of, and below and above, the
+       pixel; 0 turns it off);
+    6. **position**: the pixel's row in the brain's bounding box (0 top, 1
+       bottom), its distance from the box's vertical midline (0 to 0.5), and the
+       brain's share of the 15 x 15 and 31 x 31 boxes around it (low near the
+       brain's edge, where bright rims mimic tumour).
+
+    Box statistics treat the outside of the image as 0: use them on
+    brain-normalised images (:func:`fastseg.normalize_brain`), whose background
+    is 0.  That is what :class:`fastseg.PixelSegmenter` does.
+
+    Parameters
+    ----------
+    images : array-like of shape (H, W, C) or (N, H, W, C)
+    brain : array-like of shape (H, W) or (N, H, W)
+        Brain masks: the midline, the bounding box and the brain share.
+    k : odd int, default=1
+    mask : array-like of shape (H, W) or (N, H, W), optional
+        Pixels to describe; default: the brain pixels.
+    mode : {"reflect", "constant", "edge"}, default="reflect"
+        Border handling of the window (k > 1).
+    mean_sizes, std_sizes : sequence of odd int
+    asymmetry : bool, default=True
+    asymmetry_box : odd int, default=15
+    gradient_size : int, default=5
+    position : bool, default=True
+    n_jobs : int, optional
+        Threads over the images (None: 1, -1: all cores).
+
+    Returns
+    -------
+    ndarray of shape (n_pixels, n_features), dtype=float32
+        One row per requested pixel, in raster order over (n, y, x).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.features import pixel_features, pixel_feature_names
+    >>> x = np.random.default_rng(0).standard_normal((2, 30, 30, 4)).astype(np.float32)
+    >>> brain = np.zeros((2, 30, 30), bool); brain[:, 5:25, 4:26] = True
+    >>> X = pixel_features(x, brain)
+    >>> X.shape, len(pixel_feature_names(4))
+    ((880, 28), 28)
+    """
+    from ._parallel import run_chunks
+    from ._validation import check_n_jobs
+
+    batch, single = check_images(images)
+    N, H, W, C = batch.shape
+    shape = (H, W) if single else (N, H, W)
+    k = check_k(k)
+    mode = check_mode(mode)
+    b = check_masks(brain, "brain", shape=shape).reshape(N, H, W)
+    rows = b if mask is None else check_masks(mask, "mask", shape=shape).reshape(N, H, W)
+    names = pixel_feature_names(C, k, mean_sizes=mean_sizes, std_sizes=std_sizes, asymmetry=asymmetry,
+                                asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position)
+    means = np.asarray(_check_box_sizes(mean_sizes, "mean_sizes"), dtype=np.intp)
+    stds = np.asarray(_check_box_sizes(std_sizes, "std_sizes"), dtype=np.intp)
+    gradient_size = _check_gradient_size(gradient_size)
+    n_jobs = check_n_jobs(n_jobs)
+    counts = rows.reshape(N, -1).sum(axis=1, dtype=np.intp)
+    row_start = np.zeros(N + 1, dtype=np.intp)
+    np.cumsum(counts, out=row_start[1:])
+    n_window = k * k * C if k > 1 else 0
+    out = np.empty((int(row_start[-1]), len(names)), dtype=np.float32)
+    if out.shape[0] == 0:
+        return out
+    if k > 1:
+        out[:, :n_window] = window_features(batch, k, mask=rows, mode=mode)
+    bb = b.view(bool)
+    any_rows, any_cols = bb.any(axis=2), bb.any(axis=1)
+    bbox = np.zeros((N, 4), dtype=np.intp)
+    for n in range(N):
+        r, c = np.flatnonzero(any_rows[n]), np.flatnonzero(any_cols[n])
+        if r.size:
+            bbox[n] = r[0], r[-1], c[0], c[-1]
+    mirror = mirror_columns(bb) if asymmetry else np.zeros((N, W), dtype=np.intp)
+    boxes = np.asarray(POSITION_BOXES if position else (), dtype=np.intp)
+    scratch_size = 4 * (H + 1) * (W + 1) * C + 7 * C
+
+    def work(start, stop):
+        scratch = np.empty(scratch_size, dtype=np.float64)
+        _pixfeat.pixel_context(batch, b, rows, row_start, mirror, bbox, means, stds, boxes,
+                               k == 1, bool(asymmetry), int(asymmetry_box), gradient_size, bool(position),
+                               out, n_window, scratch, start, stop)
+
+    run_chunks(work, N, n_jobs)
+    return out

@@ -1,0 +1,27 @@
+import numpy as np
+from numpy.typing import NDArray
+
+def n_context_columns(
+    C: int, values: bool, n_means: int, n_stds: int, asymmetry: bool, gradient: bool, position: bool, n_boxes: int
+) -> int: ...
+def pixel_context(
+    images: NDArray[np.float32],
+    brain: NDArray[np.uint8],
+    rows: NDArray[np.uint8],
+    row_start: NDArray[np.intp],
+    mirror: NDArray[np.intp],
+    bbox: NDArray[np.intp],
+    mean_sizes: NDArray[np.intp],
+    std_sizes: NDArray[np.intp],
+    brain_boxes: NDArray[np.intp],
+    values: bool,
+    asymmetry: bool,
+    asymmetry_box: int,
+    gradient_size: int,
+    position: bool,
+    out: NDArray[np.float32],
+    offset: int,
+    scratch: NDArray[np.float64],
+    n0: int,
+    n1: int,
+) -> None: ...

@@ -1,0 +1,188 @@
+"""Pixel features (the context kernel) against the scipy twin, over families, shapes, masks and layouts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fastseg import _reference as ref
+from fastseg.features import pixel_feature_names, pixel_features, window_features
+
+FAMILIES = [
+    dict(),                                                   # the defaults
+    dict(std_sizes=(), asymmetry=False, gradient_size=0, position=False),  # values only
+    dict(mean_sizes=(1, 3, 31), std_sizes=(1, 5), asymmetry=False, gradient_size=0, position=False),
+    dict(std_sizes=(), asymmetry=True, asymmetry_box=3, gradient_size=0, position=False),
+    dict(std_sizes=(), asymmetry=False, gradient_size=3, position=False),
+    dict(std_sizes=(), asymmetry=False, gradient_size=0, position=True),
+    dict(mean_sizes=(7,), std_sizes=(15,), gradient_size=7),
+]
+
+
+def _brain(rng, shape, kind):
+    N, H, W = shape
+    if kind == "random":
+        return rng.random(shape) < 0.8
+    if kind == "disc":
+        yy, xx = np.mgrid[:H, :W]
+        disc = (yy - H / 2) ** 2 + (xx - W / 2.5) ** 2 < (min(H, W) / 2.5) ** 2
+        return np.broadcast_to(disc, shape).copy()
+    if kind == "full":
+        return np.ones(shape, bool)
+    b = rng.random(shape) < 0.8
+    b[0] = False  # an empty brain: no rows unless a mask asks for them
+    return b
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 9, 1, 3), (1, 1, 12, 2), (3, 17, 13, 4), (1, 240, 240, 4)])
+@pytest.mark.parametrize("brain_kind", ["random", "disc", "full", "with-empty"])
+def test_equal_reference(rng, family, shape, brain_kind):
+    x = rng.standard_normal(shape).astype(np.float32)
+    b = _brain(rng, shape[:3], brain_kind)
+    got = pixel_features(x, b, **family)
+    expected = ref.pixel_features(x, b, **family)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert got.shape == (b.sum(), len(pixel_feature_names(shape[3], **family)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("mode", ["reflect", "constant", "edge"])
+def test_window_columns_come_first(rng, k, mode):
+    x = rng.standard_normal((2, 15, 14, 4)).astype(np.float32)
+    b = _brain(rng, (2, 15, 14), "disc")
+    got = pixel_features(x, b, k, mode=mode)
+    n_window = k * k * 4
+    np.testing.assert_array_equal(got[:, :n_window], window_features(x, k, mask=b, mode=mode))
+    np.testing.assert_allclose(got, ref.pixel_features(x, b, k, mode=mode), rtol=1e-5, atol=2e-5)
+    names = pixel_feature_names(4, k)
+    assert names[0] == f"window[{-(k // 2)},{-(k // 2)},c0]" and len(names) == got.shape[1]
+
+
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+def test_mask_selects_rows_in_raster_order(rng, density):
+    x = rng.standard_normal((3, 20, 22, 4)).astype(np.float32)
+    b = _brain(rng, (3, 20, 22), "disc")
+    mask = rng.random(b.shape) < density
+    got = pixel_features(x, b, mask=mask)
+    dense = ref.pixel_features(x, b, mask=np.ones_like(b))  # every pixel, brain or not
+    np.testing.assert_allclose(got, dense[mask.ravel()], rtol=1e-5, atol=2e-5)
+
+
+def test_single_image_layouts_threads_and_inputs_unchanged(rng):
+    x = rng.standard_normal((4, 30, 28, 4)).astype(np.float32)
+    b = _brain(rng, (4, 30, 28), "random")
+    expected = pixel_features(x, b)
+    fortran = np.asfortranarray(x)
+    strided = np.zeros((4, 30, 56, 4), np.float32)
+    strided[:, :, ::2] = x
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    x0, b0 = x.copy(), b.copy()
+    for variant in (fortran, strided[:, :, ::2], readonly, x.astype(np.float64)):
+        np.testing.assert_array_equal(pixel_features(variant, b), expected)
+    for n_jobs in (2, 3, -1):
+        np.testing.assert_array_equal(pixel_features(x, b, n_jobs=n_jobs), expected)
+    rows = b[:1].sum()
+    np.testing.assert_array_equal(pixel_features(x[0], b[0]), expected[:rows])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(b, b0)
+
+
+def test_background_values_do_not_leak_into_statistics(rng):
+    """Box statistics count pixels outside the brain as 0, whatever they hold."""
+    x = rng.standard_normal((1, 25, 25, 2)).astype(np.float32)
+    b = _brain(rng, (1, 25, 25), "disc")
+    y = x.copy()
+    y[~b] = 1000.0
+    np.testing.assert_array_equal(pixel_features(x, b), pixel_features(y, b))
+
+
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 14), st.integers(1, 14), st.integers(1, 4)),
+               elements=st.floats(-50, 50, width=32)),
+    st.data(),
+)
+def test_hypothesis_equal_reference(x, data):
+    b = data.draw(hnp.arrays(np.bool_, x.shape[:3]))
+    mask = data.draw(hnp.arrays(np.bool_, x.shape[:3]))
+    family = dict(
+        mean_sizes=data.draw(st.lists(st.integers(0, 8).map(lambda r: 2 * r + 1), max_size=2)),
+        std_sizes=data.draw(st.lists(st.integers(0, 8).map(lambda r: 2 * r + 1), max_size=2)),
+        asymmetry=data.draw(st.booleans()),
+        asymmetry_box=data.draw(st.integers(0, 8).map(lambda r: 2 * r + 1)),
+        gradient_size=data.draw(st.sampled_from([0, 3, 5, 9])),
+        position=data.draw(st.booleans()),
+    )
+    got = pixel_features(x, b, mask=mask, **family)
+    # tolerance: float64 integral images against scipy's float64 filters, values up to 50
+    np.testing.assert_allclose(got, ref.pixel_features(x, b, mask=mask, **family), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(std_sizes=(4,)), ValueError, "std_sizes must be an odd integer >= 1, got 4"),
+        (dict(mean_sizes=7), TypeError, "mean_sizes must be a sequence of odd integers, got 7"),
+        (dict(gradient_size=1), ValueError, "gradient_size must be 0 .* got 1"),
+        (dict(gradient_size=4), ValueError, "gradient_size must be 0 .* got 4"),
+        (dict(gradient_size=True), TypeError, "gradient_size must be 0 .* got True"),
+        (dict(asymmetry="yes"), TypeError, "asymmetry must be"),
+        (dict(position=None), TypeError, "position must be"),
+        (dict(asymmetry_box=2), ValueError, "asymmetry_box must be an odd integer >= 1, got 2"),
+        (dict(k=2), ValueError, "k must be an odd integer >= 1, got 2"),
+        (dict(mode="wrap"), ValueError, "mode must be one of"),
+        (dict(n_jobs=0), ValueError, "n_jobs"),
+    ],
+)
+def test_bad_input(rng, kwargs, error, message):
+    x = rng.standard_normal((2, 9, 9, 4)).astype(np.float32)
+    b = np.ones((2, 9, 9), bool)
+    with pytest.raises(error, match=message):
+        pixel_features(x, b, **kwargs)
+
+
+def test_bad_arrays(rng):
+    x = rng.standard_normal((2, 9, 9, 4)).astype(np.float32)
+    b = np.ones((2, 9, 9), bool)
+    with pytest.raises(ValueError, match=r"brain must have shape \(2, 9, 9\)"):
+        pixel_features(x, b[0])
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 9, 9\)"):
+        pixel_features(x, b, mask=b[:, :5])
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="images must contain only finite values, got 1 NaN"):
+        pixel_features(bad, b)
+
+
+def test_kernel_rejects_inconsistent_buffers(rng):
+    from fastseg._ext import _pixfeat
+
+    x = rng.standard_normal((1, 5, 5, 2)).astype(np.float32)
+    b = np.ones((1, 5, 5), np.uint8)
+    none = np.zeros(0, np.intp)
+    good = dict(row_start=np.array([0, 25], np.intp), mirror=np.tile(np.arange(5)[::-1], (1, 1)).astype(np.intp),
+                bbox=np.array([[0, 4, 0, 4]], np.intp), out=np.empty((25, 2), np.float32),
+                scratch=np.empty(4 * 36 * 2 + 14))
+
+    def call(**changes):
+        a = {**good, **changes}
+        _pixfeat.pixel_context(x, b, b, a["row_start"], a["mirror"], a["bbox"], none, none, none,
+                               True, False, 15, 0, False, a["out"], 0, a["scratch"], 0, 1)
+
+    call()
+    np.testing.assert_array_equal(good["out"], x.reshape(25, 2))
+    with pytest.raises(ValueError, match="out must have"):
+        call(out=np.empty((24, 2), np.float32))
+    with pytest.raises(ValueError, match="scratch is too small"):
+        call(scratch=np.empty(10))
+    with pytest.raises(ValueError, match="bbox must lie in the image"):
+        call(bbox=np.array([[0, 5, 0, 4]], np.intp))
+    with pytest.raises(ValueError, match="mirror columns must lie in the image"):
+        call(mirror=np.full((1, 5), 5, np.intp))
+    with pytest.raises(ValueError, match="row_start must be non-decreasing"):
+        call(row_start=np.array([3, 0], np.intp))
