@@ -339,6 +339,9 @@ def context_channels(
     return out[0] if single else out
 
 
+#: Border modes as the pixel-context kernel numbers them.
+_MODES = {"reflect": 0, "constant": 1, "edge": 2}
+
 #: Boxes over which the position family measures the brain's share around a pixel.
 POSITION_BOXES = (15, 31)
 
@@ -477,6 +480,7 @@ def pixel_features(
     shape = (H, W) if single else (N, H, W)
     k = check_k(k)
     mode = check_mode(mode)
+    check_k_fits(k, mode, H, W)
     b = check_masks(brain, "brain", shape=shape).reshape(N, H, W)
     rows = b if mask is None else check_masks(mask, "mask", shape=shape).reshape(N, H, W)
     names = pixel_feature_names(C, k, mean_sizes=mean_sizes, std_sizes=std_sizes, asymmetry=asymmetry,
@@ -488,12 +492,9 @@ def pixel_features(
     counts = rows.reshape(N, -1).sum(axis=1, dtype=np.intp)
     row_start = np.zeros(N + 1, dtype=np.intp)
     np.cumsum(counts, out=row_start[1:])
-    n_window = k * k * C if k > 1 else 0
     out = np.empty((int(row_start[-1]), len(names)), dtype=np.float32)
     if out.shape[0] == 0:
         return out
-    if k > 1:
-        out[:, :n_window] = window_features(batch, k, mask=rows, mode=mode)
     bb = b.view(bool)
     any_rows, any_cols = bb.any(axis=2), bb.any(axis=1)
     bbox = np.zeros((N, 4), dtype=np.intp)
@@ -508,8 +509,8 @@ def pixel_features(
     def work(start, stop):
         scratch = np.empty(scratch_size, dtype=np.float64)
         _pixfeat.pixel_context(batch, b, rows, row_start, mirror, bbox, means, stds, boxes,
-                               k == 1, bool(asymmetry), int(asymmetry_box), gradient_size, bool(position),
-                               out, n_window, scratch, start, stop)
+                               k, _MODES[mode], bool(asymmetry), int(asymmetry_box), gradient_size, bool(position),
+                               out, 0, scratch, start, stop)
 
     run_chunks(work, N, n_jobs)
     return out

@@ -172,7 +172,7 @@ def test_kernel_rejects_inconsistent_buffers(rng):
     def call(**changes):
         a = {**good, **changes}
         _pixfeat.pixel_context(x, b, b, a["row_start"], a["mirror"], a["bbox"], none, none, none,
-                               True, False, 15, 0, False, a["out"], 0, a["scratch"], 0, 1)
+                               1, 0, False, 15, 0, False, a["out"], 0, a["scratch"], 0, 1)
 
     call()
     np.testing.assert_array_equal(good["out"], x.reshape(25, 2))

@@ -2,7 +2,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 def n_context_columns(
-    C: int, values: bool, n_means: int, n_stds: int, asymmetry: bool, gradient: bool, position: bool, n_boxes: int
+    C: int, k: int, n_means: int, n_stds: int, asymmetry: bool, gradient: bool, position: bool, n_boxes: int
 ) -> int: ...
 def pixel_context(
     images: NDArray[np.float32],
@@ -14,7 +14,8 @@ def pixel_context(
     mean_sizes: NDArray[np.intp],
     std_sizes: NDArray[np.intp],
     brain_boxes: NDArray[np.intp],
-    values: bool,
+    k: int,
+    mode: int,
     asymmetry: bool,
     asymmetry_box: int,
     gradient_size: int,

@@ -9,7 +9,9 @@ per requested pixel is independent of the box sizes, and nothing of the size of
 
 Row layout (columns, in order; C channels):
 
-    values       C                    the pixel itself (when ``values``)
+    window       k k C                the k x k window of every channel, (dy, dx, c) with c
+                                      fastest (k = 1: the pixel itself; k = 0: none),
+                                      borders by ``mode``: 0 reflect, 1 constant 0, 2 edge
     means        C per mean size      s x s box mean, zero outside the image
     stds         C per std size       s x s box standard deviation, zero outside
     asymmetry    C, then C            x - x[mirror column] at brain pixels (0 elsewhere);
@@ -24,6 +26,8 @@ Row layout (columns, in order; C channels):
 Compiler directives are set once, in setup.py.
 """
 from libc.math cimport sqrt, fabs
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 
 cdef inline void _box(const double* I, Py_ssize_t stride, Py_ssize_t C,
@@ -34,6 +38,12 @@ cdef inline void _box(const double* I, Py_ssize_t stride, Py_ssize_t C,
     cdef const double* p10 = I + y1 * stride + x0 * C
     cdef const double* p00 = I + y0 * stride + x0 * C
     cdef Py_ssize_t c
+    if C == 4:  # the MRI case: a fixed trip count the compiler unrolls and vectorises
+        res[0] = (p11[0] - p01[0]) - (p10[0] - p00[0])
+        res[1] = (p11[1] - p01[1]) - (p10[1] - p00[1])
+        res[2] = (p11[2] - p01[2]) - (p10[2] - p00[2])
+        res[3] = (p11[3] - p01[3]) - (p10[3] - p00[3])
+        return
     for c in range(C):
         res[c] = (p11[c] - p01[c]) - (p10[c] - p00[c])
 
@@ -105,10 +115,25 @@ cdef inline void _local_box(Py_ssize_t y, Py_ssize_t x, Py_ssize_t s, Py_ssize_t
     box[3] = min(max(x + r + 1 - c0, 0), w)
 
 
-def n_context_columns(Py_ssize_t C, bint values, Py_ssize_t n_means, Py_ssize_t n_stds,
+cdef inline Py_ssize_t _border(Py_ssize_t i, Py_ssize_t n, int mode) noexcept nogil:
+    """Index i mapped into [0, n) by the border mode (-1: constant, outside); |overhang| <= n."""
+    if 0 <= i < n:
+        return i
+    if mode == 0:  # reflect without repeating the edge; needs overhang < n
+        if i < 0:
+            i = -i
+        else:
+            i = 2 * (n - 1) - i
+        return i if 0 <= i < n else 0
+    if mode == 2:  # edge
+        return 0 if i < 0 else n - 1
+    return -1
+
+
+def n_context_columns(Py_ssize_t C, Py_ssize_t k, Py_ssize_t n_means, Py_ssize_t n_stds,
                       bint asymmetry, bint gradient, bint position, Py_ssize_t n_boxes):
     """Number of columns the kernel writes for these families."""
-    return (C * (values + n_means + n_stds + 2 * asymmetry + gradient)
+    return (C * (k * k + n_means + n_stds + 2 * asymmetry + gradient)
             + (2 + n_boxes if position else 0))
 
 
@@ -122,7 +147,7 @@ def pixel_context(
     const Py_ssize_t[::1] mean_sizes not None,
     const Py_ssize_t[::1] std_sizes not None,
     const Py_ssize_t[::1] brain_boxes not None,
-    bint values, bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    Py_ssize_t k, int mode, bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
     float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
     Py_ssize_t offset,
     double[::1] scratch not None,                    # SCRATCH >= 4 (H+1)(W+1)C + 7 C
@@ -135,10 +160,12 @@ def pixel_context(
     """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
-    cdef Py_ssize_t F = n_context_columns(C, values, SM, SS, asymmetry, gradient_size > 0, position, SB)
+    cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
+    cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
     cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
     cdef Py_ssize_t n, y, x, c, j, r, col, row, r0, c0, h, w, stride, bstride, p
     cdef Py_ssize_t box[4]
+    cdef uint64_t word
     cdef double inv, m, v, gx, gy, span_r, span_c, a
     cdef const float* img
     cdef const unsigned char* inside
@@ -178,6 +205,12 @@ def pixel_context(
     for j in range(SB):
         if brain_boxes[j] < 1 or brain_boxes[j] % 2 == 0:
             raise ValueError("box sizes must be odd and >= 1")
+    if k < 0 or (k and k % 2 == 0) or mode < 0 or mode > 2:
+        raise ValueError("k must be 0 or odd, mode 0, 1 or 2")
+    if k and mode == 0 and k // 2 >= (H if H < W else W) and H * W > 0:
+        raise ValueError("reflect mode needs k // 2 < the image's smaller side")
+    if k and k // 2 > (H if H > W else W) and H * W > 0:
+        raise ValueError("k // 2 must not exceed the image's larger side")
     if gradient_size and (gradient_size < 3 or gradient_size % 2 == 0):
         raise ValueError("gradient_size must be 0 or odd and >= 3")
     if asymmetry and (asymmetry_box < 1 or asymmetry_box % 2 == 0):
@@ -227,7 +260,16 @@ def pixel_context(
             row = row_start[n]
             for y in range(H):
                 want = &rows[n, y, 0]
-                for x in range(W):
+                x = -1
+                while True:
+                    x += 1
+                    while x + 8 <= W:  # skip unwanted pixels 8 at a time
+                        memcpy(&word, want + x, 8)
+                        if word != 0:
+                            break
+                        x += 8
+                    if x >= W:
+                        break
                     if not want[x]:
                         continue
                     if row >= row_start[n + 1]:  # more requested pixels than row_start allows
@@ -236,10 +278,22 @@ def pixel_context(
                     row += 1
                     p = y * W + x
                     col = 0
-                    if values:
+                    if k == 1:
                         for c in range(C):
                             dst[c] = img[p * C + c]
-                        col += C
+                        col = C
+                    elif k:
+                        for dy in range(-half, half + 1):
+                            yy = _border(y + dy, H, mode)
+                            for dx in range(-half, half + 1):
+                                xx = _border(x + dx, W, mode)
+                                if yy < 0 or xx < 0:  # constant mode, outside the image
+                                    for c in range(C):
+                                        dst[col + c] = 0.0
+                                else:
+                                    for c in range(C):
+                                        dst[col + c] = img[(yy * W + xx) * C + c]
+                                col += C
                     for j in range(SM):
                         _local_box(y, x, mean_sizes[j], r0, h, c0, w, box)
                         _box(I1, stride, C, box[0], box[1], box[2], box[3], b1)
