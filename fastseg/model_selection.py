@@ -16,7 +16,7 @@ __all__ = ["cross_validate"]
 
 
 def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: ArrayLike, cv: int = 5,
-                   *, brain: ArrayLike | None = None, verbose: int = 0) -> dict:
+                   *, brain: ArrayLike | None = None, extra=None, verbose: int = 0) -> dict:
     """Cross-validate a segmenter with folds split by patient (``GroupKFold``).
 
     Each fold fits a clone of ``segmenter`` on the other folds' patients and
@@ -34,6 +34,10 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
         Number of folds (at most the number of patients).
     brain : array-like of shape (N, H, W), optional
         Brain masks, passed to fit and predict.
+    extra : tuple (images, masks, groups) or (images, masks, groups, brain), optional
+        More slices for training only (e.g. other slices of the same patients):
+        each fold trains also on the extra slices of its training patients, and
+        never on those of the patients it validates.  They are never validated.
     verbose : int, default=0
         Print one line per fold to stderr.
 
@@ -75,12 +79,19 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
         raise TypeError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
     if not 2 <= cv <= n_groups:
         raise ValueError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
+    extra = _check_extra(extra, batch.shape[1:], brain is not None)
     predictions = np.zeros((N, H, W), dtype=bool)
     fold_dice, fold_patients = [], []
     for fold, (train, test) in enumerate(GroupKFold(n_splits=int(cv)).split(batch, groups=groups)):
         t0 = time.perf_counter()
         model = clone(segmenter)
-        model.fit(batch[train], y[train], None if b is None else b[train])
+        x_fit, y_fit, b_fit = batch[train], y[train], None if b is None else b[train]
+        if extra is not None:
+            use = np.isin(extra[2], groups[train]) & ~np.isin(extra[2], groups[test])
+            x_fit, y_fit = np.concatenate([x_fit, extra[0][use]]), np.concatenate([y_fit, extra[1][use]])
+            if b is not None:
+                b_fit = np.concatenate([b_fit, extra[3][use]])
+        model.fit(x_fit, y_fit, b_fit)
         predictions[test] = model.predict(batch[test], None if b is None else b[test])
         rep = segmentation_report(y[test], predictions[test], groups[test])
         fold_dice.append(rep.mean_group["dice"])
@@ -98,3 +109,25 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
         "predictions": predictions,
         "report": report,
     }
+
+
+def _check_extra(extra, hwc, with_brain: bool):
+    """(images, masks, groups, brain or None) of the extra training slices, validated."""
+    if extra is None:
+        return None
+    if not isinstance(extra, (tuple, list)) or len(extra) not in (3, 4):
+        raise TypeError(f"extra must be a tuple (images, masks, groups[, brain]), got {type(extra).__name__}")
+    batch, _ = check_images(extra[0], "extra images")
+    n, hw = batch.shape[0], hwc[:2]
+    if batch.shape[1:] != hwc:
+        raise ValueError(f"extra images must have the images' (H, W, C) = {hwc}, got {batch.shape[1:]}")
+    masks = check_masks(extra[1], "extra masks", shape=(n,) + hw).view(bool)
+    groups = np.asarray(extra[2])
+    if groups.shape != (n,):
+        raise ValueError(f"extra groups must have one entry per extra slice, shape ({n},), got shape {groups.shape}")
+    brain = None
+    if with_brain:
+        if len(extra) != 4:
+            raise ValueError("extra needs brain masks (a 4th entry) when brain is given")
+        brain = check_masks(extra[3], "extra brain", shape=(n,) + hw).view(bool)
+    return batch, masks, groups, brain

@@ -31,11 +31,11 @@ from .segmenter import PixelSegmenter
 __all__ = ["save", "load", "FORMAT_VERSION", "atomic_write"]
 
 #: Version of the file layout; a file with another major version is refused.
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "2.0"
 
 _PARAMS = (
     "k", "C", "hidden_layer_sizes", "alpha", "max_iter", "max_pixels", "tumour_fraction",
-    "class_weight", "threshold", "box_sizes", "asymmetry", "min_size", "min_relative_size", "fill_holes", "connectivity", "mode", "normalize",
+    "class_weight", "threshold", "box_sizes", "std_sizes", "asymmetry", "gradient_size", "position", "min_size", "min_relative_size", "fill_holes", "connectivity", "mode", "normalize",
     "n_jobs", "random_state", "verbose",
 )
 
@@ -143,6 +143,7 @@ def save(segmenter: PixelSegmenter, path) -> Path:
         "score_kind": segmenter.score_kind_,
         "threshold": float(segmenter.threshold_),
         "n_training_pixels": int(segmenter.n_training_pixels_),
+        "features": list(segmenter.feature_names_),
     }
     data = {}
     if kind == "linear":
@@ -199,7 +200,7 @@ def load(path) -> PixelSegmenter:
     >>> _ = save(PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain=np.ones_like(y)), path)
     >>> model = load(path)
     >>> model.k, model.score_kind_, model.predict(x, brain=np.ones_like(y)).shape
-    (3, 'decision', (2, 20, 20))
+    (3, 'proba', (2, 20, 20))
     """
     path = Path(check_path(path))
     if not path.is_file():
@@ -230,7 +231,7 @@ def load(path) -> PixelSegmenter:
     except (KeyError, TypeError, ValueError) as exc:
         _fail(path, f"its spec misses or mangles a field ({exc!r})")
     classifier = params.pop("classifier", None)
-    for name in ("hidden_layer_sizes", "box_sizes"):
+    for name in ("hidden_layer_sizes", "box_sizes", "std_sizes"):
         if isinstance(params.get(name), list):
             params[name] = tuple(params[name])
     unknown = set(params) - set(_PARAMS)
@@ -241,7 +242,10 @@ def load(path) -> PixelSegmenter:
         seg._check_params()
     except (TypeError, ValueError) as exc:
         _fail(path, f"its parameters are invalid ({exc})")
-    n_features = seg.k * seg.k * n_channels * (1 + len(seg.box_sizes) + 2 * bool(seg.asymmetry))
+    names = seg._feature_names(n_channels)
+    if spec.get("features") != names:
+        _fail(path, "its feature list does not match its parameters")
+    n_features = len(names)
     if score_kind not in ("proba", "decision") or not np.isfinite(threshold) or n_channels < 1:
         _fail(path, "its spec has an invalid score kind, threshold or channel count")
     if kind == "linear":
@@ -278,4 +282,5 @@ def load(path) -> PixelSegmenter:
     seg.score_kind_ = score_kind
     seg.threshold_ = threshold
     seg.n_training_pixels_ = int(spec.get("n_training_pixels", 0))
+    seg.feature_names_ = names
     return seg

@@ -438,3 +438,37 @@ def mlp_scores(
                 splits = _tile_splits(None if m is None else m[n], H * W, tile_rows, n_jobs)
                 run_chunks(lambda a, b: score(n, n + 1, splits[a], splits[b]), len(splits) - 1, n_jobs)
     return out[0] if single else out
+
+
+#: Rows per GEMM in :func:`mlp_row_scores`: the activations of a tile stay in L1/L2.
+_ROWS_TILE = 256
+
+
+def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1) -> NDArray[np.float32]:
+    """Probabilities of an MLP for feature rows already in memory (no window gather).
+
+    ``rows`` is a C-contiguous float32 (n, F) matrix of finite values (the
+    caller's: :class:`~fastseg.PixelSegmenter` passes the rows
+    :func:`~fastseg.features.pixel_features` made); ``weights`` an
+    :class:`MLPWeights` with F inputs and one output.  Threads split the rows;
+    every row's result is the same for any ``n_jobs``.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    coefs, intercepts, activation = weights
+    sizes = np.array([coefs[0].shape[0]] + [np.shape(w)[1] for w in coefs], dtype=np.intp)
+    flat_w = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
+    flat_b = np.concatenate([np.ravel(b) for b in intercepts]).astype(np.float32)
+    tile = _ROWS_TILE
+    n = rows.shape[0]
+    out = np.empty(n, dtype=np.float32)
+    code = _ACTIVATION_CODES[activation]
+
+    def work(start: int, stop: int) -> None:
+        act = np.empty((2, tile * int(sizes[1:].max())), dtype=np.float32)
+        _mlp.mlp_rows(rows[start:stop], flat_w, flat_b, sizes, code, out[start:stop], act, tile)
+
+    n_tiles = -(-n // tile)
+    with _single_threaded_blas():
+        # split on tile boundaries so that each tile's GEMM is the same whatever n_jobs
+        run_chunks(lambda a, b: work(a * tile, min(b * tile, n)), n_tiles, n_jobs)
+    return out

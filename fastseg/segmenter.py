@@ -1,23 +1,25 @@
 """PixelSegmenter: the scikit-learn style estimator that ties fastseg together.
 
-fit:      brain mask -> per-slice brain normalisation -> context channels (box
-          means, left-right asymmetry) -> class-aware pixel sample per image
-          (brain pixels only) -> window features at those pixels ->
-          StandardScaler + classifier
-predict:  brain mask -> normalisation -> context channels -> fused scoring
-          kernel straight from the channel image (linear or MLP; other
-          classifiers: features + their own method) -> threshold -> small and
-          relatively small components removed, holes filled
+fit:      brain mask -> per-slice brain normalisation -> class-aware pixel
+          sample per image (brain pixels only) -> pixel features at those
+          pixels (k x k window + context: local std, asymmetry, gradient,
+          position) -> StandardScaler + classifier (default a small MLP)
+predict:  brain mask -> normalisation -> pixel features of the brain pixels
+          -> scoring kernel (MLP or linear, scaler folded into the weights; other
+          classifiers: their own method) -> threshold -> small and relatively
+          small components removed, holes filled
 """
 from __future__ import annotations
 
 import numbers
 import sys
 import time
+import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -25,11 +27,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import assume_finite, check_connectivity, check_images, check_k, check_masks, check_min_size, check_mode, check_n_jobs
+from ._validation import assume_finite, check_bool, check_connectivity, check_images, check_k, check_masks, check_min_size, check_mode, check_n_jobs
 from .components import clean_mask
-from .features import context_channels, window_features
+from .features import _check_box_sizes, _check_gradient_size, pixel_feature_names, pixel_features
 from .preprocessing import brain_mask, normalize_brain
-from .scoring import MLPWeights, linear_scores, mlp_scores
+from .scoring import MLPWeights, mlp_row_scores
 
 __all__ = ["PixelSegmenter"]
 
@@ -68,9 +70,9 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     k : int, default=3
-        Odd window size: each pixel is described by the k x k window of all
-        channels around it (image channels and context channels).
-    classifier : {"linear-svm", "mlp", "logistic"} or estimator, default="linear-svm"
+        Odd window size: each pixel is described by the k x k window of the
+        (normalised) image channels around it, plus its context features.
+    classifier : {"mlp", "linear-svm", "logistic"} or estimator, default="mlp"
         ``"mlp"``: ``MLPClassifier(hidden_layer_sizes)``; ``"linear-svm"``:
         ``LinearSVC(C)``; ``"logistic"``: ``LogisticRegression(C)``; or any
         scikit-learn binary classifier instance (cloned before fitting).  Linear
@@ -82,10 +84,14 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         Hidden layers of ``"mlp"``.
     alpha : float, default=1e-4
         L2 penalty of ``"mlp"``.
-    max_iter : int, default=200
-        Iteration budget of the built-in classifiers.
-    max_pixels : int, default=4000
+    max_iter : int, default=60
+        Iteration budget of the built-in classifiers (``"mlp"``: epochs; a
+        deliberately short budget, so its ``ConvergenceWarning`` is silenced;
+        ``"linear-svm"`` and ``"logistic"``: five times this).
+    max_pixels : int, default=300
         Training pixels sampled per image (all of them when the brain is smaller).
+        Many slices with few pixels each generalise better than few slices
+        with many: train on every slice you have (e.g. several per patient).
     tumour_fraction : float in (0, 1), default=0.5
         Share of tumour pixels in each image's sample (class-aware sampling: the
         tumour is a small part of the brain).  When an image has too few pixels
@@ -96,12 +102,19 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         Decision threshold on the score: default 0.5 for probabilities
         (``"mlp"``, ``"logistic"``, estimators with ``predict_proba``), 0.0 for
         decision values (``"linear-svm"``).
-    box_sizes : tuple of odd int, default=(7, 15, 31)
-        Context: local means of every channel over these box sizes are added as
-        channels (:func:`fastseg.features.context_channels`); ``()`` for none.
+    box_sizes : tuple of odd int, default=()
+        Context features (:func:`fastseg.features.pixel_features`): each
+        channel's local mean over these box sizes.
+    std_sizes : tuple of odd int, default=(7, 15)
+        Context: each channel's local standard deviation over these box sizes.
     asymmetry : bool, default=True
-        Context: add each pixel's difference from its mirror image across the
-        brain's midline (and its 15 x 15 mean) as channels.
+        Context: each pixel's difference from its mirror image across the
+        brain's midline, and the 15 x 15 mean of that difference.
+    gradient_size : int, default=5
+        Context: each channel's box-gradient magnitude at this size (0: none).
+    position : bool, default=True
+        Context: the pixel's place in the brain's bounding box and the brain's
+        share of the 15 x 15 and 31 x 31 boxes around it.
     min_size : int, default=50
         Predicted components smaller than this (pixels) are removed.
     min_relative_size : float in [0, 1], default=0.2
@@ -139,6 +152,8 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         kernels use (None for other estimators).
     n_training_pixels_ : int
         Pixels the classifier was trained on.
+    feature_names_ : list of str
+        The classifier's input columns (:func:`fastseg.features.pixel_feature_names`).
 
     Examples
     --------
@@ -160,18 +175,21 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         k: int = 3,
-        classifier="linear-svm",
+        classifier="mlp",
         *,
         C: float = 0.1,
         hidden_layer_sizes=(32,),
         alpha: float = 1e-4,
-        max_iter: int = 200,
-        max_pixels: int = 4000,
+        max_iter: int = 60,
+        max_pixels: int = 300,
         tumour_fraction: float = 0.5,
         class_weight=None,
         threshold: float | None = None,
-        box_sizes=(7, 15, 31),
+        box_sizes=(),
+        std_sizes=(7, 15),
         asymmetry: bool = True,
+        gradient_size: int = 5,
+        position: bool = True,
         min_size: int = 50,
         min_relative_size: float = 0.2,
         fill_holes: bool = True,
@@ -193,7 +211,10 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.threshold = threshold
         self.box_sizes = box_sizes
+        self.std_sizes = std_sizes
         self.asymmetry = asymmetry
+        self.gradient_size = gradient_size
+        self.position = position
         self.min_size = min_size
         self.min_relative_size = min_relative_size
         self.fill_holes = fill_holes
@@ -216,6 +237,11 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         check_min_size(self.min_size)
         check_connectivity(self.connectivity)
         check_n_jobs(self.n_jobs)
+        _check_box_sizes(self.box_sizes, "box_sizes")
+        _check_box_sizes(self.std_sizes, "std_sizes")
+        _check_gradient_size(self.gradient_size)
+        check_bool(self.asymmetry, "asymmetry")
+        check_bool(self.position, "position")
         if self.normalize not in _NORMALIZE:
             raise ValueError(f"normalize must be one of {_NORMALIZE}, got {self.normalize!r}")
         if isinstance(self.classifier, str) and self.classifier not in _CLASSIFIERS:
@@ -228,6 +254,8 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             raise ValueError(f"tumour_fraction must be a number in (0, 1), got {self.tumour_fraction!r}")
         if not (isinstance(self.min_relative_size, numbers.Real) and 0 <= self.min_relative_size <= 1):
             raise ValueError(f"min_relative_size must be a number in [0, 1], got {self.min_relative_size!r}")
+        if isinstance(self.C, bool) or not (isinstance(self.C, numbers.Real) and np.isfinite(self.C) and self.C > 0):
+            raise ValueError(f"C must be a positive number, got {self.C!r}")
         if self.threshold is not None and not (isinstance(self.threshold, numbers.Real) and np.isfinite(self.threshold)):
             raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
 
@@ -254,7 +282,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         return make_pipeline(StandardScaler(), clf)
 
     def _prepare(self, images, brain):
-        """(channel image, brain mask, single, input channels): validated, normalised, with context."""
+        """(image, brain mask, single, input channels): validated and normalised."""
         batch, single = check_images(images)
         N, H, W, C = batch.shape
         if brain is not None:
@@ -263,9 +291,20 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             if brain is None:
                 b = brain_mask(batch)
             x = normalize_brain(batch, b) if self.normalize == "brain" else batch
-            if len(self.box_sizes) or self.asymmetry:
-                x = context_channels(x, b, box_sizes=self.box_sizes, asymmetry=self.asymmetry)
         return x, b, single, C
+
+    def _feature_names(self, n_channels: int) -> list:
+        return pixel_feature_names(
+            n_channels, self.k, mean_sizes=self.box_sizes, std_sizes=self.std_sizes, asymmetry=self.asymmetry,
+            gradient_size=self.gradient_size, position=self.position,
+        )
+
+    def _features(self, x, b, rows) -> np.ndarray:
+        """Feature rows of the ``rows`` pixels (:func:`fastseg.features.pixel_features`)."""
+        return pixel_features(
+            x, b, self.k, mask=rows, mode=self.mode, mean_sizes=self.box_sizes, std_sizes=self.std_sizes,
+            asymmetry=self.asymmetry, gradient_size=self.gradient_size, position=self.position, n_jobs=self.n_jobs,
+        )
 
     def _sample(self, y: np.ndarray, brain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Class-aware sample of brain pixels, per image: (N, H, W) bool."""
@@ -312,12 +351,15 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
                                     else self.random_state.randint(np.iinfo(np.int32).max))
         sample = self._sample(y, b, rng)
-        X = window_features(x, k, mask=sample, mode=self.mode)
+        X = self._features(x, b, sample)
         target = y[sample]
         self._log(f"sampled {X.shape[0]} brain pixels from {N} images ({target.mean():.0%} tumour), "
                   f"{X.shape[1]} features each")
         pipe = self._make_classifier()
-        pipe.fit(X, target)
+        with warnings.catch_warnings():
+            if isinstance(self.classifier, str):  # the built-in budgets are deliberate
+                warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            pipe.fit(X, target)
         clf = pipe[-1]
         classes = getattr(clf, "classes_", None)
         if classes is None or len(classes) != 2:
@@ -326,6 +368,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([False, True])
         self.n_channels_ = C
         self.n_training_pixels_ = int(X.shape[0])
+        self.feature_names_ = self._feature_names(C)
         is_linear = hasattr(clf, "coef_") and np.ravel(getattr(clf, "intercept_", [0])).size == 1
         if isinstance(clf, MLPClassifier) or is_linear:
             self.scorer_ = _fold_pipeline(pipe)
@@ -346,23 +389,26 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
     def _scores(self, x: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.
 
-        Called inside ``assume_finite()``: ``x`` is computed from checked images."""
-        k, n_jobs = self.k, self.n_jobs
+        Called inside ``assume_finite()``: ``x`` is computed from checked images.
+        The feature rows of the brain pixels are made by the pixel-feature kernel
+        and scored in place (MLP: fastseg's tiled kernel; linear: one product)."""
+        X = self._features(x, b, b)
+        out = np.zeros(b.shape, dtype=np.float32)
+        if not X.shape[0]:
+            return out
         if self.scorer_ is not None:
             kind, arrays = self.scorer_
             if kind == "linear":
-                s = linear_scores(x, (arrays["coef"], arrays["intercept"]), k, mode=self.mode, mask=b, n_jobs=n_jobs)
+                s = X @ arrays["coef"].astype(np.float32) + np.float32(arrays["intercept"])
                 if self.score_kind_ == "proba":  # logistic regression
-                    s = np.where(b, 1.0 / (1.0 + np.exp(-s, dtype=np.float32)), 0).astype(np.float32)
-                return s
-            weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
-            return mlp_scores(x, weights, k, mode=self.mode, mask=b, n_jobs=n_jobs)
-        X = window_features(x, k, mask=b, mode=self.mode)
-        out = np.zeros(b.shape, dtype=np.float32)
-        if X.shape[0]:
+                    s = 1.0 / (1.0 + np.exp(-s, dtype=np.float32))
+            else:
+                weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
+                s = mlp_row_scores(X, weights, check_n_jobs(self.n_jobs))
+        else:
             clf = self.classifier_
-            values = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
-            out[b] = values
+            s = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
+        out[b.view(bool)] = s
         return out
 
     def _chunked_scores(self, images, brain):

@@ -57,6 +57,17 @@ def brats_test():
     }
 
 
+@pytest.fixture(scope="session")
+def brats_multislice():
+    """The extra slices of the same patients: dict split -> dict with x, y, brain (bool) and patients (array)."""
+    _require_brats()
+    out = {}
+    for split in ("train", "test"):
+        with np.load(BRATS2D / f"multislice_{split}.npz", allow_pickle=False) as z:
+            out[split] = {"x": z["x"], "y": z["y"].astype(bool), "brain": z["brain"], "patients": z["patient"]}
+    return out
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

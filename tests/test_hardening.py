@@ -564,7 +564,7 @@ BAD = [
     ("PixelSegmenter.fit-masks-complex", lambda: PixelSegmenter().fit(X, Y + 0j), TypeError, "masks must be a boolean or integer mask"),
     ("PixelSegmenter.fit-masks-nan", lambda: PixelSegmenter().fit(X, M_NAN), ValueError, "masks with a floating dtype may hold only 0 and 1"),
     ("PixelSegmenter.fit-brain-complex", lambda: PixelSegmenter().fit(X, Y, BRAIN + 0j), TypeError, "brain must be a boolean or integer mask"),
-    ("PixelSegmenter-C-negative", lambda: PixelSegmenter(C=-1.0).fit(X, Y), ValueError, "'C' parameter"),
+    ("PixelSegmenter-C-negative", lambda: PixelSegmenter(C=-1.0).fit(X, Y), ValueError, "C must be a positive number, got -1.0"),
     ("PixelSegmenter-max_pixels-0", lambda: PixelSegmenter(max_pixels=0).fit(X, Y), ValueError, "max_pixels must be an integer >= 2, got 0"),
     ("PixelSegmenter-min_size-negative", lambda: PixelSegmenter(min_size=-1).fit(X, Y), ValueError, "min_size must be >= 0, got -1"),
     ("PixelSegmenter-connectivity-3", lambda: PixelSegmenter(connectivity=3).fit(X, Y), ValueError, "connectivity must be 1 .* got 3"),

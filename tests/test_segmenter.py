@@ -10,20 +10,27 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report, window_features
-from fastseg.features import context_channels
+from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report
+from fastseg.features import pixel_features
 from fastseg.preprocessing import normalize_brain
 
 #: The seed recipe of the course: per-pixel linear SVM on the raw channels, every brain pixel, no post-processing.
 SEED_RECIPE = dict(
-    k=1, classifier="linear-svm", normalize="none", box_sizes=(), asymmetry=False,
-    max_pixels=10**6, min_size=0, min_relative_size=0, fill_holes=False,
+    k=1, classifier="linear-svm", normalize="none", box_sizes=(), std_sizes=(), asymmetry=False, gradient_size=0,
+    position=False, max_pixels=10**6, min_size=0, min_relative_size=0, fill_holes=False,
 )
 
 
+def _with_multislice(part, extra):
+    """A split's slices plus the extra slices of the same patients (multislice_*.npz)."""
+    return (np.concatenate([part["x"], extra["x"]]), np.concatenate([part["y"], extra["y"]]),
+            np.concatenate([part["brain"], extra["brain"]]))
+
+
 @pytest.fixture(scope="module")
-def fitted_default(brats_train):
-    return PixelSegmenter(random_state=0).fit(brats_train["x"], brats_train["y"], brats_train["brain"])
+def fitted_default(brats_train, brats_multislice):
+    """The default segmenter trained on the training patients (their brats2d slice and multislice slices)."""
+    return PixelSegmenter(random_state=0).fit(*_with_multislice(brats_train, brats_multislice["train"]))
 
 
 def synthetic(rng, n=4, size=32):
@@ -40,21 +47,40 @@ def synthetic(rng, n=4, size=32):
 # ----------------------------------------------------------------------------- quality on real data
 
 def test_default_reaches_bar_on_fixed_test_split(fitted_default, brats_test):
+    """Issue #6: mean per-patient Dice >= 0.88 on the 3 test patients."""
     pred = fitted_default.predict(brats_test["x"], brats_test["brain"])
     report = segmentation_report(brats_test["y"], pred, brats_test["patients"])
-    assert report.mean_group["dice"] >= 0.80, report.format()
+    assert report.mean_group["dice"] >= 0.88, report.format()
 
 
-def test_default_reaches_bar_in_patientwise_cross_validation(brats_train, brats_test):
+def test_default_on_the_test_patients_multislice_set(fitted_default, brats_multislice):
+    """The 36 slices of the test patients, pooled per patient.
+
+    Issue #6 asks for >= 0.85; the default reaches 0.79 (one patient, whose tumour
+    the model over-segments on every slice, is at 0.65-0.70).  This guards the
+    measured level against regressions; the bar is reported as missed."""
+    ms = brats_multislice["test"]
+    pred = fitted_default.predict(ms["x"], ms["brain"])
+    report = segmentation_report(ms["y"], pred, ms["patients"])
+    assert report.mean_group["dice"] >= 0.77, report.format()
+
+
+def test_default_reaches_bar_in_patientwise_cross_validation(brats_train, brats_test, brats_multislice):
+    """Issue #6: 5-fold patient-wise CV over the 20 patients (their brats2d slice), mean Dice >= 0.88.
+
+    Each fold also trains on the multislice slices of its training patients only."""
     x = np.concatenate([brats_train["x"], brats_test["x"]])
     y = np.concatenate([brats_train["y"], brats_test["y"]])
+    b = np.concatenate([brats_train["brain"], brats_test["brain"]])
     patients = brats_train["patients"] + brats_test["patients"]
-    result = cross_validate(PixelSegmenter(random_state=0), x, y, patients, cv=5)
+    ms = [brats_multislice[s] for s in ("train", "test")]
+    extra = tuple(np.concatenate([m[key] for m in ms]) for key in ("x", "y", "patients", "brain"))
+    result = cross_validate(PixelSegmenter(random_state=0), x, y, patients, cv=5, brain=b, extra=extra)
     assert len(result["patient_dice"]) == 20
     for fold in result["fold_patients"]:  # every patient validated once, by a model that never saw it
         assert len(fold) == 4
     assert sorted(p for fold in result["fold_patients"] for p in fold) == sorted(patients)
-    assert result["mean_patient_dice"] >= 0.80, result["patient_dice"]
+    assert result["mean_patient_dice"] >= 0.88, result["patient_dice"]
 
 
 def test_seed_recipe_baseline(brats_train, brats_test):
@@ -76,7 +102,7 @@ def test_derived_brain_mask_gives_the_same_predictions(fitted_default, brats_tes
 
 def test_background_never_reaches_the_classifier(rng):
     x, y, brain = synthetic(rng)
-    seg = PixelSegmenter(k=3, min_size=5, random_state=0)
+    seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=5, random_state=0)
     sample = seg._sample(y, brain, np.random.default_rng(0))
     assert sample.any() and not (sample & ~brain).any()
     # Whatever the background holds (even the "tumour" label), the fitted model is the same.
@@ -114,11 +140,12 @@ def test_get_params_set_params_clone():
 
 def test_fit_returns_self_and_is_repeatable(rng):
     x, y, brain = synthetic(rng)
-    seg = PixelSegmenter(k=3, min_size=5, random_state=0)
+    seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=5, random_state=0)
     assert seg.fit(x, y, brain) is seg
     again = clone(seg).fit(x, y, brain)
     np.testing.assert_array_equal(seg.scorer_[1]["coef"], again.scorer_[1]["coef"])
-    for attr in ("classifier_", "n_channels_", "score_kind_", "threshold_", "scorer_", "n_training_pixels_"):
+    for attr in ("classifier_", "n_channels_", "score_kind_", "threshold_", "scorer_", "n_training_pixels_",
+                 "feature_names_"):
         assert hasattr(seg, attr)
 
 
@@ -140,8 +167,9 @@ def test_n_jobs_gives_the_same_results(rng):
 
 def test_fused_linear_scores_equal_the_pipeline(rng):
     x, y, brain = synthetic(rng)
-    seg = PixelSegmenter(k=3, random_state=0).fit(x, y, brain)
-    features = window_features(context_channels(normalize_brain(x, brain), brain), 3, mask=brain)
+    seg = PixelSegmenter(k=3, classifier="linear-svm", random_state=0).fit(x, y, brain)
+    features = pixel_features(normalize_brain(x, brain), brain, 3)
+    assert features.shape[1] == len(seg.feature_names_)
     expected = seg.classifier_.decision_function(features)
     np.testing.assert_allclose(seg.decision_function(x, brain)[brain], expected, rtol=1e-4, atol=1e-4)
     assert (seg.decision_function(x, brain)[~brain] == 0).all()
@@ -154,7 +182,7 @@ def test_mlp_path_and_probabilities(rng):
                          box_sizes=(5,), asymmetry=False, min_size=5, random_state=0)
     seg.fit(x, y, brain)
     assert seg.score_kind_ == "proba" and seg.threshold_ == 0.5 and seg.scorer_[0] == "mlp"
-    features = window_features(context_channels(normalize_brain(x, brain), brain, box_sizes=(5,), asymmetry=False), 3, mask=brain)
+    features = pixel_features(normalize_brain(x, brain), brain, 3, mean_sizes=(5,), asymmetry=False)
     proba = seg.predict_proba(x, brain)
     np.testing.assert_allclose(proba[brain], seg.classifier_.predict_proba(features)[:, 1], rtol=1e-4, atol=1e-5)
     assert (proba[~brain] == 0).all() and proba.min() >= 0 and proba.max() <= 1
@@ -163,7 +191,7 @@ def test_mlp_path_and_probabilities(rng):
 def test_logistic_gives_probabilities(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="logistic", min_size=5, random_state=0).fit(x, y, brain)
-    features = window_features(context_channels(normalize_brain(x, brain), brain), 3, mask=brain)
+    features = pixel_features(normalize_brain(x, brain), brain, 3)
     np.testing.assert_allclose(seg.predict_proba(x, brain)[brain], seg.classifier_.predict_proba(features)[:, 1],
                                rtol=1e-4, atol=1e-5)
 
@@ -176,12 +204,13 @@ def test_other_estimators_fall_back_to_features(rng):
     pred = seg.predict(x, brain)
     assert pred.shape == y.shape and (pred == y).mean() > 0.9
     with pytest.raises(AttributeError, match="predict_proba is not available"):
-        PixelSegmenter(k=3, min_size=5).fit(x, y, brain).predict_proba(x, brain)
+        PixelSegmenter(k=3, classifier="linear-svm", min_size=5).fit(x, y, brain).predict_proba(x, brain)
 
 
 def test_threshold_changes_the_masks(rng):
     x, y, brain = synthetic(rng)
-    seg = PixelSegmenter(k=3, min_size=0, min_relative_size=0, fill_holes=False, random_state=0).fit(x, y, brain)
+    seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=0, min_relative_size=0, fill_holes=False,
+                         random_state=0).fit(x, y, brain)
     low = seg.set_params(threshold=-1.0).fit(x, y, brain).predict(x, brain)
     high = seg.set_params(threshold=1.0).fit(x, y, brain).predict(x, brain)
     assert (high <= low).all() and low.sum() > high.sum()
@@ -286,7 +315,7 @@ def _tamper(path, **changes):
 
 def test_load_rejects_bad_files(rng, tmp_path):
     x, y, brain = synthetic(rng)
-    seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
+    seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=5, random_state=0).fit(x, y, brain)
     good = save(seg, tmp_path / "good.npz")
     raw = good.read_bytes()
 
@@ -301,8 +330,14 @@ def test_load_rejects_bad_files(rng, tmp_path):
 
     path = tmp_path / "version.npz"
     path.write_bytes(raw)
-    _tamper(path, format_version="2.0")
-    with pytest.raises(ValueError, match="format version '2.0' .* is not compatible"):
+    _tamper(path, format_version="1.0")  # models of fastseg 0.1 described pixels differently
+    with pytest.raises(ValueError, match="format version '1.0' .* is not compatible"):
+        load(path)
+
+    path = tmp_path / "features.npz"
+    path.write_bytes(raw)
+    _tamper(path, features=seg.feature_names_[::-1])
+    with pytest.raises(ValueError, match="its feature list does not match its parameters"):
         load(path)
 
     path = tmp_path / "shape.npz"
@@ -328,3 +363,44 @@ def test_load_rejects_bad_files(rng, tmp_path):
     np.savez(path, **data)
     with pytest.raises(ValueError, match="not a readable .npz model file"):
         load(path)
+
+
+# ----------------------------------------------------------------------------- cross-validation with extra slices
+
+class _Recorder(PixelSegmenter):
+    """Remembers which patients (encoded as the images' constant value) each fit saw."""
+
+    seen: list = []
+
+    def fit(self, images, masks, brain=None):
+        _Recorder.seen.append(set(np.unique(np.asarray(images)[:, 0, 0, 0]).tolist()))
+        return self
+
+    def predict(self, images, brain=None):
+        return np.zeros(np.shape(images)[:3], bool)
+
+
+def test_cross_validate_extra_slices_never_leak_validation_patients():
+    groups = np.repeat(np.arange(6), 2)
+    x = np.repeat(groups.astype(np.float32), 8 * 8 * 2).reshape(12, 8, 8, 2)
+    y = np.zeros((12, 8, 8), bool)
+    extra_groups = np.array([0, 3, 5, 5, 7])  # patient 7 is not in the main set: never used
+    extra_x = np.repeat(extra_groups.astype(np.float32) + 100, 8 * 8 * 2).reshape(5, 8, 8, 2)
+    _Recorder.seen = []
+    result = cross_validate(_Recorder(), x, y, groups, cv=3, extra=(extra_x, np.zeros((5, 8, 8), bool), extra_groups))
+    for seen, held_out in zip(_Recorder.seen, result["fold_patients"]):
+        trained = {g for g in range(6) if g not in held_out}
+        assert seen == trained | {g + 100 for g in (0, 3, 5) if g in trained}
+
+
+def test_cross_validate_bad_extra(rng):
+    x, y, brain = synthetic(rng, n=4)
+    groups = [0, 0, 1, 1]
+    with pytest.raises(TypeError, match="extra must be a tuple"):
+        cross_validate(PixelSegmenter(), x, y, groups, cv=2, extra=x)
+    with pytest.raises(ValueError, match=r"extra images must have the images' \(H, W, C\)"):
+        cross_validate(PixelSegmenter(), x, y, groups, cv=2, extra=(x[..., :3], y, groups))
+    with pytest.raises(ValueError, match="extra groups must have one entry per extra slice"):
+        cross_validate(PixelSegmenter(), x, y, groups, cv=2, extra=(x, y, [0]))
+    with pytest.raises(ValueError, match=r"extra needs brain masks"):
+        cross_validate(PixelSegmenter(), x, y, groups, cv=2, brain=brain, extra=(x, y, groups))

@@ -207,3 +207,43 @@ def mlp_scores(
                 proba = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
                 for i in range(t):
                     image_out[index[i]] = proba[i]
+
+
+def mlp_rows(
+    const float[:, ::1] rows not None,           # IN      (n, sizes[0]) feature rows
+    const float[::1] weights not None,           # IN      layers' (n_in, n_out) matrices, concatenated
+    const float[::1] biases not None,            # IN      layers' biases, concatenated
+    const Py_ssize_t[::1] sizes not None,        # IN      (n_layers + 1,) widths, last = 1
+    int code,                                    #         hidden activation
+    float[::1] out not None,                     # OUT     (n,) probabilities
+    float[:, ::1] act not None,                  # SCRATCH (2, tile_rows * widest layer)
+    Py_ssize_t tile_rows,
+):
+    """Probability of the positive class for each feature row: the MLP run in blocks of ``tile_rows`` rows
+    straight from ``rows`` (no gather: the rows already are the network's input)."""
+    cdef Py_ssize_t n = rows.shape[0], n_layers = sizes.shape[0] - 1, start, t, j, widest = 0, n_weights = 0, n_biases = 0
+    cdef float* result
+    if n_layers < 1 or sizes[n_layers] != 1 or sizes[0] != rows.shape[1]:
+        raise ValueError("sizes must start with the rows' width and end with 1")
+    for j in range(n_layers):
+        if sizes[j + 1] < 1:
+            raise ValueError("layer widths must be >= 1")
+        widest = max(widest, sizes[j + 1])
+        n_weights += sizes[j] * sizes[j + 1]
+        n_biases += sizes[j + 1]
+    if weights.shape[0] != n_weights or biases.shape[0] != n_biases:
+        raise ValueError("weights and biases must match sizes")
+    if out.shape[0] != n or tile_rows < 1 or act.shape[0] != 2 or act.shape[1] < tile_rows * widest:
+        raise ValueError("out must have one entry per row and act shape (2, >= tile_rows * widest)")
+    if n == 0 or rows.shape[1] == 0:
+        return
+    with nogil:
+        start = 0
+        while start < n:
+            t = min(tile_rows, n - start)
+            forward_tile(<float*>&rows[start, 0], t, &weights[0], &biases[0], &sizes[0], n_layers, code,
+                         &act[0, 0], &act[1, 0])
+            result = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
+            for j in range(t):
+                out[start + j] = result[j]
+            start += t

@@ -282,6 +282,10 @@ def pixel_context(
                         for c in range(C):
                             dst[c] = img[p * C + c]
                         col = C
+                    elif k and half <= y < H - half and half <= x < W - half:
+                        for dy in range(-half, half + 1):  # inside: k contiguous pixels per window row
+                            memcpy(dst + col, img + ((y + dy) * W + x - half) * C, k * C * sizeof(float))
+                            col += k * C
                     elif k:
                         for dy in range(-half, half + 1):
                             yy = _border(y + dy, H, mode)
