@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastseg import PixelSegmenter
-from fastseg._baselines import numpy_predict
+from fastseg._baselines import K5_LINEAR, numpy_predict
 
 BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
 N_SLICES = 256
@@ -37,7 +37,7 @@ def data():
 @pytest.fixture(scope="module")
 def linear_k5(data):
     x, y, b, _, _ = data
-    return PixelSegmenter(k=5, classifier="linear-svm", box_sizes=(), asymmetry=False, random_state=0).fit(x, y, b)
+    return PixelSegmenter(random_state=0, **K5_LINEAR).fit(x, y, b)
 
 
 @pytest.mark.parametrize("impl", ["fastseg", "numpy"])
@@ -56,7 +56,7 @@ def test_predict_256_linear_k5(benchmark, data, linear_k5, impl):
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_predict_256_default(benchmark, data, n_jobs):
-    """The default configuration (context channels, k=3 linear): slices per second, 1 and 2 threads."""
+    """The default configuration (MLP over the k=3 window + context features): slices per second, 1 and 2 threads."""
     benchmark.group = "pipeline-predict-256-default"
     x, y, b, images, brain = data
     seg = PixelSegmenter(random_state=0, n_jobs=n_jobs).fit(x[:17], y[:17], b[:17])

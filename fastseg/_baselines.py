@@ -11,6 +11,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 
+#: The PixelSegmenter that ``numpy_predict`` reproduces: a 5x5 linear SVM over the brain-normalised
+#: channels, no context features (the benchmarks' and ``fastseg bench``'s pipeline).
+K5_LINEAR = dict(k=5, classifier="linear-svm", max_pixels=4000, max_iter=200, box_sizes=(), std_sizes=(),
+                 asymmetry=False, gradient_size=0, position=False)
+
+
 def numpy_window_features(image: np.ndarray, k: int, mode: str = "reflect") -> np.ndarray:
     """``np.pad`` + ``sliding_window_view`` + a reshaping copy: (H*W, k*k*C), columns (dy, dx, c)."""
     r = k // 2

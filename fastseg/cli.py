@@ -255,7 +255,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     """Throughput of PixelSegmenter.predict beside the same pipeline in numpy/scikit-learn/scipy."""
-    from ._baselines import numpy_predict
+    from ._baselines import K5_LINEAR, numpy_predict
     from .datasets import load_sample
     from .segmenter import PixelSegmenter
 
@@ -276,14 +276,14 @@ def cmd_bench(args) -> int:
         return count / dt, dt / count * 1e3
 
     rows = []
-    k5 = PixelSegmenter(k=5, box_sizes=(), asymmetry=False, random_state=0)
+    k5 = PixelSegmenter(random_state=0, **K5_LINEAR)
     k5.fit(sample.images, sample.masks, sample.brain)
     rows.append(("fastseg k=5 linear + post, 1 thread", timed(lambda: k5.predict(images, brain), n)))
     rows.append(("fastseg k=5 linear + post, 2 threads",
                  timed(lambda: k5.set_params(n_jobs=2).predict(images, brain), n)))
     rows.append(("numpy+sklearn+scipy k=5 linear + post", timed(lambda: numpy_predict(k5, images[:n_base], brain[:n_base]), n_base)))
     default = PixelSegmenter(random_state=0).fit(sample.images, sample.masks, sample.brain)
-    rows.append(("fastseg default (context, k=3), 1 thread", timed(lambda: default.predict(images, brain), n)))
+    rows.append(("fastseg default (MLP, k=3 + context), 1 thread", timed(lambda: default.predict(images, brain), n)))
     for name, (rate, ms) in rows:
         print(f"{name:<44} {rate:>10.0f} {ms:>9.2f}")
     ratio = rows[0][1][0] / rows[2][1][0]

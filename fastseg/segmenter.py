@@ -31,7 +31,7 @@ from ._validation import assume_finite, check_bool, check_connectivity, check_im
 from .components import clean_mask
 from .features import _check_box_sizes, _check_gradient_size, pixel_feature_names, pixel_features
 from .preprocessing import brain_mask, normalize_brain
-from .scoring import MLPWeights, mlp_row_scores
+from .scoring import MLPWeights, linear_scores, mlp_row_scores, mlp_scores
 
 __all__ = ["PixelSegmenter"]
 
@@ -293,6 +293,11 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             x = normalize_brain(batch, b) if self.normalize == "brain" else batch
         return x, b, single, C
 
+    def _has_context(self) -> bool:
+        """Whether any context family is on (otherwise the features are the k x k window alone)."""
+        return bool(len(self.box_sizes) or len(self.std_sizes) or self.asymmetry or self.gradient_size
+                    or self.position)
+
     def _feature_names(self, n_channels: int) -> list:
         return pixel_feature_names(
             n_channels, self.k, mean_sizes=self.box_sizes, std_sizes=self.std_sizes, asymmetry=self.asymmetry,
@@ -390,8 +395,21 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.
 
         Called inside ``assume_finite()``: ``x`` is computed from checked images.
-        The feature rows of the brain pixels are made by the pixel-feature kernel
-        and scored in place (MLP: fastseg's tiled kernel; linear: one product)."""
+        With context features, the feature rows of the brain pixels are made by
+        the pixel-feature kernel and scored in place (MLP: fastseg's tiled row
+        kernel; linear: one product).  With the window alone, the fused kernels
+        score straight from the image."""
+        if self.scorer_ is not None and not self._has_context():
+            # window features only: the fused kernels score straight from the image (no feature rows)
+            kind, arrays = self.scorer_
+            if kind == "linear":
+                s = linear_scores(x, (arrays["coef"], arrays["intercept"]), self.k, mode=self.mode, mask=b,
+                                  n_jobs=self.n_jobs)
+                if self.score_kind_ == "proba":  # logistic regression
+                    s = np.where(b, 1.0 / (1.0 + np.exp(-s, dtype=np.float32)), 0).astype(np.float32)
+                return s
+            weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
+            return mlp_scores(x, weights, self.k, mode=self.mode, mask=b, n_jobs=self.n_jobs)
         X = self._features(x, b, b)
         out = np.zeros(b.shape, dtype=np.float32)
         if not X.shape[0]:
