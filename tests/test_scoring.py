@@ -635,3 +635,46 @@ def test_mlp_threads_sharing_one_image_give_identical_results(rng, density, n_jo
     np.testing.assert_array_equal(mlp_scores(x[:1], mlp, 3, mask=None if mask is None else mask[:1], n_jobs=n_jobs),
                                   serial[:1])
     np.testing.assert_array_equal(mlp_scores(x, mlp, 3, mask=mask, n_jobs=n_jobs), serial)
+
+
+# ----------------------------------------------------------------------------- MLP over feature rows
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a deliberately short fit
+@pytest.mark.parametrize("hidden", [(7,), (16, 5)])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("n_rows", [0, 1, 255, 256, 257, 1000])
+def test_mlp_row_scores_equal_predict_proba(rng, hidden, activation, n_rows):
+    from sklearn.neural_network import MLPClassifier
+
+    from fastseg.scoring import MLPWeights, mlp_row_scores
+
+    X = rng.standard_normal((max(n_rows, 40), 11)).astype(np.float32)
+    y = X[:, 0] + X[:, 3] ** 2 > 1
+    mlp = MLPClassifier(hidden, activation=activation, max_iter=50, random_state=0).fit(X, y)
+    rows = X[:n_rows]
+    weights = MLPWeights(mlp.coefs_, mlp.intercepts_, activation)
+    got = mlp_row_scores(rows, weights)
+    assert got.shape == (n_rows,) and got.dtype == np.float32
+    if n_rows:
+        np.testing.assert_allclose(got, mlp.predict_proba(rows)[:, 1], rtol=1e-4, atol=1e-6)
+    for n_jobs in (2, 3):
+        np.testing.assert_array_equal(mlp_row_scores(rows, weights, n_jobs), got)
+
+
+def test_mlp_rows_kernel_rejects_inconsistent_buffers(rng):
+    from fastseg._ext import _mlp
+
+    rows = rng.standard_normal((5, 3)).astype(np.float32)
+    sizes = np.array([3, 2, 1], np.intp)
+    w, b = np.zeros(3 * 2 + 2 * 1, np.float32), np.zeros(3, np.float32)
+    out, act = np.empty(5, np.float32), np.empty((2, 8), np.float32)
+    _mlp.mlp_rows(rows, w, b, sizes, 1, out, act, 4)
+    np.testing.assert_allclose(out, 0.5)  # zero weights: logistic(0)
+    with pytest.raises(ValueError, match="sizes must start with the rows' width and end with 1"):
+        _mlp.mlp_rows(rows, w, b, np.array([4, 2, 1], np.intp), 1, out, act, 4)
+    with pytest.raises(ValueError, match="weights and biases must match sizes"):
+        _mlp.mlp_rows(rows, w[:-1], b, sizes, 1, out, act, 4)
+    with pytest.raises(ValueError, match="out must have one entry per row"):
+        _mlp.mlp_rows(rows, w, b, sizes, 1, out[:4], act, 4)
+    with pytest.raises(ValueError, match="out must have one entry per row"):
+        _mlp.mlp_rows(rows, w, b, sizes, 1, out, act, 5)  # act too small for 5-row tiles

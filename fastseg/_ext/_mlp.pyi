@@ -20,3 +20,13 @@ def mlp_scores(
     pos_start: int,
     pos_stop: int,
 ) -> None: ...
+def mlp_rows(
+    rows: NDArray[np.float32],
+    weights: NDArray[np.float32],
+    biases: NDArray[np.float32],
+    sizes: NDArray[np.intp],
+    code: int,
+    out: NDArray[np.float32],
+    act: NDArray[np.float32],
+    tile_rows: int,
+) -> None: ...
