@@ -165,12 +165,30 @@ def _training_data(path: Path, split: str):
     return data
 
 
+def _concatenate(parts):
+    """One training set from several (brain masks derived where a part has none)."""
+    from sklearn.utils import Bunch
+
+    from .preprocessing import brain_mask
+
+    shapes = {p.images.shape[1:] for p in parts}
+    if len(shapes) != 1:
+        raise UsageError(f"--data sources have different slice shapes {sorted(shapes)}")
+    return Bunch(
+        images=np.concatenate([p.images for p in parts]),
+        masks=np.concatenate([p.masks for p in parts]),
+        brain=np.concatenate([p.brain if p.brain is not None else brain_mask(p.images) for p in parts]),
+        patients=np.concatenate([np.asarray(p.patients) for p in parts]),
+    )
+
+
 def cmd_train(args) -> int:
     from .model_selection import cross_validate
     from .persistence import save
     from .segmenter import PixelSegmenter
 
-    data = _training_data(Path(args.data), args.split)
+    parts = [_training_data(Path(path), args.split) for path in args.data]
+    data = parts[0] if len(parts) == 1 else _concatenate(parts)
     params = dict(k=args.k, classifier=args.classifier, max_pixels=args.max_pixels, random_state=args.seed,
                   n_jobs=args.n_jobs, verbose=int(args.verbose))
     seg = PixelSegmenter(**params)
@@ -205,6 +223,10 @@ def cmd_predict(args) -> int:
         has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))  # empty slices stay empty
         if has_brain.size:
             masks[has_brain] = seg.predict(case.images[has_brain], case.brain[has_brain])
+        if not args.no_3d:
+            from .components import clean_volume
+
+            masks = clean_volume(masks, min_relative_size=seg.min_relative_size)
         save_case_prediction(masks, case, out)
         print(f"wrote {out}: {masks.sum()} tumour voxels in {masks.any(axis=(1, 2)).sum()} of "
               f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)")
@@ -308,13 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a segmenter and save it", description=(
         "Train a PixelSegmenter on slices and save it as a model file (.npz)."))
-    p.add_argument("--data", required=True, help="brats2d-style folder (*_x.npy, *_y.npy, ...), an .npz, "
-                                                 "or a folder of BraTS case directories")
+    p.add_argument("--data", required=True, action="append",
+                   help="brats2d-style folder (*_x.npy, *_y.npy, ...), an .npz, or a folder of BraTS case "
+                        "directories; repeat it to train on several (e.g. a brats2d folder and its "
+                        "multislice_train.npz)")
     p.add_argument("--model", required=True, help="model file to write (.npz)")
     p.add_argument("--split", default="train", help="file prefix to read in a brats2d-style folder (default: %(default)s)")
     p.add_argument("--k", type=int, default=3, help="window size (default: %(default)s)")
-    p.add_argument("--classifier", default="linear-svm", choices=["linear-svm", "mlp", "logistic"])
-    p.add_argument("--max-pixels", type=int, default=4000, help="training pixels per slice (default: %(default)s)")
+    p.add_argument("--classifier", default="mlp", choices=["mlp", "linear-svm", "logistic"],
+                   help="(default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=300, help="training pixels per slice (default: %(default)s)")
     p.add_argument("--cv", type=int, default=0, help="also report N-fold patient-wise cross-validated Dice")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--n-jobs", type=int, default=None)
@@ -327,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model file written by 'fastseg train'")
     p.add_argument("--input", required=True, help=".npy stack or BraTS case directory")
     p.add_argument("--out", required=True, help=".npy (for a stack) or .nii.gz (for a case) to write")
+    p.add_argument("--no-3d", action="store_true",
+                   help="for a case: keep every 3-D component (by default those smaller than the model's "
+                        "min_relative_size times the largest are removed)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="Dice, precision, recall per slice and patient", description=(

@@ -24,7 +24,7 @@ from ._ext import _components
 from ._parallel import run_chunks
 from ._validation import check_bool, check_connectivity, check_fraction, check_masks, check_min_size, check_n_jobs
 
-__all__ = ["label", "remove_small_components", "fill_holes", "keep_largest", "clean_mask"]
+__all__ = ["label", "remove_small_components", "fill_holes", "keep_largest", "clean_mask", "clean_volume"]
 
 
 def _run(kernel, masks, params, outputs, n_jobs, *, keys=False) -> None:
@@ -344,4 +344,53 @@ def clean_mask(
     fill_holes = check_bool(fill_holes, "fill_holes")
     params = (min(min_size, masks.size + 1), min_relative_size, connectivity, fill_holes, 1)
     _run(_components.clean_batch, masks, params, (out,), n_jobs)
+    return out
+
+
+def clean_volume(masks: ArrayLike, min_relative_size: float = 0.2) -> NDArray[np.bool_]:
+    """Remove the 3-D connected components of a volume smaller than a fraction of its largest.
+
+    A whole-tumour mask is one blob in 3-D; slice-by-slice prediction leaves
+    isolated detections on slices far from it.  Components are 26-connected
+    (faces, edges and corners touch).  Computed by ``scipy.ndimage.label`` on
+    the bounding box of the foreground (3-D labelling is not one of fastseg's
+    kernels: it runs once per volume, not per slice).
+
+    Parameters
+    ----------
+    masks : array-like of shape (D, H, W)
+        Slices of one volume, in order.
+    min_relative_size : float in [0, 1], default=0.2
+        Components smaller than this fraction of the largest one are removed
+        (1 keeps only the largest; 0 keeps everything).
+
+    Returns
+    -------
+    ndarray of shape (D, H, W), dtype=bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.components import clean_volume
+    >>> v = np.zeros((5, 8, 8), bool)
+    >>> v[1:4, 2:6, 2:6] = True           # 48 voxels
+    >>> v[0, 0, 7] = True                 # a stray voxel on another slice
+    >>> int(clean_volume(v).sum())
+    48
+    """
+    from scipy import ndimage
+
+    m = check_masks(masks, "masks", ndims=(3,)).view(bool)
+    fraction = check_fraction(min_relative_size, "min_relative_size")
+    out = np.zeros(m.shape, dtype=bool)
+    where = np.nonzero(m)
+    if not where[0].size:
+        return out
+    box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in where)
+    labels, n = ndimage.label(m[box], structure=np.ones((3, 3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    keep = sizes >= fraction * sizes.max()
+    keep[0] = False
+    out[box] = keep[labels]
     return out

@@ -479,3 +479,41 @@ def test_clean_mask_relative_size_example():
 def test_clean_mask_bad_relative_size(bad, exc):
     with pytest.raises(exc, match="min_relative_size must be a number in"):
         fastseg.clean_mask(np.ones((3, 3), bool), min_relative_size=bad)
+
+
+# ----------------------------------------------------------------------------- 3-D clean-up of a volume
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 0.6])
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 1.0])
+def test_clean_volume_equals_whole_volume_scipy(rng, density, fraction):
+    from fastseg.components import clean_volume
+
+    v = rng.random((9, 20, 17)) < density
+    labels, _ = ndimage.label(v, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    expected = (sizes >= fraction * sizes.max())[labels] & (labels > 0) if sizes.max() else v
+    v0 = v.copy()
+    np.testing.assert_array_equal(clean_volume(v, fraction), expected)
+    np.testing.assert_array_equal(v, v0)
+
+
+def test_clean_volume_keeps_the_tumour_and_drops_far_detections():
+    from fastseg.components import clean_volume
+
+    v = np.zeros((20, 30, 30), bool)
+    v[5:12, 10:20, 10:20] = True   # the tumour: 700 voxels over 7 slices
+    v[16, 2:5, 2:5] = True         # 9 voxels on a far slice
+    v[12, 20, 20] = True           # touches the tumour by a corner: kept (26-connectivity)
+    out = clean_volume(v, 0.2)
+    assert out[5:12, 10:20, 10:20].all() and out[12, 20, 20] and not out[16].any()
+    assert clean_volume(v, 0.0).sum() == v.sum()
+
+
+def test_clean_volume_bad_input():
+    from fastseg.components import clean_volume
+
+    with pytest.raises(ValueError, match="masks must"):
+        clean_volume(np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match="min_relative_size must be a number in"):
+        clean_volume(np.zeros((2, 4, 4), bool), 1.5)
