@@ -170,6 +170,13 @@ def check_path(path, name: str = "path"):
     return path
 
 
+def check_bytes(data, name: str = "data") -> bytes:
+    """Validate a bytes-like argument (bytes, bytearray, memoryview) and return it as ``bytes``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes, got {_describe(data)}")
+    return bytes(data)
+
+
 def check_mode(mode, name: str = "mode") -> str:
     """Validate a border mode, one of :data:`MODES`."""
     if not isinstance(mode, str):
