@@ -158,6 +158,18 @@ def test_workers_rebuild_the_model_from_its_file_once(client, da, fdask, slices,
     assert all(c.get(digest) == "PixelSegmenter" for c in cached.values()), cached
 
 
+def test_read_npy_reads_on_the_workers(client, fdask, slices, linear_k5, tmp_path):
+    """A .npy stack read chunk by chunk by the tasks: the graph carries no data, results are exact."""
+    x, brain = slices
+    np.save(tmp_path / "stack.npy", x)
+    images = fdask.read_npy(tmp_path / "stack.npy", chunks=3)
+    assert images.shape == x.shape and images.dtype == x.dtype and images.chunks[0] == (3, 3, 2)
+    assert len(pickle.dumps(dict(images.__dask_graph__()))) < 20_000  # 7.4 MB of slices, none in the graph
+    np.testing.assert_array_equal(client.compute(images).result(), x)
+    masks = client.compute(fdask.predict(linear_k5, images, brain)).result()
+    np.testing.assert_array_equal(masks, linear_k5.predict(x, brain))
+
+
 def test_worker_killed_mid_run_is_retried_with_correct_results(client, da, fdask, slices, linear_k5, tmp_path):
     """The first time one chunk is read, its worker process dies; dask reruns the lost work elsewhere."""
     x, brain = slices
@@ -274,3 +286,36 @@ def test_bad_input(da, fdask, slices, linear_k5, brats_train):
     with pytest.raises(ValueError, match="images must contain only finite values"):
         lazy.compute(scheduler="synchronous")
     np.testing.assert_array_equal(brain, brain_before)
+
+
+def test_read_npy_bad_input(fdask, tmp_path):
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(np.zeros((3, 4, 5, 2), np.float32)))
+    np.save(tmp_path / "scalar.npy", np.float32(1))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "ok.npy", np.zeros((3, 4, 4, 2), np.float32))
+    (tmp_path / "text.npy").write_text("not an array")
+    np.savez(tmp_path / "archive.npz", x=np.zeros(3))
+    with pytest.raises(FileNotFoundError, match="no .npy file at"):
+        fdask.read_npy(tmp_path / "missing.npy")
+    with pytest.raises(ValueError, match="is not a .npy array file"):
+        fdask.read_npy(tmp_path / "archive.npz")
+    with pytest.raises(ValueError, match="is in Fortran order; read_npy needs C order"):
+        fdask.read_npy(tmp_path / "fortran.npy")
+    with pytest.raises(ValueError, match="holds a 0-d array"):
+        fdask.read_npy(tmp_path / "scalar.npy")
+    with pytest.raises(ValueError, match="objects.npy' is not a readable .npy array"):
+        fdask.read_npy(tmp_path / "objects.npy")
+    with pytest.raises(ValueError, match="text.npy' is not a readable .npy array"):
+        fdask.read_npy(tmp_path / "text.npy")
+    with pytest.raises(ValueError, match="chunks must be a positive integer, got 0"):
+        fdask.read_npy(tmp_path / "ok.npy", chunks=0)
+    with pytest.raises(TypeError, match="chunks must be a positive integer, got float"):
+        fdask.read_npy(tmp_path / "ok.npy", chunks=2.5)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike path, got NoneType"):
+        fdask.read_npy(None)
+    # a file cut short after the graph was made fails when its chunk is read
+    lazy = fdask.read_npy(tmp_path / "ok.npy", chunks=2)
+    raw = (tmp_path / "ok.npy").read_bytes()
+    (tmp_path / "ok.npy").write_bytes(raw[:-10])
+    with pytest.raises(ValueError, match="shorter than its header says"):
+        lazy.compute(scheduler="synchronous")
