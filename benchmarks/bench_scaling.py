@@ -25,6 +25,7 @@ Run:  pytest benchmarks/bench_scaling.py --benchmark-columns=median,iqr,rounds
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -121,6 +122,7 @@ def cluster(request, brats):
     settings = {}
     if request.param == "untrimmed":  # let glibc keep freed memory for reuse (its default)
         settings["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] = None
+    environ = os.environ.copy()  # the nanny sets its workers' variables (OMP_NUM_THREADS=1, ...) in this process too
     with dask.config.set(settings):
         local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                          dashboard_address=None)
@@ -133,6 +135,8 @@ def cluster(request, brats):
     finally:
         client.close()
         local.close()
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.mark.parametrize("n_slices", SIZES)

@@ -65,6 +65,7 @@ def fdask(da):
 def client(da):
     """A real cluster: two worker processes with one thread each, on loopback, no dashboard."""
     distributed = pytest.importorskip("distributed")
+    environ = os.environ.copy()  # the nanny sets its workers' variables (OMP_NUM_THREADS=1, ...) in this process too
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None)
     client = distributed.Client(cluster)
@@ -73,6 +74,8 @@ def client(da):
     finally:
         client.close()
         cluster.close()
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
