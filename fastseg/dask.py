@@ -76,6 +76,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_dask_images, check_dask_masks, check_n_channels, check_n_jobs, check_path
 from .persistence import dumps, loads
@@ -152,14 +153,15 @@ def _blockwise(segmenter, images, brain, n_jobs, method: str, dtype) -> da.Array
 def _read_slices(path: str, offset: int, shape: tuple, dtype: str, start: int, stop: int) -> np.ndarray:
     """One task of :func:`read_npy`: slices ``start:stop`` of a C-ordered .npy, read with plain reads."""
     out = np.empty((stop - start,) + tuple(shape[1:]), dtype=np.dtype(dtype))
+    slice_bytes = out.itemsize * int(np.prod(shape[1:], dtype=np.int64))
     with open(path, "rb") as fh:
-        fh.seek(offset + start * out[0].nbytes if len(out) else offset)
+        fh.seek(offset + start * slice_bytes)
         if fh.readinto(out) != out.nbytes:
             raise ValueError(f"{path!r} is shorter than its header says (truncated?)")
     return out
 
 
-def read_npy(path, chunks: int = 64) -> da.Array:
+def read_npy(path: str | os.PathLike, chunks: int = 64) -> da.Array:
     """A ``.npy`` stack of slices as a dask array whose chunks are read by the tasks that use them.
 
     Only the header is read now.  Each chunk is read from the file by its task,
@@ -237,7 +239,10 @@ def read_npy(path, chunks: int = 64) -> da.Array:
     return da.concatenate(parts, axis=0)
 
 
-def predict(segmenter: PixelSegmenter, images, brain=None, *, n_jobs: int | None = 1) -> da.Array:
+def predict(
+    segmenter: PixelSegmenter, images: da.Array, brain: da.Array | ArrayLike | None = None, *,
+    n_jobs: int | None = 1,
+) -> da.Array:
     """Tumour masks of a dask array of slices, computed blockwise (lazily).
 
     Parameters
@@ -299,7 +304,10 @@ def predict(segmenter: PixelSegmenter, images, brain=None, *, n_jobs: int | None
     return _blockwise(segmenter, images, brain, n_jobs, "predict", bool)
 
 
-def predict_proba(segmenter: PixelSegmenter, images, brain=None, *, n_jobs: int | None = 1) -> da.Array:
+def predict_proba(
+    segmenter: PixelSegmenter, images: da.Array, brain: da.Array | ArrayLike | None = None, *,
+    n_jobs: int | None = 1,
+) -> da.Array:
     """Tumour probability of every pixel of a dask array of slices, computed blockwise (lazily).
 
     Available when the segmenter's classifier gives probabilities
@@ -344,7 +352,10 @@ def predict_proba(segmenter: PixelSegmenter, images, brain=None, *, n_jobs: int 
     return _blockwise(seg, images, brain, n_jobs, "predict_proba", np.float32)
 
 
-def decision_function(segmenter: PixelSegmenter, images, brain=None, *, n_jobs: int | None = 1) -> da.Array:
+def decision_function(
+    segmenter: PixelSegmenter, images: da.Array, brain: da.Array | ArrayLike | None = None, *,
+    n_jobs: int | None = 1,
+) -> da.Array:
     """Per-pixel scores (see ``score_kind_``) of a dask array of slices, computed blockwise (lazily).
 
     Parameters and errors as :func:`predict`.
