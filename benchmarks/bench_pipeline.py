@@ -12,32 +12,15 @@ Run:  pytest benchmarks/bench_pipeline.py --benchmark-columns=median,iqr,rounds
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 from fastseg import PixelSegmenter
-from fastseg._baselines import K5_LINEAR, numpy_predict
-
-BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
-N_SLICES = 256
+from fastseg._baselines import numpy_predict
 
 
 @pytest.fixture(scope="module")
-def data():
-    if not (BRATS2D / "train_x.npy").exists():
-        pytest.skip("BraTS slices not found at ../shared/data/brats2d")
-    x = np.concatenate([np.load(BRATS2D / "train_x.npy"), np.load(BRATS2D / "test_x.npy")])
-    y = np.concatenate([np.load(BRATS2D / "train_y.npy"), np.load(BRATS2D / "test_y.npy")]).astype(bool)
-    b = np.concatenate([np.load(BRATS2D / "train_brain.npy"), np.load(BRATS2D / "test_brain.npy")])
-    reps = -(-N_SLICES // len(x))
-    return x, y, b, np.tile(x, (reps, 1, 1, 1))[:N_SLICES], np.tile(b, (reps, 1, 1))[:N_SLICES]
-
-
-@pytest.fixture(scope="module")
-def linear_k5(data):
-    x, y, b, _, _ = data
-    return PixelSegmenter(random_state=0, **K5_LINEAR).fit(x, y, b)
+def data(brats):
+    """The real slices and the 256-slice batch (``conftest.brats``, shared with bench_scaling.py)."""
+    return brats
 
 
 @pytest.mark.parametrize("impl", ["fastseg", "numpy"])

@@ -170,6 +170,13 @@ def check_path(path, name: str = "path"):
     return path
 
 
+def check_bytes(data, name: str = "data") -> bytes:
+    """Validate a bytes-like argument (bytes, bytearray, memoryview) and return it as ``bytes``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes, got {_describe(data)}")
+    return bytes(data)
+
+
 def check_mode(mode, name: str = "mode") -> str:
     """Validate a border mode, one of :data:`MODES`."""
     if not isinstance(mode, str):
@@ -245,6 +252,74 @@ def check_masks(masks, name: str = "masks", *, shape=None, ndims=(2, 3)):
     if kind == "b":
         return np.ascontiguousarray(arr).view(np.uint8)
     return np.ascontiguousarray(arr != 0).view(np.uint8)
+
+
+def _check_known_chunks(arr, name: str) -> None:
+    if any(np.isnan(s) for s in arr.shape):
+        raise ValueError(f"{name} must have known chunk sizes, got shape {arr.shape}; "
+                         f"call {name}.compute_chunk_sizes() first")
+
+
+def check_dask_images(images, name: str = "images", *, n_channels: int | None = None):
+    """Validate a dask array of image slices, lazily: type, dtype kind, shape; values are checked per chunk.
+
+    Parameters
+    ----------
+    images : dask.array.Array of shape (N, H, W, C)
+        Any real dtype, known chunk sizes.
+    name : str
+        Parameter name used in error messages.
+    n_channels : int, optional
+        The channel count C must equal (a fitted segmenter's).
+
+    Returns
+    -------
+    dask.array.Array
+        ``images`` itself (nothing is computed or copied).
+    """
+    import dask.array as da  # only fastseg.dask calls this, with dask installed
+
+    if not isinstance(images, da.Array):
+        raise TypeError(
+            f"{name} must be a dask array of shape (N, H, W, C), got {_describe(images)}; "
+            "wrap a numpy array with dask.array.from_array(x, chunks=(64, -1, -1, -1))"
+        )
+    if images.dtype.kind not in _REAL_KINDS:
+        raise TypeError(f"{name} must have a real (integer or floating) dtype, got dtype {images.dtype}")
+    if images.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, H, W, C), got ndim={images.ndim} with shape {images.shape}")
+    _check_known_chunks(images, name)
+    if 0 in images.shape:
+        raise ValueError(f"{name} must not have zero-size axes, got shape {images.shape}")
+    if n_channels is not None and images.shape[3] != n_channels:
+        raise ValueError(f"{name} have {images.shape[3]} channels but the segmenter was fitted on {n_channels}")
+    return images
+
+
+def check_dask_masks(masks, name: str = "masks", *, shape):
+    """Validate masks for :func:`check_dask_images` images: a dask array (checked lazily) or array-like.
+
+    A dask array must have a boolean, integer or floating dtype and exactly
+    ``shape``; its values (floating ones must be 0 or 1) are checked per chunk
+    when computed.  Anything else goes through :func:`check_masks` now and is
+    wrapped in a dask array of one chunk along every axis but the first.
+
+    Returns
+    -------
+    dask.array.Array of shape ``shape``
+    """
+    import dask.array as da
+
+    shape = tuple(int(s) for s in shape)
+    if isinstance(masks, da.Array):
+        if masks.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a boolean or integer mask, got dtype {masks.dtype}")
+        _check_known_chunks(masks, name)
+        if masks.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got shape {masks.shape}")
+        return masks
+    arr = check_masks(masks, name, shape=shape).view(bool)
+    return da.from_array(arr, chunks=(-1,) + shape[1:])
 
 
 def check_connectivity(connectivity, name: str = "connectivity") -> int:

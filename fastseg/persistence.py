@@ -13,9 +13,14 @@ stored as plain arrays and are refused with a clear error.  A loaded segmenter
 predicts exactly as the saved one did (the same float32 weights go to the same
 kernels), but it carries no scikit-learn classifier: it cannot be refitted
 without calling ``fit`` again.
+
+:func:`dumps` and :func:`loads` are the same format as ``bytes`` in memory: how
+``fastseg.dask`` ships a fitted segmenter to cluster workers (a few kilobytes
+of weights and JSON instead of a pickle of the scikit-learn estimator).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -24,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_path
+from ._validation import check_bytes, check_path
 from ._version import __version__
 from .segmenter import PixelSegmenter
 
-__all__ = ["save", "load", "FORMAT_VERSION", "atomic_write"]
+__all__ = ["save", "load", "dumps", "loads", "FORMAT_VERSION", "atomic_write"]
 
 #: Version of the file layout; a file with another major version is refused.
 FORMAT_VERSION = "2.0"
@@ -78,6 +83,46 @@ def _jsonable(value):
     raise TypeError(f"cannot store parameter value {value!r} in a model file")
 
 
+def _bundle(segmenter) -> dict:
+    """The arrays of a model file (the JSON spec included) for a fitted, storable segmenter."""
+    if not isinstance(segmenter, PixelSegmenter):
+        raise TypeError(f"segmenter must be a PixelSegmenter, got {type(segmenter).__name__}")
+    if not hasattr(segmenter, "score_kind_"):
+        raise ValueError("segmenter is not fitted: call fit before saving it")
+    if segmenter.scorer_ is None:
+        name = type(segmenter.classifier_[-1]).__name__ if hasattr(segmenter, "classifier_") else "classifier"
+        raise TypeError(
+            f"only linear and MLP classifiers can be saved as plain arrays; {name} cannot "
+            "(pickle it yourself if you trust the file, or use classifier='mlp'/'linear-svm')"
+        )
+    kind, arrays = segmenter.scorer_
+    params = {name: _jsonable(getattr(segmenter, name)) for name in _PARAMS}
+    params["classifier"] = segmenter.classifier if isinstance(segmenter.classifier, str) else None
+    spec = {
+        "fastseg_version": __version__,
+        "format_version": FORMAT_VERSION,
+        "model_kind": kind,
+        "params": params,
+        "n_channels": int(segmenter.n_channels_),
+        "score_kind": segmenter.score_kind_,
+        "threshold": float(segmenter.threshold_),
+        "n_training_pixels": int(segmenter.n_training_pixels_),
+        "features": list(segmenter.feature_names_),
+    }
+    data = {}
+    if kind == "linear":
+        data["coef"] = np.asarray(arrays["coef"], dtype=np.float64)
+        data["intercept"] = np.asarray(arrays["intercept"], dtype=np.float64)
+    else:
+        spec["activation"] = arrays["activation"]
+        spec["n_layers"] = len(arrays["coefs"])
+        for i, (w, b) in enumerate(zip(arrays["coefs"], arrays["intercepts"])):
+            data[f"coef_{i}"] = np.asarray(w, dtype=np.float64)
+            data[f"intercept_{i}"] = np.asarray(b, dtype=np.float64)
+    data["spec"] = np.array(json.dumps(spec))
+    return data
+
+
 def save(segmenter: PixelSegmenter, path) -> Path:
     """Save a fitted :class:`~fastseg.PixelSegmenter` with a linear or MLP classifier.
 
@@ -120,42 +165,8 @@ def save(segmenter: PixelSegmenter, path) -> Path:
     >>> bool((loaded.predict(x, brain=np.ones_like(y)) == seg.predict(x, brain=np.ones_like(y))).all())
     True
     """
-    if not isinstance(segmenter, PixelSegmenter):
-        raise TypeError(f"segmenter must be a PixelSegmenter, got {type(segmenter).__name__}")
+    data = _bundle(segmenter)
     check_path(path)
-    if not hasattr(segmenter, "score_kind_"):
-        raise ValueError("segmenter is not fitted: call fit before save")
-    if segmenter.scorer_ is None:
-        name = type(segmenter.classifier_[-1]).__name__ if hasattr(segmenter, "classifier_") else "classifier"
-        raise TypeError(
-            f"only linear and MLP classifiers can be saved as plain arrays; {name} cannot "
-            "(pickle it yourself if you trust the file, or use classifier='mlp'/'linear-svm')"
-        )
-    kind, arrays = segmenter.scorer_
-    params = {name: _jsonable(getattr(segmenter, name)) for name in _PARAMS}
-    params["classifier"] = segmenter.classifier if isinstance(segmenter.classifier, str) else None
-    spec = {
-        "fastseg_version": __version__,
-        "format_version": FORMAT_VERSION,
-        "model_kind": kind,
-        "params": params,
-        "n_channels": int(segmenter.n_channels_),
-        "score_kind": segmenter.score_kind_,
-        "threshold": float(segmenter.threshold_),
-        "n_training_pixels": int(segmenter.n_training_pixels_),
-        "features": list(segmenter.feature_names_),
-    }
-    data = {}
-    if kind == "linear":
-        data["coef"] = np.asarray(arrays["coef"], dtype=np.float64)
-        data["intercept"] = np.asarray(arrays["intercept"], dtype=np.float64)
-    else:
-        spec["activation"] = arrays["activation"]
-        spec["n_layers"] = len(arrays["coefs"])
-        for i, (w, b) in enumerate(zip(arrays["coefs"], arrays["intercepts"])):
-            data[f"coef_{i}"] = np.asarray(w, dtype=np.float64)
-            data[f"intercept_{i}"] = np.asarray(b, dtype=np.float64)
-    data["spec"] = np.array(json.dumps(spec))
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -164,8 +175,8 @@ def save(segmenter: PixelSegmenter, path) -> Path:
     return atomic_write(path, write)
 
 
-def _fail(path, why: str):
-    raise ValueError(f"cannot load a fastseg model from {str(path)!r}: {why}")
+def _fail(where: str, why: str):
+    raise ValueError(f"cannot load a fastseg model from {where}: {why}")
 
 
 def load(path) -> PixelSegmenter:
@@ -205,11 +216,21 @@ def load(path) -> PixelSegmenter:
     path = Path(check_path(path))
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
+    where = repr(str(path))
+    return _restore(_read_npz(path, where), where)
+
+
+def _read_npz(source, where) -> dict:
+    """The arrays of an ``.npz`` (a path or a binary file object), read without unpickling anything."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            files = {name: npz[name] for name in npz.files}
+        with np.load(source, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        _fail(path, f"not a readable .npz model file ({type(exc).__name__}: {exc})")
+        _fail(where, f"not a readable .npz model file ({type(exc).__name__}: {exc})")
+
+
+def _restore(files: dict, path: str) -> PixelSegmenter:
+    """A fitted segmenter from a model file's arrays; ``path`` describes the source in error messages."""
     if "spec" not in files:
         _fail(path, "it has no 'spec' entry")
     try:
@@ -284,3 +305,81 @@ def load(path) -> PixelSegmenter:
     seg.n_training_pixels_ = int(spec.get("n_training_pixels", 0))
     seg.feature_names_ = names
     return seg
+
+
+def dumps(segmenter: PixelSegmenter) -> bytes:
+    """The model file :func:`save` would write, as ``bytes`` in memory.
+
+    Parameters
+    ----------
+    segmenter : PixelSegmenter
+        Fitted, with a linear or MLP classifier (as for :func:`save`).
+
+    Returns
+    -------
+    bytes
+        An ``.npz`` archive: the JSON spec and the folded weights, a few
+        kilobytes for a linear model.
+
+    Raises
+    ------
+    TypeError
+        If ``segmenter`` is not a PixelSegmenter, or its classifier cannot be
+        stored as plain arrays.
+    ValueError
+        If it is not fitted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg import PixelSegmenter
+    >>> from fastseg.persistence import dumps, loads
+    >>> rng = np.random.default_rng(2)
+    >>> x = rng.standard_normal((2, 20, 20, 4)).astype(np.float32)
+    >>> y = np.zeros((2, 20, 20), bool); y[:, 5:12, 5:12] = True; x[y] += 2
+    >>> seg = PixelSegmenter(k=3, box_sizes=(), asymmetry=False, min_size=5, random_state=0)
+    >>> seg = seg.fit(x, y, brain=np.ones_like(y))
+    >>> blob = dumps(seg)
+    >>> len(blob) < 4000
+    True
+    >>> bool((loads(blob).predict(x, np.ones_like(y)) == seg.predict(x, np.ones_like(y))).all())
+    True
+    """
+    data = _bundle(segmenter)
+    buffer = io.BytesIO()
+    np.savez(buffer, **data)
+    return buffer.getvalue()
+
+
+def loads(data: bytes) -> PixelSegmenter:
+    """A segmenter from the bytes :func:`dumps` made (or a model file's contents); executes no code.
+
+    Parameters
+    ----------
+    data : bytes, bytearray or memoryview
+
+    Returns
+    -------
+    PixelSegmenter
+        Fitted for prediction, as :func:`load` returns it.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not bytes-like.
+    ValueError
+        If the bytes are not a fastseg model, are truncated or tampered with,
+        come from an incompatible format version, or their arrays do not match
+        their spec.
+
+    Examples
+    --------
+    >>> from fastseg.persistence import loads
+    >>> loads(b"not a model")
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot load a fastseg model from bytes (11 bytes): not a readable .npz model file ...
+    """
+    data = check_bytes(data, "data")
+    where = f"bytes ({len(data)} bytes)"
+    return _restore(_read_npz(io.BytesIO(data), where), where)

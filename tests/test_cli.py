@@ -185,21 +185,64 @@ def test_usage_errors_exit_2(capsys):
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("when", ["while segmenting", "while writing"])
+@pytest.mark.parametrize("when", ["while segmenting", "while writing", "after the first batch"])
 def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, capsys, monkeypatch, when):
     """Ctrl-C during predict: exit 1, no output file, no temporary file left behind."""
     import fastseg.segmenter
 
-    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((3, 32, 32, 4)).astype(np.float32))
+    n = 70 if when == "after the first batch" else 3  # 70 slices: a second batch of 6
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((n, 32, 32, 4)).astype(np.float32))
+    calls = []
+    predict = fastseg.segmenter.PixelSegmenter.predict
 
     def interrupt(*args, **kwargs):
+        calls.append(1)
+        if when == "after the first batch" and len(calls) == 1:
+            return predict(*args, **kwargs)
         raise KeyboardInterrupt
 
-    if when == "while segmenting":
-        monkeypatch.setattr(fastseg.segmenter.PixelSegmenter, "predict", interrupt)
+    if when == "while writing":  # the header is the first thing written into the temporary file
+        monkeypatch.setattr(np.lib.format, "write_array_header_1_0", interrupt)
     else:
-        monkeypatch.setattr(np, "save", interrupt)  # np.save is what writes the .npy, into the temporary file
+        monkeypatch.setattr(fastseg.segmenter.PixelSegmenter, "predict", interrupt)
     code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
                        "--out", tmp_path / "out.npy")
     assert code == 1 and "interrupted" in err
+    assert len(calls) == {"while segmenting": 1, "while writing": 1, "after the first batch": 2}[when]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+@pytest.mark.parametrize("layout", ["C", "Fortran", "big-endian", "single slice"])
+def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path, capsys, monkeypatch, layout):
+    """A .npy stack is segmented 64 slices at a time, from plain arrays, into masks equal to predict's."""
+    import fastseg.segmenter
+    from fastseg.persistence import load
+
+    x = np.load(brats2d_dir / "test_x.npy")
+    stack = x[0] if layout == "single slice" else np.tile(x, (24, 1, 1, 1))[:70]  # 70: batches of 64 and 6
+    if layout == "Fortran":
+        np.save(tmp_path / "x.npy", np.asfortranarray(stack))
+    elif layout == "big-endian":
+        np.save(tmp_path / "x.npy", stack.astype(">f4"))
+    else:
+        np.save(tmp_path / "x.npy", stack)
+    seen = []
+    predict = fastseg.segmenter.PixelSegmenter.predict
+
+    def recording(self, images, *args, **kwargs):
+        seen.append((type(images), images.shape))
+        return predict(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(fastseg.segmenter.PixelSegmenter, "predict", recording)
+    code, out, _ = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
+                       "--out", tmp_path / "masks.npy")
+    assert code == 0 and "wrote" in out
+    if layout == "single slice":
+        assert seen == [(np.ndarray, (1, 240, 240, 4))]
+    else:
+        assert seen == [(np.ndarray, (64, 240, 240, 4)), (np.ndarray, (6, 240, 240, 4))]
+    masks = np.load(tmp_path / "masks.npy")
+    expected = predict(load(trained_model), stack)
+    assert masks.dtype == bool and masks.shape == expected.shape and expected.any()
+    np.testing.assert_array_equal(masks, expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks.npy", "x.npy"]

@@ -286,6 +286,50 @@ def test_save_load_round_trip_is_exact(rng, tmp_path, classifier):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a deliberately short fit
+@pytest.mark.parametrize("classifier", ["linear-svm", "mlp"])
+def test_dumps_loads_round_trip_is_exact_and_matches_save(rng, tmp_path, classifier):
+    from fastseg.persistence import dumps, loads
+
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, classifier=classifier, hidden_layer_sizes=(6,), max_iter=30, max_pixels=300,
+                         min_size=5, random_state=0).fit(x, y, brain)
+    blob = dumps(seg)
+    assert isinstance(blob, bytes)
+    restored = loads(blob)
+    np.testing.assert_array_equal(restored.decision_function(x, brain), seg.decision_function(x, brain))
+    np.testing.assert_array_equal(restored.predict(x, brain), seg.predict(x, brain))
+    assert restored.get_params() == seg.get_params()
+    # the same format as a saved file: a file's bytes load, and the bytes load as a file
+    saved = save(seg, tmp_path / "model.npz")
+    np.testing.assert_array_equal(loads(saved.read_bytes()).predict(x, brain), seg.predict(x, brain))
+    (tmp_path / "dumped.npz").write_bytes(blob)
+    np.testing.assert_array_equal(load(tmp_path / "dumped.npz").predict(x, brain), seg.predict(x, brain))
+    assert loads(bytearray(blob)).k == loads(memoryview(blob)).k == 3
+
+
+def test_dumps_loads_reject_bad_input(rng):
+    from fastseg.persistence import dumps, loads
+
+    x, y, brain = synthetic(rng)
+    blob = dumps(PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain))
+    with pytest.raises(ValueError, match=r"from bytes \(\d+ bytes\): not a readable .npz model file"):
+        loads(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match="not a readable .npz model file"):
+        loads(b"")
+    with pytest.raises(TypeError, match="data must be bytes, got str"):
+        loads("model.npz")
+    with pytest.raises(TypeError, match="data must be bytes, got NoneType"):
+        loads(None)
+    with pytest.raises(ValueError, match="segmenter is not fitted"):
+        dumps(PixelSegmenter())
+    with pytest.raises(TypeError, match="segmenter must be a PixelSegmenter"):
+        dumps(object())
+    tree = PixelSegmenter(k=3, classifier=DecisionTreeClassifier(max_depth=2), min_size=5).fit(x, y, brain)
+    with pytest.raises(TypeError, match="only linear and MLP classifiers can be saved"):
+        dumps(tree)
+
+
 def test_save_refuses_what_it_cannot_store(rng, tmp_path):
     x, y, brain = synthetic(rng)
     tree = PixelSegmenter(k=3, classifier=DecisionTreeClassifier(max_depth=2), min_size=5).fit(x, y, brain)
