@@ -444,14 +444,18 @@ def mlp_scores(
 _ROWS_TILE = 256
 
 
-def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1) -> NDArray[np.float32]:
+def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
+                   segments: np.ndarray | None = None) -> NDArray[np.float32]:
     """Probabilities of an MLP for feature rows already in memory (no window gather).
 
     ``rows`` is a C-contiguous float32 (n, F) matrix of finite values (the
     caller's: :class:`~fastseg.PixelSegmenter` passes the rows
     :func:`~fastseg.features.pixel_features` made); ``weights`` an
-    :class:`MLPWeights` with F inputs and one output.  Threads split the rows;
-    every row's result is the same for any ``n_jobs``.
+    :class:`MLPWeights` with F inputs and one output.  ``segments`` (the first
+    row of each segment, e.g. of each image, then n) keeps every GEMM tile inside
+    one segment, so that a segment's results do not depend on what else is in
+    the batch; threads share the segments (or the tiles of a single one).  The
+    results are the same for any ``n_jobs``.
     """
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     coefs, intercepts, activation = weights
@@ -462,13 +466,16 @@ def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1) -> ND
     n = rows.shape[0]
     out = np.empty(n, dtype=np.float32)
     code = _ACTIVATION_CODES[activation]
+    bounds = np.asarray([0, n] if segments is None else segments, dtype=np.intp)
+    if len(bounds) == 2:  # one segment: threads take whole tiles of it
+        bounds = np.append(np.arange(0, n, tile), n) if n else bounds
 
-    def work(start: int, stop: int) -> None:
+    def work(a: int, b: int) -> None:
         act = np.empty((2, tile * int(sizes[1:].max())), dtype=np.float32)
-        _mlp.mlp_rows(rows[start:stop], flat_w, flat_b, sizes, code, out[start:stop], act, tile)
+        for i in range(a, b):
+            lo, hi = bounds[i], bounds[i + 1]
+            _mlp.mlp_rows(rows[lo:hi], flat_w, flat_b, sizes, code, out[lo:hi], act, tile)
 
-    n_tiles = -(-n // tile)
     with _single_threaded_blas():
-        # split on tile boundaries so that each tile's GEMM is the same whatever n_jobs
-        run_chunks(lambda a, b: work(a * tile, min(b * tile, n)), n_tiles, n_jobs)
+        run_chunks(work, len(bounds) - 1, n_jobs)
     return out

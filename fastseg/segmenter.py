@@ -304,11 +304,11 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             gradient_size=self.gradient_size, position=self.position,
         )
 
-    def _features(self, x, b, rows) -> np.ndarray:
+    def _features(self, x, b, rows, n_jobs=None) -> np.ndarray:
         """Feature rows of the ``rows`` pixels (:func:`fastseg.features.pixel_features`)."""
         return pixel_features(
             x, b, self.k, mask=rows, mode=self.mode, mean_sizes=self.box_sizes, std_sizes=self.std_sizes,
-            asymmetry=self.asymmetry, gradient_size=self.gradient_size, position=self.position, n_jobs=self.n_jobs,
+            asymmetry=self.asymmetry, gradient_size=self.gradient_size, position=self.position, n_jobs=n_jobs,
         )
 
     def _sample(self, y: np.ndarray, brain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -391,7 +391,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
 
-    def _scores(self, x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int = 1) -> np.ndarray:
         """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.
 
         Called inside ``assume_finite()``: ``x`` is computed from checked images.
@@ -404,25 +404,30 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             kind, arrays = self.scorer_
             if kind == "linear":
                 s = linear_scores(x, (arrays["coef"], arrays["intercept"]), self.k, mode=self.mode, mask=b,
-                                  n_jobs=self.n_jobs)
+                                  n_jobs=n_jobs)
                 if self.score_kind_ == "proba":  # logistic regression
                     s = np.where(b, 1.0 / (1.0 + np.exp(-s, dtype=np.float32)), 0).astype(np.float32)
                 return s
             weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
-            return mlp_scores(x, weights, self.k, mode=self.mode, mask=b, n_jobs=self.n_jobs)
-        X = self._features(x, b, b)
+            return mlp_scores(x, weights, self.k, mode=self.mode, mask=b, n_jobs=n_jobs)
+        X = self._features(x, b, b, n_jobs)
         out = np.zeros(b.shape, dtype=np.float32)
         if not X.shape[0]:
             return out
         if self.scorer_ is not None:
             kind, arrays = self.scorer_
             if kind == "linear":
-                s = X @ arrays["coef"].astype(np.float32) + np.float32(arrays["intercept"])
+                # one pixel per row of a one-column "image": the kernel's per-pixel sums do not depend on
+                # the batch (a BLAS matrix-vector product's blocking does)
+                s = linear_scores(X.reshape(1, X.shape[0], 1, X.shape[1]), (arrays["coef"], arrays["intercept"]),
+                                  1).ravel()
                 if self.score_kind_ == "proba":  # logistic regression
                     s = 1.0 / (1.0 + np.exp(-s, dtype=np.float32))
             else:
                 weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
-                s = mlp_row_scores(X, weights, check_n_jobs(self.n_jobs))
+                counts = b.reshape(len(b), -1).sum(axis=1, dtype=np.intp)
+                segments = np.concatenate([[0], np.cumsum(counts)])  # one per image: batch-independent results
+                s = mlp_row_scores(X, weights, n_jobs, segments)
         else:
             clf = self.classifier_
             s = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
@@ -439,22 +444,23 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
             brain = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
         scores = np.empty((N, H, W), dtype=np.float32)
         masks = np.empty((N, H, W), dtype=bool)
+        n_jobs = check_n_jobs(self.n_jobs)  # resolved once: with n_jobs > 1 it asks threadpoolctl
         with assume_finite():  # batch checked above
             for start in range(0, N, _CHUNK):
                 stop = min(start + _CHUNK, N)
                 x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop])
-                scores[start:stop] = self._scores(x, b)
+                scores[start:stop] = self._scores(x, b, n_jobs)
                 masks[start:stop] = b
                 if self.verbose and N > _CHUNK:
                     self._log(f"scored {stop}/{N} images")
         return scores, masks, single
 
-    def _post_process(self, masks: np.ndarray) -> np.ndarray:
+    def _post_process(self, masks: np.ndarray, n_jobs: int = 1) -> np.ndarray:
         """Remove small and relatively small components, then fill holes (one kernel pass per slice)."""
         if self.min_size > 0 or self.min_relative_size > 0 or self.fill_holes:
             masks = clean_mask(masks, min_size=self.min_size, fill_holes=self.fill_holes,
                                connectivity=self.connectivity, min_relative_size=self.min_relative_size,
-                               n_jobs=self.n_jobs)
+                               n_jobs=n_jobs)
         return masks
 
     def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
@@ -496,7 +502,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "score_kind_")
         t0 = time.perf_counter()
         scores, b, single = self._chunked_scores(images, brain)
-        masks = self._post_process((scores > self.threshold_) & b)
+        masks = self._post_process((scores > self.threshold_) & b, check_n_jobs(self.n_jobs))
         self._log(f"segmented {b.shape[0]} images in {time.perf_counter() - t0:.2f} s")
         return masks[0] if single else masks
 
