@@ -193,8 +193,11 @@ def load_case(case_dir) -> Bunch:
     channels = []
     for vol in volumes:
         brain |= vol != 0
-        std = vol.std()
-        channels.append(((vol - vol.mean()) / (std if std > 0 else 1.0)).astype(np.float32))
+        # (vol - mean) / std in float64, as brats2d was made, with numpy's own mean and std
+        # (population std: the mean of the squared deviations), each deviation computed once
+        dev = vol - vol.mean()
+        std = float(np.sqrt(np.multiply(dev, dev, out=vol).sum() / vol.size))  # vol is no longer needed
+        channels.append(np.divide(dev, std if std > 0 else 1.0, out=dev).astype(np.float32))
     # (X, Y, Z) volumes -> (Z, Y, X) slices: slice z is vol[:, :, z].T
     images = np.stack([c.transpose(2, 1, 0) for c in channels], axis=-1)
     seg_file = _case_file(case_dir, "seg")
