@@ -37,10 +37,10 @@ from fastseg import (
     segmentation_report,
     window_features,
 )
-from fastseg._ext import _boxmeans, _components, _linear, _mlp, _normalize, _windows
+from fastseg._ext import _boxmeans, _components, _linear, _mlp, _normalize, _pixfeat, _windows
 from fastseg.datasets import load_case, load_slices
-from fastseg.features import box_means, context_channels
-from fastseg.scoring import MLPWeights
+from fastseg.features import box_means, context_channels, pixel_features
+from fastseg.scoring import MLPWeights, mlp_row_scores
 
 N_THREADS = 8
 
@@ -123,6 +123,7 @@ def _thread_cases():
         "keep_largest": (lambda i: keep_largest(masks[i], 2), items),
         "box_means": (lambda i: box_means(x[i:i + 2], (3, 7, 15)), items),
         "context_channels": (lambda i: context_channels(x[i:i + 2], brain[i:i + 2]), items),
+        "pixel_features": (lambda i: pixel_features(x[i:i + 2], brain[i:i + 2], 3), items),
         "normalize_brain": (lambda i: normalize_brain(x[i:i + 2], brain[i:i + 2]), items),
         "brain_mask": (lambda i: brain_mask(x[i:i + 2]), items),
         "segmenter.predict": (lambda i: seg.predict(x[i:i + 2], brain[i:i + 2]), items),
@@ -214,6 +215,9 @@ GIL_CASES = {
     "keep_largest": (_components, ("keep_largest_batch",), lambda x, b, m: keep_largest(m, 3)),
     "box_means": (_boxmeans, ("box_means",), lambda x, b, m: box_means(x, (7, 15, 31))),
     "normalize_brain": (_normalize, ("normalize_brain",), lambda x, b, m: normalize_brain(x, b)),
+    "pixel_features": (_pixfeat, ("pixel_context",), lambda x, b, m: pixel_features(x, b, 3)),
+    "mlp_row_scores": (_mlp, ("mlp_rows",), lambda x, b, m: mlp_row_scores(
+        x.reshape(-1, 4), MLPWeights(*mlp_model(1, 4, hidden=16)[:2], "relu"))),
 }
 
 
@@ -279,6 +283,8 @@ def _leak_cases():
         "keep_largest": lambda: keep_largest(m),
         "box_means": lambda: box_means(x1, (3, 7)),
         "context_channels": lambda: context_channels(x1, b1),
+        "pixel_features": lambda: pixel_features(x1, b1, 3, mean_sizes=(5,)),
+        "mlp_row_scores": lambda: mlp_row_scores(x1.reshape(-1, 4), MLPWeights(*mlp_model(1, 4)[:2], "relu")),
         "normalize_brain": lambda: normalize_brain(x1, b1),
         "brain_mask": lambda: brain_mask(x1),
     }
@@ -356,6 +362,8 @@ def _layout_cases():
         "normalize_brain": (lambda a: normalize_brain(a["images"], a["brain"]), {"images": x, "brain": brain}),
         "box_means": (lambda a: box_means(a["images"], (3, 7)), {"images": x}),
         "context_channels": (lambda a: context_channels(a["images"], a["brain"]), {"images": x, "brain": brain}),
+        "pixel_features": (lambda a: pixel_features(a["images"], a["brain"], 3, mask=a["mask"]),
+                           {"images": x, "brain": brain, "mask": y}),
         "dice": (lambda a: dice(a["y_true"], a["y_pred"]), {"y_true": y, "y_pred": brain & (x[..., 0] > 0.5)}),
         "segmentation_report": (lambda a: segmentation_report(a["y_true"], a["y_pred"], a["groups"]),
                                 {"y_true": y, "y_pred": brain & (x[..., 0] > 0.5), "groups": np.array([3, 3, 8, 9])}),
