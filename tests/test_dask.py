@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -20,7 +21,12 @@ from fastseg._baselines import K5_LINEAR
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter that imports the fastseg these tests import.
+
+    The working directory is a temporary folder: from the repository root, ``python -c`` would
+    import the source tree (no compiled kernels) instead of the installed package."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          cwd=tempfile.gettempdir(),
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
 
 
