@@ -25,9 +25,10 @@ Row layout (columns, in order; C channels):
 
 Compiler directives are set once, in setup.py.
 """
-from libc.math cimport sqrt, fabs
+from libc.math cimport fabs, sqrtf
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
 
 
 cdef inline void _box(const double* I, Py_ssize_t stride, Py_ssize_t C,
@@ -161,26 +162,10 @@ def pixel_context(
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
     cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
-    cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
     cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
-    cdef Py_ssize_t n, y, x, c, j, r, col, row, r0, c0, h, w, stride, bstride, p
-    cdef Py_ssize_t box[4]
-    cdef uint64_t word
-    cdef double inv, m, v, gx, gy, span_r, span_c, a
-    cdef const float* img
-    cdef const unsigned char* inside
-    cdef const unsigned char* want
-    cdef float* dst
-    cdef double* I1 = NULL
-    cdef double* I2 = NULL
-    cdef double* Id = NULL
-    cdef double* Ib = NULL
-    cdef double* acc = NULL
-    cdef double* b1 = NULL
-    cdef double* b2 = NULL
-    cdef double* b3 = NULL
-    cdef double* b4 = NULL
-    cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
+    cdef Py_ssize_t n, x, j
+    cdef double inv_asym, inv_grad
+    cdef double* inv_area = NULL
     # preconditions, checked before the GIL is released
     if brain.shape[0] != N or brain.shape[1] != H or brain.shape[2] != W:
         raise ValueError("brain must have the images' (N, H, W)")
@@ -225,15 +210,57 @@ def pixel_context(
                 raise ValueError("mirror columns must lie in the image")
     if H * W * C == 0:
         return
-    I1 = &scratch[0]
-    I2 = &scratch[plane]
-    Id = &scratch[2 * plane]
-    Ib = &scratch[3 * plane]
-    acc = &scratch[4 * plane]          # 3 C running sums, then 4 C box results
-    b1 = acc + 3 * C
-    b2 = acc + 4 * C
-    b3 = acc + 5 * C
-    b4 = acc + 6 * C
+    # 1 / s^2 of every box size (means, stds, brain boxes), computed once
+    inv_area = <double*>malloc((SM + SS + SB + 1) * sizeof(double))
+    if inv_area == NULL:
+        raise MemoryError()
+    for j in range(SM):
+        inv_area[j] = 1.0 / <double>(mean_sizes[j] * mean_sizes[j])
+    for j in range(SS):
+        inv_area[SM + j] = 1.0 / <double>(std_sizes[j] * std_sizes[j])
+    for j in range(SB):
+        inv_area[SM + SS + j] = 1.0 / <double>(brain_boxes[j] * brain_boxes[j])
+    inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
+    inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
+    try:
+        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, mode,
+                    asymmetry, asymmetry_box, gradient_size, position, out, offset, scratch, n0, n1,
+                    inv_area, inv_asym, inv_grad)
+    finally:
+        free(inv_area)
+
+
+cdef void _pixel_rows(
+    const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
+    const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
+    const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
+    Py_ssize_t k, int mode, bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    float[:, ::1] out, Py_ssize_t offset, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
+    const double* inv_area, double inv_asym, double inv_grad,
+) noexcept:
+    """The loops of pixel_context, its preconditions checked (releases the GIL)."""
+    cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
+    cdef Py_ssize_t n, y, x, c, j, r, col, row, r0, c0, h, w, stride, bstride, p
+    cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
+    cdef Py_ssize_t box[4]
+    cdef uint64_t word
+    cdef double inv, m, v, gx, gy, inv_r, inv_c, a
+    cdef const float* img
+    cdef const unsigned char* inside
+    cdef const unsigned char* want
+    cdef float* dst
+    cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
+    cdef double* I1 = &scratch[0]
+    cdef double* I2 = &scratch[plane]
+    cdef double* Id = &scratch[2 * plane]
+    cdef double* Ib = &scratch[3 * plane]
+    cdef double* acc = &scratch[4 * plane]          # 3 C running sums, then 4 C box results
+    cdef double* b1 = acc + 3 * C
+    cdef double* b2 = acc + 4 * C
+    cdef double* b3 = acc + 5 * C
+    cdef double* b4 = acc + 6 * C
     with nogil:
         for n in range(n0, n1):
             if row_start[n + 1] == row_start[n]:
@@ -255,8 +282,8 @@ def pixel_context(
                     for x in range(w):
                         a += inside[(r0 + y) * W + c0 + x]
                         Ib[(y + 1) * bstride + x + 1] = Ib[y * bstride + x + 1] + a
-            span_r = <double>(h - 1) if h > 1 else 1.0
-            span_c = <double>(w - 1) if w > 1 else 1.0
+            inv_r = 1.0 / (<double>(h - 1) if h > 1 else 1.0)
+            inv_c = 1.0 / (<double>(w - 1) if w > 1 else 1.0)
             row = row_start[n]
             for y in range(H):
                 want = &rows[n, y, 0]
@@ -301,7 +328,7 @@ def pixel_context(
                     for j in range(SM):
                         _local_box(y, x, mean_sizes[j], r0, h, c0, w, box)
                         _box(I1, stride, C, box[0], box[1], box[2], box[3], b1)
-                        inv = 1.0 / <double>(mean_sizes[j] * mean_sizes[j])
+                        inv = inv_area[j]
                         for c in range(C):
                             dst[col + c] = <float>(b1[c] * inv)
                         col += C
@@ -309,24 +336,26 @@ def pixel_context(
                         _local_box(y, x, std_sizes[j], r0, h, c0, w, box)
                         _box(I1, stride, C, box[0], box[1], box[2], box[3], b1)
                         _box(I2, stride, C, box[0], box[1], box[2], box[3], b2)
-                        inv = 1.0 / <double>(std_sizes[j] * std_sizes[j])
+                        inv = inv_area[SM + j]
                         for c in range(C):
                             m = b1[c] * inv
                             v = b2[c] * inv - m * m
-                            dst[col + c] = <float>sqrt(v) if v > 0.0 else 0.0
+                            dst[col + c] = sqrtf(<float>v) if v > 0.0 else 0.0
                         col += C
                     if asymmetry:
-                        for c in range(C):
-                            a = 0.0
-                            if inside[p]:
-                                a = img[p * C + c]
-                                if inside[y * W + mirror[n, x]]:
-                                    a = a - img[(y * W + mirror[n, x]) * C + c]
-                            dst[col + c] = <float>a
+                        if not inside[p]:
+                            for c in range(C):
+                                dst[col + c] = 0.0
+                        elif inside[y * W + mirror[n, x]]:
+                            for c in range(C):
+                                dst[col + c] = img[p * C + c] - img[(y * W + mirror[n, x]) * C + c]
+                        else:
+                            for c in range(C):
+                                dst[col + c] = img[p * C + c]
                         col += C
                         _local_box(y, x, asymmetry_box, r0, h, c0, w, box)
                         _box(Id, stride, C, box[0], box[1], box[2], box[3], b1)
-                        inv = 1.0 / <double>(asymmetry_box * asymmetry_box)
+                        inv = inv_asym
                         for c in range(C):
                             dst[col + c] = <float>(b1[c] * inv)
                         col += C
@@ -341,18 +370,18 @@ def pixel_context(
                         _box(I1, stride, C, r, max(box[1], r), box[2], box[3], b3)
                         r = min(max(y - r0, 0), h)
                         _box(I1, stride, C, min(box[0], r), r, box[2], box[3], b4)
-                        inv = 1.0 / <double>(gradient_size * (gradient_size // 2))
+                        inv = inv_grad
                         for c in range(C):
                             gx = b1[c] - b2[c]
                             gy = b3[c] - b4[c]
-                            dst[col + c] = <float>(sqrt(gx * gx + gy * gy) * inv)
+                            dst[col + c] = sqrtf(<float>((gx * gx + gy * gy) * (inv * inv)))
                         col += C
                     if position:
-                        dst[col] = <float>((y - r0) / span_r)
-                        dst[col + 1] = <float>fabs((x - c0) / span_c - 0.5)
+                        dst[col] = <float>((y - r0) * inv_r)
+                        dst[col + 1] = <float>fabs((x - c0) * inv_c - 0.5)
                         col += 2
                         for j in range(SB):
                             _local_box(y, x, brain_boxes[j], r0, h, c0, w, box)
                             _box(Ib, bstride, 1, box[0], box[1], box[2], box[3], b1)
-                            dst[col] = <float>(b1[0] / <double>(brain_boxes[j] * brain_boxes[j]))
+                            dst[col] = <float>(b1[0] * inv_area[SM + SS + j])
                             col += 1
