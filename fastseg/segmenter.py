@@ -28,6 +28,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import assume_finite, check_bool, check_connectivity, check_images, check_k, check_masks, check_min_size, check_mode, check_n_jobs
+from ._parallel import run_chunks
 from .components import clean_mask
 from .features import _check_box_sizes, _check_gradient_size, pixel_feature_names, pixel_features
 from .preprocessing import brain_mask, normalize_brain
@@ -445,14 +446,24 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         scores = np.empty((N, H, W), dtype=np.float32)
         masks = np.empty((N, H, W), dtype=bool)
         n_jobs = check_n_jobs(self.n_jobs)  # resolved once: with n_jobs > 1 it asks threadpoolctl
-        with assume_finite():  # batch checked above
-            for start in range(0, N, _CHUNK):
-                stop = min(start + _CHUNK, N)
-                x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop])
-                scores[start:stop] = self._scores(x, b, n_jobs)
-                masks[start:stop] = b
-                if self.verbose and N > _CHUNK:
-                    self._log(f"scored {stop}/{N} images")
+        # Threads share the chunks, each running the whole pipeline (normalisation, features, scoring) on
+        # its own chunks: every kernel releases the GIL, and nothing waits for a serial step. Each
+        # slice's result does not depend on its chunk, so any n_jobs gives the same scores.
+        chunk = _CHUNK if N >= n_jobs * _CHUNK else max(1, -(-N // n_jobs))
+        starts = list(range(0, N, chunk))
+        inner = n_jobs if len(starts) == 1 else 1  # one chunk (one image): the kernels share it
+
+        def work(first: int, last: int) -> None:
+            with assume_finite():  # batch checked above (the flag is per thread)
+                for i in range(first, last):
+                    start, stop = starts[i], min(starts[i] + chunk, N)
+                    x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop])
+                    scores[start:stop] = self._scores(x, b, inner)
+                    masks[start:stop] = b
+                    if self.verbose and N > chunk:
+                        self._log(f"scored images {start}-{stop - 1} of {N}")
+
+        run_chunks(work, len(starts), n_jobs)
         return scores, masks, single
 
     def _post_process(self, masks: np.ndarray, n_jobs: int = 1) -> np.ndarray:
