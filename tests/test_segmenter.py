@@ -165,6 +165,24 @@ def test_n_jobs_gives_the_same_results(rng):
     np.testing.assert_array_equal(seg.set_params(n_jobs=2).predict(x, brain), serial)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a deliberately short fit
+@pytest.mark.parametrize("classifier", ["mlp", "logistic"])
+def test_a_slice_scores_the_same_in_any_batch_and_with_any_blas_threads(brats_train, classifier):
+    """Other slices never change a slice's scores, nor does the BLAS thread count (fastseg.dask's workers
+    run one BLAS thread). Real slices: a BLAS matrix-vector product over their ~250,000 feature rows per
+    chunk, which the linear path once used, changed 4 of them."""
+    from threadpoolctl import threadpool_limits
+
+    x, y, b = brats_train["x"], brats_train["y"], brats_train["brain"]
+    seg = PixelSegmenter(classifier=classifier, max_iter=20, max_pixels=300, random_state=0).fit(x, y, b)
+    whole = seg.decision_function(x, b)
+    for part in (slice(0, 1), slice(3, 12)):
+        np.testing.assert_array_equal(seg.decision_function(x[part], b[part]), whole[part])
+    with threadpool_limits(1):
+        np.testing.assert_array_equal(seg.decision_function(x, b), whole)
+    np.testing.assert_array_equal(seg.set_params(n_jobs=2).decision_function(x, b), whole)
+
+
 def test_fused_linear_scores_equal_the_pipeline(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="linear-svm", random_state=0).fit(x, y, brain)
