@@ -339,9 +339,6 @@ def context_channels(
     return out[0] if single else out
 
 
-#: Border modes as the pixel-context kernel numbers them.
-_MODES = {"reflect": 0, "constant": 1, "edge": 2}
-
 #: Boxes over which the position family measures the brain's share around a pixel.
 POSITION_BOXES = (15, 31)
 
@@ -505,11 +502,12 @@ def pixel_features(
     mirror = mirror_columns(bb) if asymmetry else np.zeros((N, W), dtype=np.intp)
     boxes = np.asarray(POSITION_BOXES if position else (), dtype=np.intp)
     scratch_size = 4 * (H + 1) * (W + 1) * C + 7 * C
+    rowmap, colmap = pad_index(H, k // 2, mode), pad_index(W, k // 2, mode)
 
     def work(start, stop):
         scratch = np.empty(scratch_size, dtype=np.float64)
         _pixfeat.pixel_context(batch, b, rows, row_start, mirror, bbox, means, stds, boxes,
-                               k, _MODES[mode], bool(asymmetry), int(asymmetry_box), gradient_size, bool(position),
+                               k, rowmap, colmap, bool(asymmetry), int(asymmetry_box), gradient_size, bool(position),
                                out, 0, scratch, start, stop)
 
     run_chunks(work, N, n_jobs)

@@ -167,12 +167,14 @@ def test_kernel_rejects_inconsistent_buffers(rng):
     none = np.zeros(0, np.intp)
     good = dict(row_start=np.array([0, 25], np.intp), mirror=np.tile(np.arange(5)[::-1], (1, 1)).astype(np.intp),
                 bbox=np.array([[0, 4, 0, 4]], np.intp), out=np.empty((25, 2), np.float32),
-                scratch=np.empty(4 * 36 * 2 + 14))
+                scratch=np.empty(4 * 36 * 2 + 14), rowmap=np.arange(5, dtype=np.intp),
+                colmap=np.arange(5, dtype=np.intp))
 
     def call(**changes):
         a = {**good, **changes}
         _pixfeat.pixel_context(x, b, b, a["row_start"], a["mirror"], a["bbox"], none, none, none,
-                               1, 0, False, 15, 0, False, a["out"], 0, a["scratch"], 0, 1)
+                               1, a["rowmap"], a["colmap"], False, 15, 0, False, a["out"], 0,
+                               a["scratch"], 0, 1)
 
     call()
     np.testing.assert_array_equal(good["out"], x.reshape(25, 2))
@@ -184,5 +186,7 @@ def test_kernel_rejects_inconsistent_buffers(rng):
         call(bbox=np.array([[0, 5, 0, 4]], np.intp))
     with pytest.raises(ValueError, match="mirror columns must lie in the image"):
         call(mirror=np.full((1, 5), 5, np.intp))
+    with pytest.raises(ValueError, match="rowmap holds an index outside the image"):
+        call(rowmap=np.array([0, 1, 2, 3, 5], np.intp))
     with pytest.raises(ValueError, match="row_start must be non-decreasing"):
         call(row_start=np.array([3, 0], np.intp))

@@ -11,7 +11,8 @@ Row layout (columns, in order; C channels):
 
     window       k k C                the k x k window of every channel, (dy, dx, c) with c
                                       fastest (k = 1: the pixel itself; k = 0: none),
-                                      borders by ``mode``: 0 reflect, 1 constant 0, 2 edge
+                                      borders by the ``rowmap`` / ``colmap`` of
+                                      ``fastseg.features.pad_index`` (-1: zero)
     means        C per mean size      s x s box mean, zero outside the image
     stds         C per std size       s x s box standard deviation, zero outside
     asymmetry    C, then C            x - x[mirror column] at brain pixels (0 elsewhere);
@@ -29,6 +30,8 @@ from libc.math cimport fabs, sqrtf
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
+
+from ._padded cimport check_pad_maps
 
 
 cdef inline void _box(const double* I, Py_ssize_t stride, Py_ssize_t C,
@@ -116,21 +119,6 @@ cdef inline void _local_box(Py_ssize_t y, Py_ssize_t x, Py_ssize_t s, Py_ssize_t
     box[3] = min(max(x + r + 1 - c0, 0), w)
 
 
-cdef inline Py_ssize_t _border(Py_ssize_t i, Py_ssize_t n, int mode) noexcept nogil:
-    """Index i mapped into [0, n) by the border mode (-1: constant, outside); |overhang| <= n."""
-    if 0 <= i < n:
-        return i
-    if mode == 0:  # reflect without repeating the edge; needs overhang < n
-        if i < 0:
-            i = -i
-        else:
-            i = 2 * (n - 1) - i
-        return i if 0 <= i < n else 0
-    if mode == 2:  # edge
-        return 0 if i < 0 else n - 1
-    return -1
-
-
 def n_context_columns(Py_ssize_t C, Py_ssize_t k, Py_ssize_t n_means, Py_ssize_t n_stds,
                       bint asymmetry, bint gradient, bint position, Py_ssize_t n_boxes):
     """Number of columns the kernel writes for these families."""
@@ -148,7 +136,10 @@ def pixel_context(
     const Py_ssize_t[::1] mean_sizes not None,
     const Py_ssize_t[::1] std_sizes not None,
     const Py_ssize_t[::1] brain_boxes not None,
-    Py_ssize_t k, int mode, bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    Py_ssize_t k,
+    const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
+    const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
     float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
     Py_ssize_t offset,
     double[::1] scratch not None,                    # SCRATCH >= 4 (H+1)(W+1)C + 7 C
@@ -190,12 +181,9 @@ def pixel_context(
     for j in range(SB):
         if brain_boxes[j] < 1 or brain_boxes[j] % 2 == 0:
             raise ValueError("box sizes must be odd and >= 1")
-    if k < 0 or (k and k % 2 == 0) or mode < 0 or mode > 2:
-        raise ValueError("k must be 0 or odd, mode 0, 1 or 2")
-    if k and mode == 0 and k // 2 >= (H if H < W else W) and H * W > 0:
-        raise ValueError("reflect mode needs k // 2 < the image's smaller side")
-    if k and k // 2 > (H if H > W else W) and H * W > 0:
-        raise ValueError("k // 2 must not exceed the image's larger side")
+    if k < 0 or (k and k % 2 == 0):
+        raise ValueError("k must be 0 or odd")
+    check_pad_maps(rowmap, colmap, H, W, k // 2)
     if gradient_size and (gradient_size < 3 or gradient_size % 2 == 0):
         raise ValueError("gradient_size must be 0 or odd and >= 3")
     if asymmetry and (asymmetry_box < 1 or asymmetry_box % 2 == 0):
@@ -223,7 +211,7 @@ def pixel_context(
     inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
     inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
     try:
-        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, mode,
+        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, rowmap, colmap,
                     asymmetry, asymmetry_box, gradient_size, position, out, offset, scratch, n0, n1,
                     inv_area, inv_asym, inv_grad)
     finally:
@@ -234,7 +222,8 @@ cdef void _pixel_rows(
     const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
     const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
     const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
-    Py_ssize_t k, int mode, bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
     float[:, ::1] out, Py_ssize_t offset, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
     const double* inv_area, double inv_asym, double inv_grad,
 ) noexcept:
@@ -315,10 +304,10 @@ cdef void _pixel_rows(
                             col += k * C
                     elif k:
                         for dy in range(-half, half + 1):
-                            yy = _border(y + dy, H, mode)
+                            yy = rowmap[y + dy + half]
                             for dx in range(-half, half + 1):
-                                xx = _border(x + dx, W, mode)
-                                if yy < 0 or xx < 0:  # constant mode, outside the image
+                                xx = colmap[x + dx + half]
+                                if yy < 0 or xx < 0:  # constant mode, outside the image: zero
                                     for c in range(C):
                                         dst[col + c] = 0.0
                                 else:
