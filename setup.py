@@ -21,7 +21,8 @@ directives = {
     "embedsignature": True,
 }
 
-compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+# -fno-math-errno: no kernel reads errno, and without it sqrt cannot be vectorised
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
 
 # One extension per algorithm: every fastseg/_ext/*.pyx is built.
 here = Path(__file__).parent

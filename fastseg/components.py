@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._ext import _components
-from ._parallel import run_chunks
+from ._parallel import run_chunks, thread_buffer
 from ._validation import check_bool, check_connectivity, check_fraction, check_masks, check_min_size, check_n_jobs
 
 __all__ = ["label", "remove_small_components", "fill_holes", "keep_largest", "clean_mask", "clean_volume"]
@@ -345,6 +345,17 @@ def clean_mask(
     params = (min(min_size, masks.size + 1), min_relative_size, connectivity, fill_holes, 1)
     _run(_components.clean_batch, masks, params, (out,), n_jobs)
     return out
+
+
+def _clean_into(masks: np.ndarray, out: np.ndarray, min_size: int, min_relative_size: float,
+                connectivity: int, fill_holes: bool) -> None:
+    """:func:`clean_mask` of a checked (N, H, W) bool stack with checked parameters, into ``out`` (the
+    stack's shape, bool), in the calling thread with a scratch buffer it reuses."""
+    N, H, W = masks.shape
+    n = _components.scratch_size(H, W)
+    scratch = thread_buffer(("clean", n), lambda: np.empty(n, dtype=np.int32))
+    _components.clean_batch(masks.view(np.uint8), min(min_size, masks.size + 1), min_relative_size,
+                            connectivity, fill_holes, 1, out.view(np.uint8), scratch)
 
 
 def clean_volume(masks: ArrayLike, min_relative_size: float = 0.2) -> NDArray[np.bool_]:

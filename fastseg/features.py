@@ -486,13 +486,31 @@ def pixel_features(
     stds = np.asarray(_check_box_sizes(std_sizes, "std_sizes"), dtype=np.intp)
     gradient_size = _check_gradient_size(gradient_size)
     n_jobs = check_n_jobs(n_jobs)
+    spec = (k, mode, means, stds, bool(asymmetry), int(asymmetry_box), gradient_size, bool(position))
+    return _context_rows(batch, b, rows, spec, len(names), n_jobs)
+
+
+def _context_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: tuple, n_columns: int,
+                  n_jobs: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`pixel_features` on checked arguments: ``batch`` (N, H, W, C) float32, ``brain`` and
+    ``rows`` (N, H, W) uint8, ``spec`` = (k, mode, mean sizes, std sizes, asymmetry, asymmetry box,
+    gradient size, position) checked, ``n_columns`` their column count.  Writes into ``out`` (a
+    C-contiguous float32 buffer of at least n_rows x n_columns values) when given; returns the rows."""
+    from ._parallel import run_chunks, thread_buffer
+
+    k, mode, means, stds, asymmetry, asymmetry_box, gradient_size, position = spec
+    N, H, W, C = batch.shape
     counts = rows.reshape(N, -1).sum(axis=1, dtype=np.intp)
     row_start = np.zeros(N + 1, dtype=np.intp)
     np.cumsum(counts, out=row_start[1:])
-    out = np.empty((int(row_start[-1]), len(names)), dtype=np.float32)
-    if out.shape[0] == 0:
+    n_rows = int(row_start[-1])
+    if out is None:
+        out = np.empty((n_rows, n_columns), dtype=np.float32)
+    else:
+        out = out.reshape(-1)[:n_rows * n_columns].reshape(n_rows, n_columns)
+    if n_rows == 0:
         return out
-    bb = b.view(bool)
+    bb = brain.view(bool)
     any_rows, any_cols = bb.any(axis=2), bb.any(axis=1)
     bbox = np.zeros((N, 4), dtype=np.intp)
     for n in range(N):
@@ -501,13 +519,14 @@ def pixel_features(
             bbox[n] = r[0], r[-1], c[0], c[-1]
     mirror = mirror_columns(bb) if asymmetry else np.zeros((N, W), dtype=np.intp)
     boxes = np.asarray(POSITION_BOXES if position else (), dtype=np.intp)
-    scratch_size = 4 * (H + 1) * (W + 1) * C + 7 * C
+    scratch_size = _pixfeat.scratch_size(H, W, C, n_columns)
     rowmap, colmap = pad_index(H, k // 2, mode), pad_index(W, k // 2, mode)
 
     def work(start, stop):
-        scratch = np.empty(scratch_size, dtype=np.float64)
-        _pixfeat.pixel_context(batch, b, rows, row_start, mirror, bbox, means, stds, boxes,
-                               k, rowmap, colmap, bool(asymmetry), int(asymmetry_box), gradient_size, bool(position),
+        # reused per thread: fresh memory costs a page fault per 4 KB on first touch
+        scratch = thread_buffer(("pixel_context", scratch_size), lambda: np.empty(scratch_size, dtype=np.float64))
+        _pixfeat.pixel_context(batch, brain, rows, row_start, mirror, bbox, means, stds, boxes,
+                               k, rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position,
                                out, 0, scratch, start, stop)
 
     run_chunks(work, N, n_jobs)

@@ -128,6 +128,12 @@ def normalize_brain(images: ArrayLike, brain: ArrayLike) -> NDArray[np.float32]:
     batch, single = check_images(images)
     N, H, W, C = batch.shape
     m = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
-    out = np.empty_like(batch)
-    _normalize.normalize_brain(batch, m, out, np.empty((2, C)), _MIN_STD)
+    out = _normalize_brain_into(batch, m, np.empty_like(batch))
     return out[0] if single else out
+
+
+def _normalize_brain_into(batch: np.ndarray, brain: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`normalize_brain` of a checked (N, H, W, C) float32 batch and (N, H, W) uint8 or bool
+    masks, written into ``out`` (the batch's shape and dtype); returns ``out``."""
+    _normalize.normalize_brain(batch, brain.view(np.uint8), out, np.empty((2, batch.shape[3])), _MIN_STD)
+    return out

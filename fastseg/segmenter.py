@@ -27,21 +27,24 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import assume_finite, check_bool, check_connectivity, check_images, check_k, check_masks, check_min_size, check_mode, check_n_jobs
-from ._parallel import run_chunks
-from .components import clean_mask
-from .features import _check_box_sizes, _check_gradient_size, pixel_feature_names, pixel_features
-from .preprocessing import brain_mask, normalize_brain
+from ._validation import assume_finite, check_bool, check_connectivity, check_fraction, check_images, check_k, check_k_fits, check_masks, check_min_size, check_mode, check_n_jobs
+from ._parallel import run_chunks, thread_buffer
+from .components import _clean_into
+from .features import _check_box_sizes, _check_gradient_size, _context_rows, pixel_feature_names, pixel_features
+from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
 from .scoring import MLPWeights, linear_scores, mlp_row_scores, mlp_scores
 
 __all__ = ["PixelSegmenter"]
 
 _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
 
-#: Slices prepared and scored together in predict: the channel image of a chunk
-#: (16 x 240 x 240 x 24 float32 = 88 MB with the default context) stays bounded
-#: whatever the batch size.
+#: Slices prepared and scored together in predict (a thread's unit of work): the
+#: normalised chunk (16 x 240 x 240 x 4 float32 = 15 MB) stays bounded whatever the
+#: batch size, and each thread reuses its buffers from chunk to chunk.
 _CHUNK = 16
+
+#: The asymmetry family's box: pixel_features' default, which the segmenter keeps.
+_ASYMMETRY_BOX = 15
 _NORMALIZE = ("brain", "none")
 
 
@@ -282,8 +285,8 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
                 clf.set_params(class_weight=self.class_weight)
         return make_pipeline(StandardScaler(), clf)
 
-    def _prepare(self, images, brain):
-        """(image, brain mask, single, input channels): validated and normalised."""
+    def _prepare(self, images, brain, out=None):
+        """(image, brain mask, single, input channels): validated and normalised (into ``out`` if given)."""
         batch, single = check_images(images)
         N, H, W, C = batch.shape
         if brain is not None:
@@ -291,7 +294,10 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         with assume_finite():  # checked just above; everything below is computed from it
             if brain is None:
                 b = brain_mask(batch)
-            x = normalize_brain(batch, b) if self.normalize == "brain" else batch
+            if self.normalize != "brain":
+                x = batch
+            else:
+                x = normalize_brain(batch, b) if out is None else _normalize_brain_into(batch, b, out)
         return x, b, single, C
 
     def _has_context(self) -> bool:
@@ -411,73 +417,106 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
                 return s
             weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
             return mlp_scores(x, weights, self.k, mode=self.mode, mask=b, n_jobs=n_jobs)
-        X = self._features(x, b, b, n_jobs)
-        out = np.zeros(b.shape, dtype=np.float32)
-        if not X.shape[0]:
+        if self.scorer_ is None:  # another estimator: the chunk's rows at once, through scikit-learn
+            out = np.zeros(b.shape, dtype=np.float32)
+            X = self._features(x, b, b, n_jobs)
+            if X.shape[0]:
+                clf = self.classifier_
+                out[b.view(bool)] = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
             return out
-        if self.scorer_ is not None:
-            kind, arrays = self.scorer_
+        # One image at a time through a buffer this thread reuses: the rows of one slice (3.5 MB) stay in
+        # cache between the feature kernel and the scorer, and no fresh memory is touched.
+        kind, arrays = self.scorer_
+        if kind != "linear":
+            weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
+        N, H, W, _ = x.shape
+        F = len(self.feature_names_)
+        spec = (self.k, self.mode, np.asarray(self.box_sizes, dtype=np.intp),
+                np.asarray(self.std_sizes, dtype=np.intp), bool(self.asymmetry), _ASYMMETRY_BOX,
+                int(self.gradient_size), bool(self.position))
+        buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
+        n = max(N, _CHUNK)
+        out = thread_buffer(("scores", n, H, W), lambda: np.empty((n, H, W), dtype=np.float32))[:N]
+        out[~b.view(bool)] = 0  # the others are all written below
+        u8 = b.view(np.uint8)
+        for i in range(N):
+            inside = b[i].view(bool)
+            X = _context_rows(x[i:i + 1], u8[i:i + 1], u8[i:i + 1], spec, F, out=buf)
+            if not X.shape[0]:
+                continue
             if kind == "linear":
                 # one pixel per row of a one-column "image": the kernel's per-pixel sums do not depend on
                 # the batch (a BLAS matrix-vector product's blocking does)
-                s = linear_scores(X.reshape(1, X.shape[0], 1, X.shape[1]), (arrays["coef"], arrays["intercept"]),
-                                  1).ravel()
+                s = linear_scores(X.reshape(1, X.shape[0], 1, F), (arrays["coef"], arrays["intercept"]), 1).ravel()
                 if self.score_kind_ == "proba":  # logistic regression
                     s = 1.0 / (1.0 + np.exp(-s, dtype=np.float32))
-            else:
-                weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
-                counts = b.reshape(len(b), -1).sum(axis=1, dtype=np.intp)
-                segments = np.concatenate([[0], np.cumsum(counts)])  # one per image: batch-independent results
-                s = mlp_row_scores(X, weights, n_jobs, segments)
-        else:
-            clf = self.classifier_
-            s = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
-        out[b.view(bool)] = s
+            else:  # the image's rows are one segment: tiles never straddle two images
+                s = mlp_row_scores(X, weights, n_jobs)
+            out[i][inside] = s
         return out
 
-    def _chunked_scores(self, images, brain):
-        """(scores, brain, single) for a batch, prepared and scored ``_CHUNK`` slices at a time."""
+    def _check_batch(self, images, brain) -> tuple:
+        """(batch, brain or None, single): checked images (N, H, W, C) and masks (N, H, W)."""
         batch, single = check_images(images)
         N, H, W, C = batch.shape
         if C != self.n_channels_:
             raise ValueError(f"images have {C} channels but the segmenter was fitted on {self.n_channels_}")
+        check_k_fits(self.k, self.mode, H, W)
         if brain is not None:
             brain = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
-        scores = np.empty((N, H, W), dtype=np.float32)
-        masks = np.empty((N, H, W), dtype=bool)
+        return batch, brain, single
+
+    def _by_chunks(self, batch, brain, emit) -> None:
+        """Normalise and score a checked batch ``_CHUNK`` slices at a time, handing each chunk's
+        (n, H, W) scores and brain masks to ``emit(start, stop, scores, brain)`` in the thread that
+        made them.
+
+        Threads share the chunks, each running the whole pipeline on its own (every kernel releases
+        the GIL, and nothing waits for a serial step).  A slice's result does not depend on its chunk,
+        so any n_jobs gives the same results.  The normalised chunk lives in a buffer each thread
+        reuses: fresh memory costs a page fault per 4 KB on first touch."""
+        N, H, W, C = batch.shape
         n_jobs = check_n_jobs(self.n_jobs)  # resolved once: with n_jobs > 1 it asks threadpoolctl
-        # Threads share the chunks, each running the whole pipeline (normalisation, features, scoring) on
-        # its own chunks: every kernel releases the GIL, and nothing waits for a serial step. Each
-        # slice's result does not depend on its chunk, so any n_jobs gives the same scores.
         chunk = _CHUNK if N >= n_jobs * _CHUNK else max(1, -(-N // n_jobs))
         starts = list(range(0, N, chunk))
         inner = n_jobs if len(starts) == 1 else 1  # one chunk (one image): the kernels share it
+        shape = (chunk, H, W, C)
 
         def work(first: int, last: int) -> None:
             with assume_finite():  # batch checked above (the flag is per thread)
                 for i in range(first, last):
                     start, stop = starts[i], min(starts[i] + chunk, N)
-                    x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop])
-                    scores[start:stop] = self._scores(x, b, inner)
-                    masks[start:stop] = b
+                    x = thread_buffer(("normalised",) + shape, lambda: np.empty(shape, dtype=np.float32))
+                    x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop],
+                                               out=x[:stop - start])
+                    emit(start, stop, self._scores(x, b, inner), b)
                     if self.verbose and N > chunk:
-                        self._log(f"scored images {start}-{stop - 1} of {N}")
+                        self._log(f"segmented images {start}-{stop - 1} of {N}")
 
         run_chunks(work, len(starts), n_jobs)
-        return scores, masks, single
 
-    def _post_process(self, masks: np.ndarray, n_jobs: int = 1) -> np.ndarray:
-        """Remove small and relatively small components, then fill holes (one kernel pass per slice)."""
+    def _post_process(self, masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Remove small and relatively small components, then fill holes (one kernel pass per slice),
+        into ``out`` (a new array if None) in the calling thread."""
+        out = np.empty_like(masks) if out is None else out
         if self.min_size > 0 or self.min_relative_size > 0 or self.fill_holes:
-            masks = clean_mask(masks, min_size=self.min_size, fill_holes=self.fill_holes,
-                               connectivity=self.connectivity, min_relative_size=self.min_relative_size,
-                               n_jobs=n_jobs)
-        return masks
+            _clean_into(masks, out, check_min_size(self.min_size),
+                        check_fraction(self.min_relative_size, "min_relative_size"),
+                        check_connectivity(self.connectivity), check_bool(self.fill_holes, "fill_holes"))
+        else:
+            out[...] = masks
+        return out
 
     def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
         """Per-pixel scores: probabilities or decision values (see ``score_kind_``), 0 outside the brain."""
         check_is_fitted(self, "score_kind_")
-        scores, _, single = self._chunked_scores(images, brain)
+        batch, brain, single = self._check_batch(images, brain)
+        scores = np.empty(batch.shape[:3], dtype=np.float32)
+
+        def emit(start, stop, s, b):
+            scores[start:stop] = s
+
+        self._by_chunks(batch, brain, emit)
         return scores[0] if single else scores
 
     def predict_proba(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
@@ -512,9 +551,17 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "score_kind_")
         t0 = time.perf_counter()
-        scores, b, single = self._chunked_scores(images, brain)
-        masks = self._post_process((scores > self.threshold_) & b, check_n_jobs(self.n_jobs))
-        self._log(f"segmented {b.shape[0]} images in {time.perf_counter() - t0:.2f} s")
+        batch, brain, single = self._check_batch(images, brain)
+        masks = np.empty(batch.shape[:3], dtype=bool)
+
+        def emit(start, stop, s, b):
+            # threshold inside the brain, then each slice's clean-up, straight into the output
+            m = np.greater(s, self.threshold_, out=np.empty(s.shape, dtype=bool))
+            m &= b.view(bool)
+            self._post_process(m, masks[start:stop])
+
+        self._by_chunks(batch, brain, emit)
+        self._log(f"segmented {len(batch)} images in {time.perf_counter() - t0:.2f} s")
         return masks[0] if single else masks
 
     def score(self, images, masks, brain=None) -> float:

@@ -167,7 +167,7 @@ def test_kernel_rejects_inconsistent_buffers(rng):
     none = np.zeros(0, np.intp)
     good = dict(row_start=np.array([0, 25], np.intp), mirror=np.tile(np.arange(5)[::-1], (1, 1)).astype(np.intp),
                 bbox=np.array([[0, 4, 0, 4]], np.intp), out=np.empty((25, 2), np.float32),
-                scratch=np.empty(4 * 36 * 2 + 14), rowmap=np.arange(5, dtype=np.intp),
+                scratch=np.empty(_pixfeat.scratch_size(5, 5, 2, 2)), rowmap=np.arange(5, dtype=np.intp),
                 colmap=np.arange(5, dtype=np.intp))
 
     def call(**changes):
@@ -180,8 +180,8 @@ def test_kernel_rejects_inconsistent_buffers(rng):
     np.testing.assert_array_equal(good["out"], x.reshape(25, 2))
     with pytest.raises(ValueError, match="out must have"):
         call(out=np.empty((24, 2), np.float32))
-    with pytest.raises(ValueError, match="scratch is too small"):
-        call(scratch=np.empty(10))
+    with pytest.raises(ValueError, match="scratch must hold"):
+        call(scratch=good["scratch"][:-1])
     with pytest.raises(ValueError, match="bbox must lie in the image"):
         call(bbox=np.array([[0, 5, 0, 4]], np.intp))
     with pytest.raises(ValueError, match="mirror columns must lie in the image"):

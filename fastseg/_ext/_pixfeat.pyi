@@ -4,6 +4,7 @@ from numpy.typing import NDArray
 def n_context_columns(
     C: int, k: int, n_means: int, n_stds: int, asymmetry: bool, gradient: bool, position: bool, n_boxes: int
 ) -> int: ...
+def scratch_size(H: int, W: int, C: int, n_columns: int) -> int: ...
 def pixel_context(
     images: NDArray[np.float32],
     brain: NDArray[np.uint8],

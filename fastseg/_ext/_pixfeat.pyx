@@ -5,7 +5,10 @@ owned by the caller): of the image (local means), of its square (local standard
 deviations), of its left-right asymmetry (mean asymmetry) and of the brain mask
 (position).  Every box statistic is then four reads per channel, so the cost
 per requested pixel is independent of the box sizes, and nothing of the size of
-(pixels x features) exists except the output rows.
+(pixels x features) exists except the output rows.  The reads are made row by
+row: for the span of requested pixels in a row, each box family is one
+contiguous loop over the span (which the compiler vectorises), into a small
+row buffer from which each requested pixel's row is copied.
 
 Row layout (columns, in order; C channels):
 
@@ -32,24 +35,6 @@ from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 
 from ._padded cimport check_pad_maps
-
-
-cdef inline void _box(const double* I, Py_ssize_t stride, Py_ssize_t C,
-                      Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t x0, Py_ssize_t x1, double* res) noexcept nogil:
-    """res[c] = sum of channel c over rows [y0, y1) and columns [x0, x1) of an integral image."""
-    cdef const double* p11 = I + y1 * stride + x1 * C
-    cdef const double* p01 = I + y0 * stride + x1 * C
-    cdef const double* p10 = I + y1 * stride + x0 * C
-    cdef const double* p00 = I + y0 * stride + x0 * C
-    cdef Py_ssize_t c
-    if C == 4:  # the MRI case: a fixed trip count the compiler unrolls and vectorises
-        res[0] = (p11[0] - p01[0]) - (p10[0] - p00[0])
-        res[1] = (p11[1] - p01[1]) - (p10[1] - p00[1])
-        res[2] = (p11[2] - p01[2]) - (p10[2] - p00[2])
-        res[3] = (p11[3] - p01[3]) - (p10[3] - p00[3])
-        return
-    for c in range(C):
-        res[c] = (p11[c] - p01[c]) - (p10[c] - p00[c])
 
 
 cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
@@ -109,14 +94,58 @@ cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W
                     Id[here + c] = Id[above + c] + ad[c]
 
 
-cdef inline void _local_box(Py_ssize_t y, Py_ssize_t x, Py_ssize_t s, Py_ssize_t r0, Py_ssize_t h,
-                            Py_ssize_t c0, Py_ssize_t w, Py_ssize_t* box) noexcept nogil:
-    """The s x s box centred on (y, x), clipped to the region and in its coordinates: box = y0, y1, x0, x1."""
-    cdef Py_ssize_t r = s // 2
-    box[0] = min(max(y - r - r0, 0), h)
-    box[1] = min(max(y + r + 1 - r0, 0), h)
-    box[2] = min(max(x - r - c0, 0), w)
-    box[3] = min(max(x + r + 1 - c0, 0), w)
+cdef inline Py_ssize_t _clip(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
+    return 0 if v < 0 else (hi if v > hi else v)
+
+
+cdef void _row_boxes(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+                     Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
+    """Box sums along a row: res[i C + c] = the sum of channel c over rows [y0, y1) and columns
+    [clip(lo + i), clip(lo + i + span)) of the region whose integral image is I, for i < n
+    (the four reads of the integral image, in the same order, for every i at once)."""
+    cdef const double* top = I + y0 * stride
+    cdef const double* bot = I + y1 * stride
+    cdef const double* t0
+    cdef const double* t1
+    cdef const double* b0
+    cdef const double* b1
+    cdef Py_ssize_t i, c, j, x0, x1
+    cdef Py_ssize_t i0 = _clip(-lo, n), i1 = _clip(w - span - lo + 1, n)
+    if i1 < i0:
+        i1 = i0
+    for i in range(i0):
+        x0, x1 = _clip(lo + i, w) * C, _clip(lo + i + span, w) * C
+        for c in range(C):
+            res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
+    # the interior, where nothing is clipped: one contiguous loop the compiler vectorises
+    t0, t1 = top + lo * C, top + (lo + span) * C
+    b0, b1 = bot + lo * C, bot + (lo + span) * C
+    for j in range(i0 * C, i1 * C):
+        res[j] = (b1[j] - t1[j]) - (b0[j] - t0[j])
+    for i in range(i1, n):
+        x0, x1 = _clip(lo + i, w) * C, _clip(lo + i + span, w) * C
+        for c in range(C):
+            res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
+
+
+cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
+               float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
+    """ctx[i Fc + c] = float(src[i C + c] * scale), or its square root if ``root``, for i < n."""
+    cdef Py_ssize_t i, c
+    for i in range(n * C):
+        tmp[i] = <float>(src[i] * scale)
+    if root:
+        for i in range(n * C):
+            tmp[i] = sqrtf(tmp[i])
+    for i in range(n):
+        for c in range(C):
+            ctx[i * Fc + c] = tmp[i * C + c]
+
+
+def scratch_size(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t n_columns):
+    """Number of float64 values of scratch pixel_context needs for (H, W, C) images and
+    ``n_columns`` context columns: four integral images, then row buffers."""
+    return 4 * (H + 1) * (W + 1) * C + 3 * C + 5 * W * C + W * n_columns
 
 
 def n_context_columns(Py_ssize_t C, Py_ssize_t k, Py_ssize_t n_means, Py_ssize_t n_stds,
@@ -142,7 +171,7 @@ def pixel_context(
     bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
     float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
     Py_ssize_t offset,
-    double[::1] scratch not None,                    # SCRATCH >= 4 (H+1)(W+1)C + 7 C
+    double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, columns)
     Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
 ):
     """Write the context columns of every requested pixel of images n0 .. n1 - 1 into ``out``.
@@ -170,8 +199,8 @@ def pixel_context(
         raise ValueError("need 0 <= n0 <= n1 <= N")
     if offset < 0 or out.shape[1] < offset + F or row_start[0] < 0 or row_start[N] > out.shape[0]:
         raise ValueError(f"out must have the rows of row_start and at least {offset + F} columns")
-    if scratch.shape[0] < 4 * plane + 7 * C:
-        raise ValueError("scratch is too small")
+    if scratch.shape[0] < scratch_size(H, W, C, F):
+        raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
     for j in range(SM):
         if mean_sizes[j] < 1 or mean_sizes[j] % 2 == 0:
             raise ValueError("box sizes must be odd and >= 1")
@@ -227,29 +256,39 @@ cdef void _pixel_rows(
     float[:, ::1] out, Py_ssize_t offset, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
     const double* inv_area, double inv_asym, double inv_grad,
 ) noexcept:
-    """The loops of pixel_context, its preconditions checked (releases the GIL)."""
+    """The loops of pixel_context, its preconditions checked (releases the GIL).
+
+    Row by row: every box statistic of the row's span of requested pixels is
+    computed at once into ``ctx`` (the context columns, one row per pixel of the
+    span) by contiguous loops over the span, then each requested pixel's row is
+    its window plus its row of ``ctx``.
+    """
     cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
     cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
-    cdef Py_ssize_t n, y, x, c, j, r, col, row, r0, c0, h, w, stride, bstride, p
+    cdef Py_ssize_t KC = k * k * C
+    cdef Py_ssize_t Fc = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB) - KC
+    cdef Py_ssize_t n, y, x, c, j, i, r, s, y0, y1, col, row, r0, c0, h, w, stride, bstride, p, q, xa, xb, m
     cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
-    cdef Py_ssize_t box[4]
     cdef uint64_t word
-    cdef double inv, m, v, gx, gy, inv_r, inv_c, a
+    cdef double inv, mean, v, gx, gy, inv_r, inv_c, a, ypos
     cdef const float* img
     cdef const unsigned char* inside
     cdef const unsigned char* want
     cdef float* dst
+    cdef float* cell
     cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
     cdef double* I1 = &scratch[0]
     cdef double* I2 = &scratch[plane]
     cdef double* Id = &scratch[2 * plane]
     cdef double* Ib = &scratch[3 * plane]
-    cdef double* acc = &scratch[4 * plane]          # 3 C running sums, then 4 C box results
-    cdef double* b1 = acc + 3 * C
-    cdef double* b2 = acc + 4 * C
-    cdef double* b3 = acc + 5 * C
-    cdef double* b4 = acc + 6 * C
+    cdef double* acc = &scratch[4 * plane]           # 3 C running sums
+    cdef double* T1 = acc + 3 * C                     # W C each: box sums along the span
+    cdef double* T2 = T1 + W * C
+    cdef double* T3 = T2 + W * C
+    cdef double* T4 = T3 + W * C
+    cdef float* tmp = <float*>(T4 + W * C)            # W C
+    cdef float* ctx = <float*>(T4 + 2 * W * C)        # W x Fc context columns of the span
     with nogil:
         for n in range(n0, n1):
             if row_start[n + 1] == row_start[n]:
@@ -275,17 +314,97 @@ cdef void _pixel_rows(
             inv_c = 1.0 / (<double>(w - 1) if w > 1 else 1.0)
             row = row_start[n]
             for y in range(H):
+                if row >= row_start[n + 1]:  # no more rows allowed (or none left)
+                    break
+                # the span [xa, xb] of requested pixels in this row; none: next row
                 want = &rows[n, y, 0]
-                x = -1
-                while True:
-                    x += 1
-                    while x + 8 <= W:  # skip unwanted pixels 8 at a time
-                        memcpy(&word, want + x, 8)
-                        if word != 0:
-                            break
-                        x += 8
-                    if x >= W:
+                xa = 0
+                while xa + 8 <= W:
+                    memcpy(&word, want + xa, 8)
+                    if word != 0:
                         break
+                    xa += 8
+                while xa < W and not want[xa]:
+                    xa += 1
+                if xa == W:
+                    continue
+                xb = W - 1
+                while not want[xb]:
+                    xb -= 1
+                m = xb - xa + 1
+                # context columns of the whole span, family by family
+                col = 0
+                for j in range(SM):
+                    s = mean_sizes[j]
+                    r = s // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, s, m, T1)
+                    _put(T1, m, C, inv_area[j], False, tmp, ctx + col, Fc)
+                    col += C
+                for j in range(SS):
+                    s = std_sizes[j]
+                    r = s // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, s, m, T1)
+                    _row_boxes(I2, stride, y0, y1, C, w, xa - r - c0, s, m, T2)
+                    inv = inv_area[SM + j]
+                    for i in range(m * C):  # T2 := the variance
+                        mean = T1[i] * inv
+                        v = T2[i] * inv - mean * mean
+                        T2[i] = v if v > 0.0 else 0.0
+                    _put(T2, m, C, 1.0, True, tmp, ctx + col, Fc)
+                    col += C
+                if asymmetry:
+                    for i in range(m):
+                        x = xa + i
+                        p = y * W + x
+                        q = y * W + mirror[n, x]
+                        cell = ctx + i * Fc + col
+                        if not inside[p]:
+                            for c in range(C):
+                                cell[c] = 0.0
+                        elif inside[q]:
+                            for c in range(C):
+                                cell[c] = img[p * C + c] - img[q * C + c]
+                        else:
+                            for c in range(C):
+                                cell[c] = img[p * C + c]
+                    col += C
+                    r = asymmetry_box // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(Id, stride, y0, y1, C, w, xa - r - c0, asymmetry_box, m, T1)
+                    _put(T1, m, C, inv_asym, False, tmp, ctx + col, Fc)
+                    col += C
+                if gradient_size:
+                    # right minus left (rows of the s x s box), below minus above (its columns); r = s // 2
+                    s = gradient_size
+                    r = s // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa + 1 - c0, r, m, T1)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, r, m, T2)
+                    _row_boxes(I1, stride, _clip(y + 1 - r0, h), y1, C, w, xa - r - c0, s, m, T3)
+                    _row_boxes(I1, stride, y0, _clip(y - r0, h), C, w, xa - r - c0, s, m, T4)
+                    for i in range(m * C):  # T1 := the squared magnitude
+                        gx = T1[i] - T2[i]
+                        gy = T3[i] - T4[i]
+                        T1[i] = (gx * gx + gy * gy) * (inv_grad * inv_grad)
+                    _put(T1, m, C, 1.0, True, tmp, ctx + col, Fc)
+                    col += C
+                if position:
+                    ypos = (y - r0) * inv_r
+                    for i in range(m):
+                        ctx[i * Fc + col] = <float>ypos
+                        ctx[i * Fc + col + 1] = <float>fabs((xa + i - c0) * inv_c - 0.5)
+                    col += 2
+                    for j in range(SB):
+                        s = brain_boxes[j]
+                        r = s // 2
+                        y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                        _row_boxes(Ib, bstride, y0, y1, 1, w, xa - r - c0, s, m, T1)
+                        _put(T1, m, 1, inv_area[SM + SS + j], False, tmp, ctx + col, Fc)
+                        col += 1
+                # the rows of the requested pixels: window, then context
+                for x in range(xa, xb + 1):
                     if not want[x]:
                         continue
                     if row >= row_start[n + 1]:  # more requested pixels than row_start allows
@@ -293,16 +412,16 @@ cdef void _pixel_rows(
                     dst = &out[row, offset]
                     row += 1
                     p = y * W + x
-                    col = 0
                     if k == 1:
                         for c in range(C):
                             dst[c] = img[p * C + c]
-                        col = C
                     elif k and half <= y < H - half and half <= x < W - half:
+                        col = 0
                         for dy in range(-half, half + 1):  # inside: k contiguous pixels per window row
                             memcpy(dst + col, img + ((y + dy) * W + x - half) * C, k * C * sizeof(float))
                             col += k * C
                     elif k:
+                        col = 0
                         for dy in range(-half, half + 1):
                             yy = rowmap[y + dy + half]
                             for dx in range(-half, half + 1):
@@ -314,63 +433,5 @@ cdef void _pixel_rows(
                                     for c in range(C):
                                         dst[col + c] = img[(yy * W + xx) * C + c]
                                 col += C
-                    for j in range(SM):
-                        _local_box(y, x, mean_sizes[j], r0, h, c0, w, box)
-                        _box(I1, stride, C, box[0], box[1], box[2], box[3], b1)
-                        inv = inv_area[j]
-                        for c in range(C):
-                            dst[col + c] = <float>(b1[c] * inv)
-                        col += C
-                    for j in range(SS):
-                        _local_box(y, x, std_sizes[j], r0, h, c0, w, box)
-                        _box(I1, stride, C, box[0], box[1], box[2], box[3], b1)
-                        _box(I2, stride, C, box[0], box[1], box[2], box[3], b2)
-                        inv = inv_area[SM + j]
-                        for c in range(C):
-                            m = b1[c] * inv
-                            v = b2[c] * inv - m * m
-                            dst[col + c] = sqrtf(<float>v) if v > 0.0 else 0.0
-                        col += C
-                    if asymmetry:
-                        if not inside[p]:
-                            for c in range(C):
-                                dst[col + c] = 0.0
-                        elif inside[y * W + mirror[n, x]]:
-                            for c in range(C):
-                                dst[col + c] = img[p * C + c] - img[(y * W + mirror[n, x]) * C + c]
-                        else:
-                            for c in range(C):
-                                dst[col + c] = img[p * C + c]
-                        col += C
-                        _local_box(y, x, asymmetry_box, r0, h, c0, w, box)
-                        _box(Id, stride, C, box[0], box[1], box[2], box[3], b1)
-                        inv = inv_asym
-                        for c in range(C):
-                            dst[col + c] = <float>(b1[c] * inv)
-                        col += C
-                    if gradient_size:
-                        # right minus left, below minus above: boxes of s x r beside the pixel
-                        _local_box(y, x, gradient_size, r0, h, c0, w, box)
-                        r = min(max(x + 1 - c0, 0), w)           # first column right of the pixel
-                        _box(I1, stride, C, box[0], box[1], r, max(box[3], r), b1)
-                        r = min(max(x - c0, 0), w)               # the pixel's column
-                        _box(I1, stride, C, box[0], box[1], min(box[2], r), r, b2)
-                        r = min(max(y + 1 - r0, 0), h)
-                        _box(I1, stride, C, r, max(box[1], r), box[2], box[3], b3)
-                        r = min(max(y - r0, 0), h)
-                        _box(I1, stride, C, min(box[0], r), r, box[2], box[3], b4)
-                        inv = inv_grad
-                        for c in range(C):
-                            gx = b1[c] - b2[c]
-                            gy = b3[c] - b4[c]
-                            dst[col + c] = sqrtf(<float>((gx * gx + gy * gy) * (inv * inv)))
-                        col += C
-                    if position:
-                        dst[col] = <float>((y - r0) * inv_r)
-                        dst[col + 1] = <float>fabs((x - c0) * inv_c - 0.5)
-                        col += 2
-                        for j in range(SB):
-                            _local_box(y, x, brain_boxes[j], r0, h, c0, w, box)
-                            _box(Ib, bstride, 1, box[0], box[1], box[2], box[3], b1)
-                            dst[col] = <float>(b1[0] * inv_area[SM + SS + j])
-                            col += 1
+                    if Fc:
+                        memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
