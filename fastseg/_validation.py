@@ -117,12 +117,23 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
     # Integers cannot be NaN and cannot overflow float32 (max ~3.4e38), so only floats are checked.
     if check_finite and getattr(_state, "assume_finite", False):
         check_finite = False
-    if check_finite and arr.dtype.kind == "f" and not np.isfinite(batch).all():
+    if check_finite and arr.dtype.kind == "f" and not _all_finite(batch):
         n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
         raise ValueError(
             f"{name} must contain only finite values, got {n_bad} NaN or infinite value(s)"
         )
     return batch, single
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """Whether every value of a float array is finite, without a temporary of its size.
+
+    A sum is finite only if every term is (NaN and infinities propagate); a sum of
+    finite values that overflows is looked at exactly."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(a)):
+            return True
+    return bool(np.isfinite(a).all())
 
 
 def check_k(k, name: str = "k") -> int:
@@ -251,6 +262,8 @@ def check_masks(masks, name: str = "masks", *, shape=None, ndims=(2, 3)):
             )
     if kind == "b":
         return np.ascontiguousarray(arr).view(np.uint8)
+    if arr.dtype == np.uint8 and arr.flags.c_contiguous and arr.max() <= 1:
+        return arr  # already 0/1 bytes (what this returns): no copy
     return np.ascontiguousarray(arr != 0).view(np.uint8)
 
 

@@ -56,6 +56,7 @@ from ._validation import (
     check_mlp_weights,
     check_mode,
     check_n_jobs,
+    check_out,
     check_pipeline,
     check_real,
     check_scaler_width,
@@ -187,6 +188,7 @@ def linear_scores(
     mask: ArrayLike | None = None,
     fill_value: float = 0.0,
     n_jobs: int | None = None,
+    out: np.ndarray | None = None,
 ) -> NDArray[np.float32]:
     """Decision values of a binary linear pixel classifier, computed straight from the images.
 
@@ -219,6 +221,9 @@ def linear_scores(
     n_jobs : int, optional
         Threads over the images of a batch: None means 1, -1 all cores (capped
         by ``threadpoolctl.threadpool_limits``).  Results do not depend on it.
+    out : ndarray of shape (N, H, W) or (H, W), dtype=float32, optional
+        Where to write the scores (C-contiguous, not overlapping the inputs);
+        a new array if None.
 
     Returns
     -------
@@ -272,7 +277,8 @@ def linear_scores(
         bias = np.float32(b[0])
     check_finite_weights((weights, bias))
 
-    out = np.empty((N, H, W), dtype=np.float32)
+    result = check_out(out, (H, W) if single else (N, H, W), inputs=(images, mask))
+    out = result.reshape(N, H, W)
     r = k // 2
     if _linear.interleaved_ok(C, W):
         kernel = _linear.linear_scores_interleaved
@@ -296,7 +302,7 @@ def linear_scores(
 
     if sum(run_chunks(work, N, n_jobs)):
         check_images(images)  # raises the usual ValueError if an input value is NaN or infinite
-    return out[0] if single else out
+    return result
 
 
 def mlp_scores(
@@ -308,6 +314,7 @@ def mlp_scores(
     mask: ArrayLike | None = None,
     fill_value: float = 0.0,
     n_jobs: int | None = None,
+    out: np.ndarray | None = None,
 ) -> NDArray[np.float32]:
     """Positive-class probability of a binary MLP pixel classifier, computed straight from the images.
 
@@ -340,6 +347,9 @@ def mlp_scores(
         Threads: over the images of a batch, or over the rows of each image when
         there are fewer images than threads.  None means 1, -1 all cores (capped
         by ``threadpoolctl.threadpool_limits``).  Results do not depend on it.
+    out : ndarray of shape (N, H, W) or (H, W), dtype=float32, optional
+        Where to write the probabilities (C-contiguous, not overlapping the
+        inputs); a new array if None.
 
     Returns
     -------
@@ -393,7 +403,8 @@ def mlp_scores(
     widest = int(sizes[1:].max())
     code = _ACTIVATION_CODES[activation]
 
-    out = np.empty((N, H, W), dtype=np.float32)
+    result = check_out(out, (H, W) if single else (N, H, W), inputs=(images, mask))
+    out = result.reshape(N, H, W)
     tile_rows = _MLP_TILE
 
     def score(start: int, stop: int, pos_start: int, pos_stop: int) -> None:
@@ -414,7 +425,7 @@ def mlp_scores(
             for n in range(N):
                 splits = _tile_splits(None if m is None else m[n], H * W, tile_rows, n_jobs)
                 run_chunks(lambda a, b: score(n, n + 1, splits[a], splits[b]), len(splits) - 1, n_jobs)
-    return out[0] if single else out
+    return result
 
 
 #: Rows per GEMM in :func:`mlp_row_scores`: the activations of a tile stay in L1/L2.

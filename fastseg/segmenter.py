@@ -409,14 +409,15 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         if self.scorer_ is not None and not self._has_context():
             # window features only: the fused kernels score straight from the image (no feature rows)
             kind, arrays = self.scorer_
+            out = self._score_buffer(x.shape[:3])
             if kind == "linear":
                 s = linear_scores(x, (arrays["coef"], arrays["intercept"]), self.k, mode=self.mode, mask=b,
-                                  n_jobs=n_jobs)
+                                  n_jobs=n_jobs, out=out)
                 if self.score_kind_ == "proba":  # logistic regression
                     s = np.where(b, 1.0 / (1.0 + np.exp(-s, dtype=np.float32)), 0).astype(np.float32)
                 return s
             weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
-            return mlp_scores(x, weights, self.k, mode=self.mode, mask=b, n_jobs=n_jobs)
+            return mlp_scores(x, weights, self.k, mode=self.mode, mask=b, n_jobs=n_jobs, out=out)
         if self.scorer_ is None:  # another estimator: the chunk's rows at once, through scikit-learn
             out = np.zeros(b.shape, dtype=np.float32)
             X = self._features(x, b, b, n_jobs)
@@ -435,8 +436,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
                 np.asarray(self.std_sizes, dtype=np.intp), bool(self.asymmetry), _ASYMMETRY_BOX,
                 int(self.gradient_size), bool(self.position))
         buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
-        n = max(N, _CHUNK)
-        out = thread_buffer(("scores", n, H, W), lambda: np.empty((n, H, W), dtype=np.float32))[:N]
+        out = self._score_buffer((N, H, W))
         out[~b.view(bool)] = 0  # the others are all written below
         u8 = b.view(np.uint8)
         for i in range(N):
@@ -454,6 +454,14 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
                 s = mlp_row_scores(X, weights, n_jobs)
             out[i][inside] = s
         return out
+
+    @staticmethod
+    def _score_buffer(shape: tuple) -> np.ndarray:
+        """A (N, H, W) float32 buffer of this thread's, for a chunk's scores (N <= _CHUNK, except for
+        direct calls): each chunk's scores are consumed before the thread scores the next."""
+        n, H, W = shape
+        size = max(n, _CHUNK)
+        return thread_buffer(("scores", size, H, W), lambda: np.empty((size, H, W), dtype=np.float32))[:n]
 
     def _check_batch(self, images, brain) -> tuple:
         """(batch, brain or None, single): checked images (N, H, W, C) and masks (N, H, W)."""
@@ -556,7 +564,9 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
 
         def emit(start, stop, s, b):
             # threshold inside the brain, then each slice's clean-up, straight into the output
-            m = np.greater(s, self.threshold_, out=np.empty(s.shape, dtype=bool))
+            size = (max(len(s), _CHUNK),) + s.shape[1:]
+            m = thread_buffer(("masks",) + size, lambda: np.empty(size, dtype=bool))[:len(s)]
+            np.greater(s, self.threshold_, out=m)
             m &= b.view(bool)
             self._post_process(m, masks[start:stop])
 

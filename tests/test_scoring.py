@@ -297,6 +297,44 @@ def test_threads_identical(func):
         np.testing.assert_array_equal(score(images, model, 5, mask=mask, n_jobs=-1), serial)
 
 
+@pytest.mark.parametrize("func", ["linear", "mlp"])
+@pytest.mark.parametrize("single", [False, True])
+def test_out_receives_the_scores(func, single):
+    rng = np.random.default_rng(9)
+    images = random_images(rng, (3, 9, 11, 4))
+    mask = rng.random(images.shape[:3]) < 0.5
+    if single:
+        images, mask = images[1], mask[1]
+    if func == "linear":
+        model, score = (rng.standard_normal(36), 0.1), linear_scores
+    else:
+        model, score = random_mlp(rng, 36, (8,)), mlp_scores
+    expected = score(images, model, 3, mask=mask, fill_value=-2.0)
+    out = np.full(expected.shape, np.nan, dtype=np.float32)
+    result = score(images, model, 3, mask=mask, fill_value=-2.0, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("func", ["linear", "mlp"])
+def test_bad_out_rejected(func):
+    rng = np.random.default_rng(10)
+    images = random_images(rng, (2, 6, 7, 4))
+    model, score = ((rng.standard_normal(36), 0.1), linear_scores) if func == "linear" else \
+        (random_mlp(rng, 36, (4,)), mlp_scores)
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 6, 7\), got shape \(2, 6, 6\)"):
+        score(images, model, 3, out=np.empty((2, 6, 6), np.float32))
+    with pytest.raises(TypeError, match="out must have dtype float32, got dtype float64"):
+        score(images, model, 3, out=np.empty((2, 6, 7)))
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        score(images, model, 3, out=np.empty((2, 7, 6), np.float32).transpose(0, 2, 1))
+    images = np.ascontiguousarray(images)
+    with pytest.raises(ValueError, match="out must not share memory with the input arrays"):
+        score(images, model, 3, out=images.reshape(-1)[:2 * 6 * 7].reshape(2, 6, 7))
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray, got list"):
+        score(images, model, 3, out=[0.0])
+
+
 def test_pair_forms():
     rng = np.random.default_rng(2)
     images = random_images(rng, (1, 6, 7, 2))

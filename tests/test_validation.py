@@ -35,6 +35,27 @@ def test_check_masks_rules():
         check_masks(np.array([["a"]]))
 
 
+def test_check_masks_passes_zero_one_bytes_through():
+    masks = np.array([[0, 1], [1, 0]], np.uint8)
+    assert check_masks(masks) is masks
+    twos = np.array([[0, 2], [1, 0]], np.uint8)  # non-zero = foreground: converted, the input untouched
+    out = check_masks(twos)
+    assert out.tolist() == [[0, 1], [1, 0]] and twos.tolist() == [[0, 2], [1, 0]]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_images_finiteness_is_exact(bad):
+    huge = np.full((2, 3, 4, 2), 3e38, np.float32)  # finite, but their sum overflows float32
+    assert check_images(huge)[0] is huge
+    x = np.zeros((2, 3, 4, 2), np.float32)
+    x[1, 2, 3, 1] = bad
+    with pytest.raises(ValueError, match=r"images must contain only finite values, got 1 NaN or infinite"):
+        check_images(x)
+    huge[0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match="got 1 NaN or infinite"):
+        check_images(huge)
+
+
 def test_n_jobs_follows_scikit_learn():
     n_cpu = os.cpu_count()
     assert check_n_jobs(None) == 1
