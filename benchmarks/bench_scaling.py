@@ -47,7 +47,7 @@ def _run(benchmark, func, n_slices):
     """Time ``func`` (whole stack per round), record slices/s, return its result."""
     benchmark.group = f"scaling-{n_slices}"
     if n_slices > BATCH:
-        result = benchmark.pedantic(func, rounds=3, iterations=1, warmup_rounds=1)
+        result = benchmark.pedantic(func, rounds=5, iterations=1, warmup_rounds=1)
     else:
         result = benchmark(func)
     if not benchmark.disabled:
