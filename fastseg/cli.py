@@ -62,10 +62,11 @@ def _is_case_dir(path: Path) -> bool:
 
 
 def _load_model(path):
-    from .persistence import load
+    """The model file's predict path, without scikit-learn (whose import alone takes about 1 s)."""
+    from .persistence import _load_predictor
 
     try:
-        return load(path)
+        return _load_predictor(path)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
@@ -205,13 +206,13 @@ def cmd_predict(args) -> int:
         raise UsageError(f"--input: no file or folder at {str(src)!r}")
     t0 = time.perf_counter()
     if src.is_dir():
-        from .datasets import load_case, save_case_prediction
+        from .datasets import _read_case, save_case_prediction
 
         if not _is_case_dir(src):
             raise UsageError(f"--input {str(src)!r} is not a BraTS case directory (no *_flair.nii.gz)")
         if not out.name.endswith((".nii", ".nii.gz")):
             raise UsageError(f"--out must be a .nii.gz file for a BraTS case, got {str(out)!r}")
-        case = load_case(src)
+        case = _read_case(src)
         masks = np.zeros(case.brain.shape, dtype=bool)
         has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))  # empty slices stay empty
         if has_brain.size:

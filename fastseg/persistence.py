@@ -26,12 +26,15 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._validation import check_bytes, check_path
 from ._version import __version__
-from .segmenter import PixelSegmenter
+
+if TYPE_CHECKING:
+    from .segmenter import PixelSegmenter
 
 __all__ = ["save", "load", "dumps", "loads", "FORMAT_VERSION", "atomic_write"]
 
@@ -85,6 +88,8 @@ def _jsonable(value):
 
 def _bundle(segmenter) -> dict:
     """The arrays of a model file (the JSON spec included) for a fitted, storable segmenter."""
+    from .segmenter import PixelSegmenter  # here: reading a model needs no scikit-learn
+
     if not isinstance(segmenter, PixelSegmenter):
         raise TypeError(f"segmenter must be a PixelSegmenter, got {type(segmenter).__name__}")
     if not hasattr(segmenter, "score_kind_"):
@@ -220,6 +225,16 @@ def load(path) -> PixelSegmenter:
     return _restore(_read_npz(path, where), where)
 
 
+def _load_predictor(path):
+    """:func:`load` without scikit-learn: the model's predict path (``predict``, ``score_maps``, ...)
+    as a ``_predictor._LoadedPredictor``, with the same checks of the file; for the ``fastseg`` command."""
+    path = Path(check_path(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    where = repr(str(path))
+    return _restore(_read_npz(path, where), where, light=True)
+
+
 def _read_npz(source, where) -> dict:
     """The arrays of an ``.npz`` (a path or a binary file object), read without unpickling anything."""
     try:
@@ -229,8 +244,9 @@ def _read_npz(source, where) -> dict:
         _fail(where, f"not a readable .npz model file ({type(exc).__name__}: {exc})")
 
 
-def _restore(files: dict, path: str) -> PixelSegmenter:
-    """A fitted segmenter from a model file's arrays; ``path`` describes the source in error messages."""
+def _restore(files: dict, path: str, light: bool = False) -> PixelSegmenter:
+    """A fitted segmenter from a model file's arrays; ``path`` describes the source in error messages.
+    ``light``: a ``_LoadedPredictor`` (no scikit-learn) instead of a PixelSegmenter."""
     if "spec" not in files:
         _fail(path, "it has no 'spec' entry")
     try:
@@ -258,8 +274,18 @@ def _restore(files: dict, path: str) -> PixelSegmenter:
     unknown = set(params) - set(_PARAMS)
     if unknown:
         _fail(path, f"its spec has unknown parameters {sorted(unknown)}")
+    classifier = classifier or ("mlp" if kind == "mlp" else "linear-svm")
+    if light and set(params) != set(_PARAMS):
+        _fail(path, f"its spec misses parameters {sorted(set(_PARAMS) - set(params))}")
     try:
-        seg = PixelSegmenter(classifier=classifier or ("mlp" if kind == "mlp" else "linear-svm"), **params)
+        if light:
+            from ._predictor import _LoadedPredictor
+
+            seg = _LoadedPredictor(dict(params, classifier=classifier))
+        else:
+            from .segmenter import PixelSegmenter
+
+            seg = PixelSegmenter(classifier=classifier, **params)
         seg._check_params()
     except (TypeError, ValueError) as exc:
         _fail(path, f"its parameters are invalid ({exc})")

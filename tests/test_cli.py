@@ -188,12 +188,12 @@ def test_usage_errors_exit_2(capsys):
 @pytest.mark.parametrize("when", ["while segmenting", "while writing", "after the first batch"])
 def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, capsys, monkeypatch, when):
     """Ctrl-C during predict: exit 1, no output file, no temporary file left behind."""
-    import fastseg.segmenter
+    from fastseg._predictor import _Predictor  # the predict path of PixelSegmenter and of the command
 
     n = 70 if when == "after the first batch" else 3  # 70 slices: a second batch of 6
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((n, 32, 32, 4)).astype(np.float32))
     calls = []
-    predict = fastseg.segmenter.PixelSegmenter.predict
+    predict = _Predictor.predict
 
     def interrupt(*args, **kwargs):
         calls.append(1)
@@ -204,7 +204,7 @@ def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, c
     if when == "while writing":  # the header is the first thing written into the temporary file
         monkeypatch.setattr(np.lib.format, "write_array_header_1_0", interrupt)
     else:
-        monkeypatch.setattr(fastseg.segmenter.PixelSegmenter, "predict", interrupt)
+        monkeypatch.setattr(_Predictor, "predict", interrupt)
     code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
                        "--out", tmp_path / "out.npy")
     assert code == 1 and "interrupted" in err
@@ -215,7 +215,7 @@ def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, c
 @pytest.mark.parametrize("layout", ["C", "Fortran", "big-endian", "single slice"])
 def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path, capsys, monkeypatch, layout):
     """A .npy stack is segmented 64 slices at a time, from plain arrays, into masks equal to predict's."""
-    import fastseg.segmenter
+    from fastseg._predictor import _Predictor  # the predict path of PixelSegmenter and of the command
     from fastseg.persistence import load
 
     x = np.load(brats2d_dir / "test_x.npy")
@@ -227,13 +227,13 @@ def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path
     else:
         np.save(tmp_path / "x.npy", stack)
     seen = []
-    predict = fastseg.segmenter.PixelSegmenter.predict
+    predict = _Predictor.predict
 
     def recording(self, images, *args, **kwargs):
         seen.append((type(images), images.shape))
         return predict(self, images, *args, **kwargs)
 
-    monkeypatch.setattr(fastseg.segmenter.PixelSegmenter, "predict", recording)
+    monkeypatch.setattr(_Predictor, "predict", recording)
     code, out, _ = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
                        "--out", tmp_path / "masks.npy")
     assert code == 0 and "wrote" in out
@@ -246,3 +246,28 @@ def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path
     assert masks.dtype == bool and masks.shape == expected.shape and expected.any()
     np.testing.assert_array_equal(masks, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks.npy", "x.npy"]
+
+
+def test_predict_case_without_scikit_learn(trained_model, brats2d_dir, tmp_path):
+    """``fastseg predict`` on a case never imports scikit-learn (about 1 s of the 2 s a case may take,
+    issue #7) and writes exactly the masks of the full PixelSegmenter loaded by ``fastseg.load``."""
+    nib = pytest.importorskip("nibabel")
+    from fastseg import load
+    from fastseg.components import clean_volume
+
+    case_dir = brats2d_dir.parent / "brats_volumes" / "Brats18_2013_3_1"
+    out_file = tmp_path / "seg.nii.gz"
+    script = ("import sys\nfrom fastseg.cli import main\n"
+              f"code = main(['predict', '--model', {str(trained_model)!r}, '--input', {str(case_dir)!r}, "
+              f"'--out', {str(out_file)!r}])\n"
+              "print('exit', code, 'sklearn imported:', any(m.split('.')[0] == 'sklearn' for m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert "exit 0 sklearn imported: False" in result.stdout, result.stdout + result.stderr
+    case = load_case(case_dir)
+    seg = load(trained_model)
+    expected = np.zeros(case.brain.shape, bool)
+    inside = case.brain.any(axis=(1, 2))
+    expected[inside] = seg.predict(case.images[inside], case.brain[inside])
+    expected = clean_volume(expected, min_relative_size=seg.min_relative_size)
+    written = np.asarray(nib.load(out_file).dataobj).transpose(2, 1, 0) > 0
+    np.testing.assert_array_equal(written, expected)

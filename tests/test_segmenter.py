@@ -1,6 +1,9 @@
 """PixelSegmenter on real BraTS slices (quality bars) and its scikit-learn contract."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -10,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+import fastseg
 from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report
 from fastseg.features import pixel_features
 from fastseg.preprocessing import normalize_brain
@@ -466,3 +470,34 @@ def test_cross_validate_bad_extra(rng):
         cross_validate(PixelSegmenter(), x, y, groups, cv=2, extra=(x, y, [0]))
     with pytest.raises(ValueError, match=r"extra needs brain masks"):
         cross_validate(PixelSegmenter(), x, y, groups, cv=2, brain=brain, extra=(x, y, groups))
+
+
+def test_import_fastseg_is_lazy(tmp_path):
+    """``import fastseg`` imports no scikit-learn until a name that needs it is used."""
+    script = ("import sys, fastseg\n"
+              "print(any(m.split('.')[0] == 'sklearn' for m in sys.modules), 'PixelSegmenter' in dir(fastseg))\n"
+              "fastseg.clean_mask\n"
+              "print(any(m.split('.')[0] == 'sklearn' for m in sys.modules))\n"
+              "from fastseg import PixelSegmenter\n"
+              "print(any(m.split('.')[0] == 'sklearn' for m in sys.modules), PixelSegmenter.__module__)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout.split("\n")[:3] == ["False True", "False", "True fastseg.segmenter"], result.stderr
+    with pytest.raises(AttributeError, match="module 'fastseg' has no attribute 'nothing'"):
+        fastseg.nothing
+
+
+def test_loaded_predictor_predicts_as_the_segmenter(rng, tmp_path):
+    """The model file's scikit-learn-free predict path (the fastseg command's) equals load()'s."""
+    from fastseg.persistence import _load_predictor
+
+    x, y, brain = synthetic(rng)
+    for params in (dict(k=3, min_size=5), dict(k=3, classifier="linear-svm", std_sizes=(), position=False),
+                   dict(k=5, classifier="linear-svm", std_sizes=(), asymmetry=False, gradient_size=0,
+                        position=False)):
+        seg = PixelSegmenter(random_state=0, **params).fit(x, y, brain)
+        path = save(seg, tmp_path / "model.npz")
+        light, full = _load_predictor(path), load(path)
+        assert not isinstance(light, PixelSegmenter)
+        np.testing.assert_array_equal(light.predict(x, brain), full.predict(x, brain))
+        np.testing.assert_array_equal(light.score_maps(x), full.score_maps(x))
+        np.testing.assert_array_equal(light.predict(x[0], brain[0]), seg.predict(x[0], brain[0]))
