@@ -34,7 +34,7 @@ from ._validation import (
 from .components import _clean_into
 from .features import _check_box_sizes, _check_gradient_size, _context_rows, pixel_feature_names, pixel_features
 from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
-from .scoring import MLPWeights, linear_scores, mlp_row_scores, mlp_scores
+from .scoring import MLPWeights, _single_threaded_blas, linear_scores, mlp_row_scores, mlp_scores
 
 _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
 
@@ -169,20 +169,24 @@ class _Predictor:
         out = self._score_buffer((N, H, W))
         out[~b.view(bool)] = 0  # the others are all written below
         u8 = b.view(np.uint8)
-        for i in range(N):
-            inside = b[i].view(bool)
-            X = _context_rows(x[i:i + 1], u8[i:i + 1], u8[i:i + 1], spec, F, out=buf)
-            if not X.shape[0]:
-                continue
-            if kind == "linear":
-                # one pixel per row of a one-column "image": the kernel's per-pixel sums do not depend on
-                # the batch (a BLAS matrix-vector product's blocking does)
-                s = linear_scores(X.reshape(1, X.shape[0], 1, F), (arrays["coef"], arrays["intercept"]), 1).ravel()
-                if self.score_kind_ == "proba":  # logistic regression
-                    s = 1.0 / (1.0 + np.exp(-s, dtype=np.float32))
-            else:  # the image's rows are one segment: tiles never straddle two images
-                s = mlp_row_scores(X, weights, n_jobs)
-            out[i][inside] = s
+        # BLAS capped to one thread once for the chunk (the row kernel caps it too, per call): restoring
+        # OpenBLAS's thread count after every slice woke its spinning threads, which competed with ours
+        with _single_threaded_blas():
+            for i in range(N):
+                inside = b[i].view(bool)
+                X = _context_rows(x[i:i + 1], u8[i:i + 1], u8[i:i + 1], spec, F, out=buf)
+                if not X.shape[0]:
+                    continue
+                if kind == "linear":
+                    # one pixel per row of a one-column "image": the kernel's per-pixel sums do not depend
+                    # on the batch (a BLAS matrix-vector product's blocking does)
+                    s = linear_scores(X.reshape(1, X.shape[0], 1, F), (arrays["coef"], arrays["intercept"]),
+                                      1).ravel()
+                    if self.score_kind_ == "proba":  # logistic regression
+                        s = 1.0 / (1.0 + np.exp(-s, dtype=np.float32))
+                else:  # the image's rows are one segment: tiles never straddle two images
+                    s = mlp_row_scores(X, weights, n_jobs)
+                out[i][inside] = s
         return out
 
 
