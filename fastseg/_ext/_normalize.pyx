@@ -113,6 +113,9 @@ cdef void normalize_slice(
                 std[c] = 1.0
     for c in range(C):
         std[c] = 1.0 / std[c]  # multiply, not divide, in the write pass below
+    if C == 4:  # the MRI case: the same arithmetic with a fixed channel count, which the compiler vectorises
+        write4(image, brain, P, out, mean, std)
+        return
     for p in range(P):
         if brain[p]:
             for c in range(C):
@@ -120,3 +123,26 @@ cdef void normalize_slice(
         else:
             for c in range(C):
                 out[p * C + c] = 0.0
+
+
+cdef void write4(const float* image, const unsigned char* brain, Py_ssize_t P, float* out,
+                 const double* mean, const double* scale) noexcept nogil:
+    """out = (image - mean) * scale at brain pixels, 0 elsewhere, for four channels."""
+    cdef double m0 = mean[0], m1 = mean[1], m2 = mean[2], m3 = mean[3]
+    cdef double s0 = scale[0], s1 = scale[1], s2 = scale[2], s3 = scale[3]
+    cdef Py_ssize_t p
+    cdef const float* px
+    cdef float* o
+    for p in range(P):
+        px = image + 4 * p
+        o = out + 4 * p
+        if brain[p]:
+            o[0] = <float>((px[0] - m0) * s0)
+            o[1] = <float>((px[1] - m1) * s1)
+            o[2] = <float>((px[2] - m2) * s2)
+            o[3] = <float>((px[3] - m3) * s3)
+        else:
+            o[0] = 0.0
+            o[1] = 0.0
+            o[2] = 0.0
+            o[3] = 0.0
