@@ -37,7 +37,7 @@ from libc.stdlib cimport malloc, free
 from ._padded cimport check_pad_maps
 
 
-cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
+cdef inline void _integrals_c(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
                      Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
                      double* I1, double* I2, double* Id, double* acc) noexcept nogil:
     """One pass over the box rows [r0, r0 + h) x columns [c0, c0 + w), pixels outside the brain as 0:
@@ -94,11 +94,21 @@ cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W
                     Id[here + c] = Id[above + c] + ad[c]
 
 
+cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
+                     Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                     double* I1, double* I2, double* Id, double* acc) noexcept nogil:
+    """``_integrals_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _integrals_c(img, inside, W, 4, r0, h, c0, w, mirror, I1, I2, Id, acc)
+    else:
+        _integrals_c(img, inside, W, C, r0, h, c0, w, mirror, I1, I2, Id, acc)
+
+
 cdef inline Py_ssize_t _clip(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
 
 
-cdef void _row_boxes(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+cdef inline void _row_boxes_c(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
                      Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
     """Box sums along a row: res[i C + c] = the sum of channel c over rows [y0, y1) and columns
     [clip(lo + i), clip(lo + i + span)) of the region whose integral image is I, for i < n
@@ -128,7 +138,16 @@ cdef void _row_boxes(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize
             res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
 
 
-cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
+cdef void _row_boxes(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+                     Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
+    """``_row_boxes_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _row_boxes_c(I, stride, y0, y1, 4, w, lo, span, n, res)
+    else:
+        _row_boxes_c(I, stride, y0, y1, C, w, lo, span, n, res)
+
+
+cdef inline void _put_c(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
                float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
     """ctx[i Fc + c] = float(src[i C + c] * scale), or its square root if ``root``, for i < n."""
     cdef Py_ssize_t i, c
@@ -140,6 +159,15 @@ cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint
     for i in range(n):
         for c in range(C):
             ctx[i * Fc + c] = tmp[i * C + c]
+
+
+cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
+               float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
+    """``_put_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _put_c(src, n, 4, scale, root, tmp, ctx, Fc)
+    else:
+        _put_c(src, n, C, scale, root, tmp, ctx, Fc)
 
 
 def scratch_size(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t n_columns):
