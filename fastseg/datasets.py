@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._ext import _normalize
 from ._validation import check_path
 from .persistence import atomic_write
 
@@ -198,9 +199,8 @@ def _read_case(case_dir) -> SimpleNamespace:
     # One modality at a time (its float64 volume is 71 MB for 240 x 240 x 155), through two buffers reused
     # for all four: (vol - mean) / std in float64, as brats2d was made, with numpy's own mean and std
     # (population std: the mean of the squared deviations), each deviation computed once.
-    shape = reference = brain = vol = dev = None
-    channels = []
-    for m in MODALITIES:
+    shape = reference = brain = vol = dev = images = None
+    for c, m in enumerate(MODALITIES):
         img = nib.load(files[m])
         if len(img.shape) != 3:
             raise ValueError(f"{files[m].name} must be a 3-D volume, got shape {img.shape}")
@@ -221,9 +221,12 @@ def _read_case(case_dir) -> SimpleNamespace:
         brain |= vol != 0
         np.subtract(vol, vol.mean(), out=dev)
         std = float(np.sqrt(np.multiply(dev, dev, out=vol).sum() / vol.size))
-        channels.append(np.divide(dev, std if std > 0 else 1.0, out=dev).astype(np.float32))
-    # (X, Y, Z) volumes -> (Z, Y, X) slices: slice z is vol[:, :, z].T
-    images = np.stack([c.transpose(2, 1, 0) for c in channels], axis=-1)
+        if not np.isfinite(std):
+            raise ValueError(f"{files[m].name} holds non-finite values")
+        if images is None:
+            images = np.empty(shape[::-1] + (len(MODALITIES),), dtype=np.float32)
+        # (X, Y, Z) volume -> channel c of the (Z, Y, X) slices (slice z is vol[:, :, z].T), divided on the way
+        _normalize.divide_into_slices(dev, std if std > 0 else 1.0, images, c)
     seg_file = _case_file(case_dir, "seg")
     seg = None
     if seg_file is not None:

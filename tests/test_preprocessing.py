@@ -80,3 +80,34 @@ def test_hypothesis_normalize_equals_reference(x, data):
     want = ref.normalize_brain(x, brain)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert (got[~brain] == 0).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 2), (17, 9, 4), (240, 240, 3)])
+@pytest.mark.parametrize("channels, channel", [(1, 0), (4, 0), (4, 3), (3, 1)])
+def test_divide_into_slices_equals_numpy(rng, shape, channels, channel):
+    """The case reader's kernel: (vol / d).astype(float32).transpose(2, 1, 0) into one channel, exactly."""
+    from fastseg._ext import _normalize
+
+    volume = np.asfortranarray(rng.standard_normal(shape) * 300.0 + 7.0)
+    divisor = float(rng.uniform(0.5, 400.0))
+    out = np.full(shape[::-1] + (channels,), np.nan, np.float32)
+    _normalize.divide_into_slices(volume, divisor, out, channel)
+    expected = (volume / divisor).astype(np.float32).transpose(2, 1, 0)
+    np.testing.assert_array_equal(out[..., channel], expected)
+    assert np.isnan(np.delete(out, channel, axis=3)).all()  # the other channels untouched
+
+
+def test_divide_into_slices_rejects_bad_buffers():
+    from fastseg._ext import _normalize
+
+    volume = np.asfortranarray(np.ones((4, 3, 2)))
+    out = np.empty((2, 3, 4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 3, 4, C\)"):
+        _normalize.divide_into_slices(volume, 1.0, np.empty((2, 4, 3, 2), np.float32), 0)
+    with pytest.raises(ValueError, match=r"channel must be in \[0, 2\), got 2"):
+        _normalize.divide_into_slices(volume, 1.0, out, 2)
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="divisor must be a positive finite number"):
+            _normalize.divide_into_slices(volume, bad, out, 0)
+    with pytest.raises(ValueError, match="ndarray is not Fortran contiguous"):
+        _normalize.divide_into_slices(np.ones((4, 3, 2)), 1.0, out, 0)

@@ -8,3 +8,6 @@ def normalize_brain(
     stats: NDArray[np.float64],
     min_std: float,
 ) -> None: ...
+def divide_into_slices(
+    volume: NDArray[np.float64], divisor: float, out: NDArray[np.float32], channel: int
+) -> None: ...

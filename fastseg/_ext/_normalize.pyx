@@ -146,3 +146,36 @@ cdef void write4(const float* image, const unsigned char* brain, Py_ssize_t P, f
             o[1] = 0.0
             o[2] = 0.0
             o[3] = 0.0
+
+
+def divide_into_slices(
+    const double[::1, :, :] volume not None,     # IN  (X, Y, Z), Fortran order (x fastest, as NIfTI stores it)
+    double divisor,
+    float[:, :, :, ::1] out not None,           # OUT (Z, Y, X, C) slices
+    Py_ssize_t channel,
+):
+    """out[z, y, x, channel] = float32(volume[x, y, z] / divisor), in one pass.
+
+    What ``(volume / divisor).astype(np.float32).transpose(2, 1, 0)`` written
+    into one channel of a slice stack gives (IEEE division and rounding: the
+    same values), without the float64 quotient, the float32 copy and numpy's
+    strided gather of the transpose: both the volume and the slices are walked
+    in memory order.
+    """
+    cdef Py_ssize_t X = volume.shape[0], Y = volume.shape[1], Z = volume.shape[2], C = out.shape[3]
+    cdef Py_ssize_t x, y, z
+    cdef const double* src
+    cdef float* dst
+    if out.shape[0] != Z or out.shape[1] != Y or out.shape[2] != X:
+        raise ValueError(f"out must have shape ({Z}, {Y}, {X}, C) for a volume of shape ({X}, {Y}, {Z})")
+    if not 0 <= channel < C:
+        raise ValueError(f"channel must be in [0, {C}), got {channel}")
+    if not (divisor > 0 and divisor < float("inf")):
+        raise ValueError(f"divisor must be a positive finite number, got {divisor}")
+    with nogil:
+        for z in range(Z):
+            for y in range(Y):
+                src = &volume[0, y, z]
+                dst = &out[z, y, 0, channel]
+                for x in range(X):
+                    dst[x * C] = <float>(src[x] / divisor)
