@@ -32,7 +32,7 @@ from ._validation import (
     check_n_jobs,
 )
 from .components import _clean_into
-from .features import _check_box_sizes, _check_gradient_size, _context_rows, pixel_feature_names, pixel_features
+from .features import ASYMMETRY_BOX, _check_box_sizes, _check_gradient_size, _context_rows, pixel_feature_names, pixel_features
 from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
 from .scoring import MLPWeights, _single_threaded_blas, linear_scores, mlp_row_scores, mlp_scores
 
@@ -43,8 +43,6 @@ _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
 #: batch size, and each thread reuses its buffers from chunk to chunk.
 _CHUNK = 16
 
-#: The asymmetry family's box: pixel_features' default, which the segmenter keeps.
-_ASYMMETRY_BOX = 15
 _NORMALIZE = ("brain", "none")
 
 
@@ -163,7 +161,7 @@ class _Predictor:
         N, H, W, _ = x.shape
         F = len(self.feature_names_)
         spec = (self.k, self.mode, np.asarray(self.box_sizes, dtype=np.intp),
-                np.asarray(self.std_sizes, dtype=np.intp), bool(self.asymmetry), _ASYMMETRY_BOX,
+                np.asarray(self.std_sizes, dtype=np.intp), bool(self.asymmetry), ASYMMETRY_BOX,
                 int(self.gradient_size), bool(self.position))
         buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
         out = self._score_buffer((N, H, W))

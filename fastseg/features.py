@@ -28,6 +28,9 @@ __all__ = [
     "pixel_features", "pixel_feature_names",
 ]
 
+#: Default box of the asymmetry family's mean (context_channels, pixel_features, PixelSegmenter).
+ASYMMETRY_BOX = 15
+
 
 def n_window_features(k: int, n_channels: int) -> int:
     """Number of feature columns of a k x k window over ``n_channels`` channels: ``k * k * n_channels``.
@@ -273,7 +276,7 @@ def context_channels(
     *,
     box_sizes=(7, 15, 31),
     asymmetry: bool = True,
-    asymmetry_box: int = 15,
+    asymmetry_box: int = ASYMMETRY_BOX,
 ) -> NDArray[np.float32]:
     """Stack each pixel's context onto its channels: local means and left-right asymmetry.
 
@@ -358,7 +361,7 @@ def pixel_feature_names(
     mean_sizes=(),
     std_sizes=(7, 15),
     asymmetry: bool = True,
-    asymmetry_box: int = 15,
+    asymmetry_box: int = ASYMMETRY_BOX,
     gradient_size: int = 5,
     position: bool = True,
 ) -> list[str]:
@@ -403,7 +406,7 @@ def pixel_features(
     mean_sizes=(),
     std_sizes=(7, 15),
     asymmetry: bool = True,
-    asymmetry_box: int = 15,
+    asymmetry_box: int = ASYMMETRY_BOX,
     gradient_size: int = 5,
     position: bool = True,
     n_jobs: int | None = None,
@@ -469,7 +472,6 @@ def pixel_features(
     >>> X.shape, len(pixel_feature_names(4))
     ((880, 28), 28)
     """
-    from ._parallel import run_chunks
     from ._validation import check_n_jobs
 
     batch, single = check_images(images)
