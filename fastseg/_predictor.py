@@ -32,7 +32,7 @@ from ._validation import (
     check_n_jobs,
 )
 from .components import _clean_into
-from .features import ASYMMETRY_BOX, _check_box_sizes, _check_gradient_size, _context_rows, pixel_feature_names, pixel_features
+from .features import ASYMMETRY_BOX, _check_box_sizes, _check_gradient_size, _context_rows, _row_spec, pixel_feature_names, pixel_features
 from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
 from .scoring import MLPWeights, _single_threaded_blas, linear_scores, mlp_row_scores, mlp_scores
 
@@ -44,6 +44,15 @@ _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
 _CHUNK = 16
 
 _NORMALIZE = ("brain", "none")
+
+
+def _chunk_buffer(name: str, shape: tuple, dtype) -> np.ndarray:
+    """This thread's buffer ``name`` for one chunk of ``shape[0]`` slices: allocated once for at least
+    ``_CHUNK`` slices and reused (fresh memory costs a page fault per 4 KB on first touch); each chunk's
+    contents are consumed before the thread starts the next."""
+    full = (max(shape[0], _CHUNK),) + tuple(shape[1:])
+    key = (name, np.dtype(dtype).str) + full
+    return thread_buffer(key, lambda: np.empty(full, dtype=dtype))[:shape[0]]
 
 
 class _Predictor:
@@ -137,7 +146,7 @@ class _Predictor:
         if self.scorer_ is not None and not self._has_context():
             # window features only: the fused kernels score straight from the image (no feature rows)
             kind, arrays = self.scorer_
-            out = self._score_buffer(x.shape[:3])
+            out = _chunk_buffer("scores", x.shape[:3], np.float32)
             if kind == "linear":
                 s = linear_scores(x, (arrays["coef"], arrays["intercept"]), self.k, mode=self.mode, mask=b,
                                   n_jobs=n_jobs, out=out)
@@ -160,11 +169,10 @@ class _Predictor:
             weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
         N, H, W, _ = x.shape
         F = len(self.feature_names_)
-        spec = (self.k, self.mode, np.asarray(self.box_sizes, dtype=np.intp),
-                np.asarray(self.std_sizes, dtype=np.intp), bool(self.asymmetry), ASYMMETRY_BOX,
-                int(self.gradient_size), bool(self.position))
+        spec = _row_spec(self.k, self.mode, self.box_sizes, self.std_sizes, self.asymmetry, ASYMMETRY_BOX,
+                         self.gradient_size, self.position)
         buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
-        out = self._score_buffer((N, H, W))
+        out = _chunk_buffer("scores", (N, H, W), np.float32)
         out[~b.view(bool)] = 0  # the others are all written below
         u8 = b.view(np.uint8)
         # BLAS capped to one thread once for the chunk (the row kernel caps it too, per call): restoring
@@ -186,15 +194,6 @@ class _Predictor:
                     s = mlp_row_scores(X, weights, n_jobs)
                 out[i][inside] = s
         return out
-
-
-    @staticmethod
-    def _score_buffer(shape: tuple) -> np.ndarray:
-        """A (N, H, W) float32 buffer of this thread's, for a chunk's scores (N <= _CHUNK, except for
-        direct calls): each chunk's scores are consumed before the thread scores the next."""
-        n, H, W = shape
-        size = max(n, _CHUNK)
-        return thread_buffer(("scores", size, H, W), lambda: np.empty((size, H, W), dtype=np.float32))[:n]
 
 
     def _check_batch(self, images, brain) -> tuple:
@@ -223,15 +222,14 @@ class _Predictor:
         chunk = _CHUNK if N >= n_jobs * _CHUNK else max(1, -(-N // n_jobs))
         starts = list(range(0, N, chunk))
         inner = n_jobs if len(starts) == 1 else 1  # one chunk (one image): the kernels share it
-        shape = (chunk, H, W, C)
 
         def work(first: int, last: int) -> None:
             with assume_finite():  # batch checked above (the flag is per thread)
                 for i in range(first, last):
                     start, stop = starts[i], min(starts[i] + chunk, N)
-                    x = thread_buffer(("normalised",) + shape, lambda: np.empty(shape, dtype=np.float32))
+                    x = _chunk_buffer("normalised", (stop - start, H, W, C), np.float32)
                     x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop],
-                                               out=x[:stop - start])
+                                               out=x)
                     emit(start, stop, self._scores(x, b, inner), b)
                     if self.verbose and N > chunk:
                         self._log(f"segmented images {start}-{stop - 1} of {N}")
@@ -312,9 +310,7 @@ class _Predictor:
 
         def emit(start, stop, s, b):
             # threshold inside the brain, then each slice's clean-up, straight into the output
-            size = (max(len(s), _CHUNK),) + s.shape[1:]
-            m = thread_buffer(("masks",) + size, lambda: np.empty(size, dtype=bool))[:len(s)]
-            np.greater(s, self.threshold_, out=m)
+            m = np.greater(s, self.threshold_, out=_chunk_buffer("masks", s.shape, bool))
             m &= b.view(bool)
             self._post_process(m, masks[start:stop])
 

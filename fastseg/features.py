@@ -484,12 +484,19 @@ def pixel_features(
     rows = b if mask is None else check_masks(mask, "mask", shape=shape).reshape(N, H, W)
     names = pixel_feature_names(C, k, mean_sizes=mean_sizes, std_sizes=std_sizes, asymmetry=asymmetry,
                                 asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position)
+    spec = _row_spec(k, mode, mean_sizes, std_sizes, asymmetry, asymmetry_box, gradient_size, position)
+    return _context_rows(batch, b, rows, spec, len(names), check_n_jobs(n_jobs))
+
+
+def _row_spec(k, mode, mean_sizes, std_sizes, asymmetry, asymmetry_box, gradient_size, position) -> tuple:
+    """The families' parameters, checked, as :func:`_context_rows` takes them: (k, mode, mean sizes,
+    std sizes, asymmetry, asymmetry box, gradient size, position)."""
     means = np.asarray(_check_box_sizes(mean_sizes, "mean_sizes"), dtype=np.intp)
     stds = np.asarray(_check_box_sizes(std_sizes, "std_sizes"), dtype=np.intp)
-    gradient_size = _check_gradient_size(gradient_size)
-    n_jobs = check_n_jobs(n_jobs)
-    spec = (k, mode, means, stds, bool(asymmetry), int(asymmetry_box), gradient_size, bool(position))
-    return _context_rows(batch, b, rows, spec, len(names), n_jobs)
+    asymmetry = check_bool(asymmetry, "asymmetry")
+    box = check_k(asymmetry_box, "asymmetry_box") if asymmetry else 0  # unused without the family
+    return (check_k(k), check_mode(mode), means, stds, asymmetry, box, _check_gradient_size(gradient_size),
+            check_bool(position, "position"))
 
 
 def _context_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: tuple, n_columns: int,
