@@ -106,9 +106,14 @@ def _cached_segmenter(model: bytes, digest: str) -> PixelSegmenter:
     return seg
 
 
-def _segment_block(images: np.ndarray, brain, model: bytes, digest: str, method: str) -> np.ndarray:
-    """One task: the segmenter's ``method`` on a chunk of whole slices."""
-    return getattr(_cached_segmenter(model, digest), method)(images, brain)
+def _segment_block(images: list, brain, model: bytes, digest: str, method: str) -> np.ndarray:
+    """One task: the segmenter's ``method`` on a chunk of whole slices.
+
+    ``images`` comes as the list of the chunk's blocks along the channel axis, which the output drops:
+    exactly one, since :func:`_blockwise` rechunks to whole slices (with ``concatenate=True`` dask would
+    pass it through ``concatenate3``, which copies even a single block: 118 MB per 128 slices)."""
+    (block,) = images
+    return getattr(_cached_segmenter(model, digest), method)(block, brain)
 
 
 def _check_segmenter(segmenter) -> PixelSegmenter:
@@ -143,7 +148,7 @@ def _blockwise(segmenter, images, brain, n_jobs, method: str, dtype) -> da.Array
     return da.blockwise(
         _segment_block, "nhw",
         images, "nhwc", *brain_args, model_key, None, digest, None, method, None,
-        concatenate=True,
+        concatenate=False,  # one block along C (see _segment_block): no copy
         dtype=dtype,
         meta=np.empty((0, 0, 0), dtype=dtype),
         name=f"fastseg-{method}-{tokenize(images, brain, digest, method)}",

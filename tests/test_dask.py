@@ -227,6 +227,27 @@ def test_default_scheduler_and_cache(da, fdask, slices, linear_k5):
     fdask._CACHE.clear()
 
 
+def test_tasks_get_their_chunk_without_a_copy(da, fdask, slices, linear_k5, monkeypatch):
+    """Each task hands the segmenter the block its input task made, not a copy (a copy per task cost 15 %
+    of a worker's time)."""
+    x, brain = slices
+    made, seen = [], []
+
+    def source(block):
+        made.append(block)
+        return block
+
+    class Recorder:
+        def predict(self, images, brain):
+            seen.append(any(images is block for block in made))
+            return np.zeros(images.shape[:3], dtype=bool)
+
+    monkeypatch.setattr(fdask, "_cached_segmenter", lambda model, digest: Recorder())
+    images = da.from_array(x, chunks=(3, -1, -1, -1)).map_blocks(source, meta=np.empty((0, 0, 0, 0), np.float32))
+    fdask.predict(linear_k5, images, brain).compute(scheduler="synchronous")
+    assert seen == [True, True, True]
+
+
 def test_cache_is_bounded(da, fdask, slices, linear_k5):
     from fastseg.persistence import dumps
 
