@@ -212,6 +212,45 @@ def test_worker_killed_mid_run_is_retried_with_correct_results(client, da, fdask
     assert set(client.scheduler_info()["workers"]) != before
 
 
+@pytest.mark.parametrize("target", ["new", "numpy", "npy-file"])
+def test_compute_into_on_cluster_equals_in_process(client, da, fdask, slices, linear_k5, target, tmp_path):
+    """Each chunk written into the output as its task finishes: the masks equal predict's, whatever the target."""
+    x, brain = slices
+    masks = fdask.predict(linear_k5, da.from_array(x, chunks=((3, 1, 4), -1, -1, -1)), brain)
+    out = {"new": None, "numpy": np.zeros(masks.shape, bool),
+           "npy-file": np.lib.format.open_memmap(tmp_path / "masks.npy", mode="w+", dtype=bool, shape=masks.shape)}[target]
+    result = fdask.compute_into(masks, out, client=client)
+    assert out is None or result is out
+    expected = linear_k5.predict(x, brain)
+    assert expected.any()
+    np.testing.assert_array_equal(result, expected)
+    if target == "npy-file":
+        del result, out
+        np.testing.assert_array_equal(np.load(tmp_path / "masks.npy"), expected)
+
+
+def test_compute_into_on_cluster_places_every_block(client, da, fdask):
+    """Chunks along several axes, uneven, with a cast: every block lands in its place (the default client)."""
+    assert fdask._default_client() is client
+    values = np.arange(7 * 9 * 5, dtype=np.int32).reshape(7, 9, 5)
+    lazy = da.from_array(values, chunks=((2, 4, 1), (3, 6), (5,))) * 3 - 1
+    out = np.full(values.shape, -7, dtype=np.int64)
+    assert fdask.compute_into(lazy, out) is out
+    np.testing.assert_array_equal(out, values.astype(np.int64) * 3 - 1)
+
+
+def test_compute_into_on_cluster_raises_a_failed_task(client, da, fdask):
+    def fail_on_block_two(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2:
+            raise RuntimeError("block 2 failed")
+        return block
+
+    lazy = da.from_array(np.arange(12.0), chunks=2).map_blocks(fail_on_block_two, dtype=float)
+    with pytest.raises(RuntimeError, match="block 2 failed"):
+        fdask.compute_into(lazy, client=client)
+    assert client.compute(da.from_array(np.arange(3.0), chunks=1).sum()).result() == 3  # still usable
+
+
 # ----------------------------------------------------------------------------- without a cluster
 
 def test_default_scheduler_and_cache(da, fdask, slices, linear_k5):
@@ -225,6 +264,47 @@ def test_default_scheduler_and_cache(da, fdask, slices, linear_k5):
     with pytest.raises(ValueError, match="not a readable .npz model file"):
         fdask._cached_segmenter(b"garbage", "1" * 64)
     fdask._CACHE.clear()
+
+
+
+@pytest.mark.parametrize("shape, chunks", [((10,), 3), ((6, 7), (4, 3)), ((5, 4, 3), ((1, 4), 2, 3)), ((4, 5), -1)])
+def test_compute_into_without_a_cluster(da, fdask, monkeypatch, tmp_path, shape, chunks):
+    """No client: dask's threads write each chunk into the target; equal to .compute(), any blocks."""
+    monkeypatch.setattr(fdask, "_default_client", lambda: None)  # as in a process that has no Client
+    values = np.random.default_rng(len(shape)).standard_normal(shape)
+    lazy = da.from_array(values, chunks=chunks) * 2
+    np.testing.assert_array_equal(fdask.compute_into(lazy), values * 2)
+    out = np.zeros(shape, dtype=np.float64)
+    assert fdask.compute_into(lazy, out) is out
+    np.testing.assert_array_equal(out, values * 2)
+    mapped = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.float64, shape=shape)
+    fdask.compute_into(lazy, mapped)
+    del mapped
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), values * 2)
+    masks = lazy > 0  # bool into uint8: a same-kind cast
+    into = fdask.compute_into(masks, np.full(shape, 7, dtype=np.uint8))
+    np.testing.assert_array_equal(into, (values > 0).astype(np.uint8))
+
+
+def test_compute_into_bad_input(da, fdask):
+    lazy = da.from_array(np.arange(12.0).reshape(3, 4), chunks=2)
+    with pytest.raises(TypeError, match="array must be a dask array, got ndarray"):
+        fdask.compute_into(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"out must have the array's shape \(3, 4\), got \(4, 3\)"):
+        fdask.compute_into(lazy, np.zeros((4, 3)))
+    with pytest.raises(TypeError, match="out has dtype bool, which the array's float64 does not cast to"):
+        fdask.compute_into(lazy, np.zeros((3, 4), dtype=bool))
+    with pytest.raises(TypeError, match="out must be an array with shape, dtype and slice assignment, got list"):
+        fdask.compute_into(lazy, [[0.0] * 4] * 3)
+    frozen = np.zeros((3, 4))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        fdask.compute_into(lazy, frozen)
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client, got str"):
+        fdask.compute_into(lazy, client="tcp://127.0.0.1:8786")
+    with pytest.raises(ValueError, match="array must have known chunk sizes"):
+        fdask.compute_into(lazy[lazy > 3])
+    assert (frozen == 0).all()
 
 
 def test_tasks_get_their_chunk_without_a_copy(da, fdask, slices, linear_k5, monkeypatch):
