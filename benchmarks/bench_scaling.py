@@ -9,12 +9,15 @@ slices: every call reads and writes arrays far larger than the caches.
 - ``in-process-{1,2}-threads``: ``PixelSegmenter.predict`` with ``n_jobs`` 1 / 2 over the stack, 256
   slices per call (one call for 256 slices), into one (N, 240, 240) output: the baseline.
 - ``dask-threads``: ``fastseg.dask.predict`` in this process with dask's threaded scheduler, two
-  threads, one task per 64 slices.
+  threads, one task per 128 slices.
 - ``local-cluster-*``: ``fastseg.dask.predict`` on a ``LocalCluster`` of two single-threaded worker
-  processes, one task per 64 slices, the masks gathered into this process by ``.compute()``.  The
-  input is already on the workers (scattered to both before timing), as the in-process input is
-  already in memory.  ``dask-env``: the workers as dask starts them; ``untrimmed``: without the
-  ``MALLOC_TRIM_THRESHOLD_=65536`` dask sets in its workers' environment (see ``fastseg/dask.py``).
+  processes, one task per 128 slices, the masks gathered into this process.  The input is already on
+  the workers (scattered to both before timing), as the in-process input is already in memory.
+  ``compute``: ``client.compute(masks)`` (a worker concatenates the chunks, then sends the result);
+  ``compute_into``: ``fastseg.dask.compute_into(masks)`` (each chunk written into one preallocated
+  array here as its task finishes).  ``dask-env``: the workers as dask starts them; ``untrimmed``:
+  without the ``MALLOC_TRIM_THRESHOLD_=65536`` dask sets in its workers' environment (see
+  ``fastseg/dask.py``).
 
 Medians are per round (the whole stack); slices/s = slices / median (also stored in the JSON's
 ``extra_info``).  The 8,000-slice cases take seconds per round and are skipped under
@@ -33,8 +36,10 @@ import pytest
 SIZES = (256, 8000)
 #: In-process batches: slices per predict call (also the period of the tiled stack).
 BATCH = 256
-#: Slices per dask task.
-CHUNK = 64
+#: Slices per dask task (a divisor of BATCH).  Chosen on the cluster (8,192 slices, compute_into, six
+#: rounds alternating with in-process predict, 2026-11-26, before the tasks stopped copying their
+#: chunk): 64 slices per task reached 66-75 % of the in-process throughput, 128 75-85 %, 256 58-77 %.
+CHUNK = 128
 THREADS = 2
 
 
@@ -90,10 +95,12 @@ def test_in_process(benchmark, brats, linear_k5, expected, n_slices, n_jobs):
 
 
 def _tiled(da, parts, n_slices, shape, dtype):
-    """A dask array of ``n_slices`` whose chunk j is ``parts[j % len(parts)]`` (each CHUNK slices)."""
-    assert n_slices % CHUNK == 0
-    return da.concatenate([da.from_delayed(parts[(i // CHUNK) % len(parts)], (CHUNK,) + shape, dtype)
-                           for i in range(0, n_slices, CHUNK)])
+    """A dask array of ``n_slices`` whose chunk j is ``parts[j % len(parts)]`` (each CHUNK slices; the last
+    chunk is cut to what is left)."""
+    chunks = [da.from_delayed(parts[(i // CHUNK) % len(parts)], (CHUNK,) + shape, dtype)
+              for i in range(0, n_slices, CHUNK)]
+    chunks[-1] = chunks[-1][:n_slices - (len(chunks) - 1) * CHUNK]
+    return da.concatenate(chunks)
 
 
 @pytest.mark.parametrize("n_slices", SIZES)
@@ -140,7 +147,8 @@ def cluster(request, brats):
 
 
 @pytest.mark.parametrize("n_slices", SIZES)
-def test_local_cluster(benchmark, brats, linear_k5, expected, cluster, n_slices):
+@pytest.mark.parametrize("gather", ["compute", "compute_into"])
+def test_local_cluster(benchmark, brats, linear_k5, expected, cluster, gather, n_slices):
     import dask.array as da
     import fastseg.dask
 
@@ -149,5 +157,8 @@ def test_local_cluster(benchmark, brats, linear_k5, expected, cluster, n_slices)
     _, _, _, images, brain = brats
     masks = fastseg.dask.predict(linear_k5, _tiled(da, x_parts, n_slices, images.shape[1:], images.dtype),
                                  _tiled(da, b_parts, n_slices, brain.shape[1:], brain.dtype))
-    result = _run(benchmark, lambda: client.compute(masks, sync=True), n_slices)
+    if gather == "compute":
+        result = _run(benchmark, lambda: client.compute(masks, sync=True), n_slices)
+    else:
+        result = _run(benchmark, lambda: fastseg.dask.compute_into(masks, client=client), n_slices)
     _check(result, expected, n_slices)
