@@ -19,6 +19,7 @@ _EXPORTS = {
     "MLPWeights": "scoring",
     "PixelSegmenter": "segmenter",
     "cross_validate": "model_selection",
+    "tune_threshold": "model_selection",
     "load": "persistence",
     "save": "persistence",
     "brain_mask": "preprocessing",
@@ -57,7 +58,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
     from .features import feature_offsets, n_window_features, window_features
     from .metrics import dice, segmentation_report
-    from .model_selection import cross_validate
+    from .model_selection import cross_validate, tune_threshold
     from .persistence import load, save
     from .preprocessing import brain_mask, normalize_brain
     from .scoring import MLPWeights, linear_scores, mlp_scores

@@ -12,7 +12,7 @@ from sklearn.model_selection import GroupKFold
 from ._validation import check_images, check_masks
 from .metrics import segmentation_report
 
-__all__ = ["cross_validate"]
+__all__ = ["cross_validate", "tune_threshold"]
 
 
 def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: ArrayLike, cv: int = 5,
@@ -64,21 +64,8 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     >>> bool(result["mean_patient_dice"] > 0.9)
     True
     """
-    if not (hasattr(segmenter, "fit") and hasattr(segmenter, "predict") and hasattr(segmenter, "get_params")):
-        raise TypeError(f"segmenter must be an estimator with fit, predict and get_params, "
-                        f"got {type(segmenter).__name__}")
-    batch, _ = check_images(images)
+    batch, y, b, groups = _check_folds(segmenter, images, masks, groups, cv, brain, ("fit", "predict", "get_params"))
     N, H, W, _ = batch.shape
-    y = check_masks(masks, "masks", shape=(N, H, W)).view(bool)
-    b = None if brain is None else check_masks(brain, "brain", shape=(N, H, W)).view(bool)
-    groups = np.asarray(groups)
-    if groups.shape != (N,):
-        raise ValueError(f"groups must have one entry per slice, shape ({N},), got shape {groups.shape}")
-    n_groups = np.unique(groups).size
-    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)):
-        raise TypeError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
-    if not 2 <= cv <= n_groups:
-        raise ValueError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
     extra = _check_extra(extra, batch.shape[1:], brain is not None)
     predictions = np.zeros((N, H, W), dtype=bool)
     fold_dice, fold_patients = [], []
@@ -108,6 +95,141 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
         "fold_patients": fold_patients,
         "predictions": predictions,
         "report": report,
+    }
+
+
+def _check_folds(segmenter, images, masks, groups, cv, brain, needs: tuple):
+    """(batch, masks, brain or None, groups) validated for patient-wise folds, ``segmenter`` having ``needs``."""
+    if not all(hasattr(segmenter, name) for name in needs):
+        raise TypeError(f"segmenter must be an estimator with {', '.join(needs)}, got {type(segmenter).__name__}")
+    batch, _ = check_images(images)
+    N, H, W, _ = batch.shape
+    y = check_masks(masks, "masks", shape=(N, H, W)).view(bool)
+    b = None if brain is None else check_masks(brain, "brain", shape=(N, H, W)).view(bool)
+    groups = np.asarray(groups)
+    if groups.shape != (N,):
+        raise ValueError(f"groups must have one entry per slice, shape ({N},), got shape {groups.shape}")
+    n_groups = np.unique(groups).size
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)):
+        raise TypeError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
+    if not 2 <= cv <= n_groups:
+        raise ValueError(f"cv must be an integer from 2 to the number of patients ({n_groups}), got {cv!r}")
+    return batch, y, b, groups
+
+
+#: Candidate thresholds of :func:`tune_threshold` by score kind: probabilities, and the decision values
+#: of linear classifiers (whose margins lie at -1 and 1).
+DEFAULT_THRESHOLDS = {
+    "proba": np.round(np.arange(0.05, 0.951, 0.05), 2),
+    "decision": np.round(np.arange(-1.0, 1.001, 0.1), 2),
+}
+
+
+def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: ArrayLike, cv: int = 5, *,
+                   brain: ArrayLike | None = None, thresholds: ArrayLike | None = None,
+                   verbose: int = 0) -> dict:
+    """Choose a segmenter's decision threshold by patient-wise cross-validation.
+
+    Each fold fits a clone of ``segmenter`` on the other folds' patients and
+    computes the score maps of its own patients' slices.  Every candidate
+    threshold then turns these out-of-fold scores into masks (score above the
+    threshold inside the brain, then the segmenter's post-processing) whose
+    Dice is taken per patient, pooling all of a patient's slices, as
+    :func:`cross_validate` does.  The threshold with the highest mean
+    per-patient Dice is returned; no patient's slices ever score a model
+    that was fitted on them.
+
+    The best threshold depends on the slices it is tuned on: slices through
+    the middle of tumours favour low thresholds, whole volumes (many slices
+    with little or no tumour) higher ones.  Tune on slices like those you
+    will segment.
+
+    Parameters
+    ----------
+    segmenter : PixelSegmenter
+        Not modified; its parameters (except ``threshold``) are those tuned for.
+    images : array-like of shape (N, H, W, C)
+    masks : array-like of shape (N, H, W)
+    groups : array-like of shape (N,)
+        Patient id of each slice.
+    cv : int, default=5
+        Number of folds (``GroupKFold``; at most the number of patients).
+    brain : array-like of shape (N, H, W), optional
+        Brain masks; None derives them as the segmenter does.
+    thresholds : array-like of float, optional
+        Candidates, tried in this order (the first of equal scores wins).
+        Default: 0.05, 0.10, ..., 0.95 for probabilities, -1.0, -0.9, ..., 1.0
+        for decision values (``DEFAULT_THRESHOLDS``).
+    verbose : int, default=0
+        Print one line per fold to stderr.
+
+    Returns
+    -------
+    dict with keys
+        ``threshold`` (the best candidate, a float), ``thresholds`` (the
+        candidates), ``mean_patient_dice`` (the score of each candidate) and
+        ``fold_patients`` (the patients of each fold).
+
+    Raises
+    ------
+    TypeError
+        If ``segmenter`` has no ``score_maps``, ``cv`` is not an integer, or
+        ``thresholds`` holds something other than numbers.
+    ValueError
+        If shapes disagree, ``cv`` is out of range, or ``thresholds`` is
+        empty or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg import PixelSegmenter
+    >>> from fastseg.model_selection import tune_threshold
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((6, 24, 24, 4)).astype(np.float32)
+    >>> y = np.zeros((6, 24, 24), bool); y[:, 6:16, 8:18] = True; x[y] += 2
+    >>> seg = PixelSegmenter(k=3, classifier="logistic", min_size=5, random_state=0)
+    >>> result = tune_threshold(seg, x, y, groups=[0, 0, 1, 1, 2, 2], cv=3, brain=np.ones_like(y),
+    ...                         thresholds=[0.3, 0.5, 0.7])
+    >>> result["threshold"] in (0.3, 0.5, 0.7), len(result["mean_patient_dice"])
+    (True, 3)
+    >>> seg = seg.set_params(threshold=result["threshold"]).fit(x, y, np.ones_like(y))
+    """
+    from .preprocessing import brain_mask
+
+    batch, y, b, groups = _check_folds(segmenter, images, masks, groups, cv, brain,
+                                       ("fit", "score_maps", "get_params"))
+    if thresholds is not None:
+        try:
+            thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(f"thresholds must be a sequence of numbers, got {thresholds!r}") from None
+        if thresholds.size == 0 or not np.isfinite(thresholds).all():
+            raise ValueError(f"thresholds must be a non-empty sequence of finite numbers, got {thresholds!r}")
+    inside = brain_mask(batch) if b is None else b
+    scores = np.zeros(y.shape, dtype=np.float32)
+    fold_patients, models = [], []
+    for fold, (train, test) in enumerate(GroupKFold(n_splits=int(cv)).split(batch, groups=groups)):
+        t0 = time.perf_counter()
+        model = clone(segmenter).fit(batch[train], y[train], None if b is None else b[train])
+        scores[test] = model.score_maps(batch[test], None if b is None else b[test])
+        models.append((model, test))
+        fold_patients.append([g.item() for g in np.unique(groups[test])])
+        if verbose:
+            print(f"[tune_threshold] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients "
+                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+    if thresholds is None:
+        thresholds = DEFAULT_THRESHOLDS[models[0][0].score_kind_]
+    dice = np.empty(thresholds.size)
+    masks_t = np.empty(y.shape, dtype=bool)
+    for i, t in enumerate(thresholds):
+        for model, test in models:  # each fold's own post-processing (the same parameters in every clone)
+            masks_t[test] = model._post_process(np.greater(scores[test], t) & inside[test])
+        dice[i] = segmentation_report(y, masks_t, groups).mean_group["dice"]
+    return {
+        "threshold": float(thresholds[int(np.argmax(dice))]),
+        "thresholds": thresholds,
+        "mean_patient_dice": dice,
+        "fold_patients": fold_patients,
     }
 
 

@@ -22,6 +22,7 @@ from fastseg import (
     brain_mask,
     clean_mask,
     cross_validate,
+    tune_threshold,
     dice,
     feature_offsets,
     fill_holes,
@@ -558,6 +559,14 @@ BAD = [
     ("cross_validate-masks-None", lambda: cross_validate(PixelSegmenter(), X, None, GROUPS, cv=2), TypeError, "masks must be an array, got None"),
     ("cross_validate-masks-shape", lambda: cross_validate(PixelSegmenter(), X, Y[:1], GROUPS, cv=2), ValueError, r"masks must have shape \(2, 16, 16\)"),
     ("cross_validate-brain-shape", lambda: cross_validate(PixelSegmenter(), X, Y, GROUPS, cv=2, brain=BRAIN[0]), ValueError, r"brain must have shape \(2, 16, 16\)"),
+    # tune_threshold (the same checks as cross_validate, plus its own)
+    ("tune_threshold-cv-huge", lambda: tune_threshold(PixelSegmenter(), X, Y, GROUPS, cv=HUGE), ValueError, "cv must be an integer from 2 to the number of patients"),
+    ("tune_threshold-cv-None", lambda: tune_threshold(PixelSegmenter(), X, Y, GROUPS, cv=None), TypeError, "cv must be an integer"),
+    ("tune_threshold-images-nan", lambda: tune_threshold(PixelSegmenter(), X_NAN, Y, GROUPS, cv=2), ValueError, "images must contain only finite values"),
+    ("tune_threshold-masks-shape", lambda: tune_threshold(PixelSegmenter(), X, Y[:1], GROUPS, cv=2), ValueError, r"masks must have shape \(2, 16, 16\)"),
+    ("tune_threshold-segmenter-None", lambda: tune_threshold(None, X, Y, GROUPS, cv=2), TypeError, "segmenter must be an estimator with fit, score_maps, get_params, got NoneType"),
+    ("tune_threshold-thresholds-inf", lambda: tune_threshold(PixelSegmenter(), X, Y, GROUPS, cv=2, thresholds=[np.inf]), ValueError, "thresholds must be a non-empty sequence of finite numbers"),
+    ("tune_threshold-thresholds-text", lambda: tune_threshold(PixelSegmenter(), X, Y, GROUPS, cv=2, thresholds=["high"]), TypeError, r"thresholds must be a sequence of numbers, got \['high'\]"),
     ("cross_validate-segmenter-None", lambda: cross_validate(None, X, Y, GROUPS, cv=2), TypeError, "segmenter"),
     # PixelSegmenter
     ("PixelSegmenter-huge-k", lambda: PixelSegmenter(k=HUGE).fit(X, Y), ValueError, r"k=1000000001 is too large"),

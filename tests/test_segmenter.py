@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import fastseg
-from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report
+from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report, tune_threshold
 from fastseg.features import pixel_features
 from fastseg.preprocessing import normalize_brain
 
@@ -446,6 +446,18 @@ class _Recorder(PixelSegmenter):
         return np.zeros(np.shape(images)[:3], bool)
 
 
+class _Scorer(_Recorder):
+    """A recorder that scores like a fitted segmenter (all zeros) and post-processes as the identity."""
+
+    score_kind_ = "proba"
+
+    def score_maps(self, images, brain=None):
+        return np.zeros(np.shape(images)[:3], np.float32)
+
+    def _post_process(self, masks):
+        return masks
+
+
 def test_cross_validate_extra_slices_never_leak_validation_patients():
     groups = np.repeat(np.arange(6), 2)
     x = np.repeat(groups.astype(np.float32), 8 * 8 * 2).reshape(12, 8, 8, 2)
@@ -457,6 +469,67 @@ def test_cross_validate_extra_slices_never_leak_validation_patients():
     for seen, held_out in zip(_Recorder.seen, result["fold_patients"]):
         trained = {g for g in range(6) if g not in held_out}
         assert seen == trained | {g + 100 for g in (0, 3, 5) if g in trained}
+
+
+@pytest.mark.parametrize("classifier", ["logistic", "linear-svm"])
+def test_tune_threshold_scores_every_candidate_as_predict_would(rng, classifier):
+    """Each candidate's score is the mean per-patient Dice of the masks that a segmenter fitted on the other
+    folds with that threshold predicts (public fit/predict, fold by fold); the best one is returned."""
+    from sklearn.model_selection import GroupKFold
+
+    x, y, brain = synthetic(rng, n=6)
+    x += rng.standard_normal(x.shape).astype(np.float32)  # noisy enough that thresholds matter
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    seg = PixelSegmenter(k=1, classifier=classifier, box_sizes=(), std_sizes=(), asymmetry=False,
+                         gradient_size=0, position=False, min_size=3, random_state=0)
+    candidates = [0.2, 0.5, 0.8] if classifier == "logistic" else [-0.5, 0.0, 0.5]
+    result = tune_threshold(seg, x, y, groups, cv=3, brain=brain, thresholds=candidates)
+    expected = []
+    for t in candidates:
+        masks = np.zeros_like(y)
+        for train, test in GroupKFold(n_splits=3).split(x, groups=groups):
+            model = clone(seg).set_params(threshold=t).fit(x[train], y[train], brain[train])
+            masks[test] = model.predict(x[test], brain[test])
+        expected.append(segmentation_report(y, masks, groups).mean_group["dice"])
+    np.testing.assert_allclose(result["mean_patient_dice"], expected, rtol=0, atol=1e-12)
+    assert len(set(np.round(expected, 6))) > 1  # the candidates differ: the choice is a real one
+    assert result["threshold"] == candidates[int(np.argmax(expected))]
+    assert sorted(sum(result["fold_patients"], [])) == [0, 1, 2]
+    assert seg.threshold is None and not hasattr(seg, "threshold_")  # the segmenter itself is not touched
+
+
+def test_tune_threshold_defaults_and_patient_separation(rng):
+    groups = np.repeat(np.arange(4), 2)
+    x = np.repeat(groups.astype(np.float32), 8 * 8 * 2).reshape(8, 8, 8, 2)
+    _Recorder.seen = []
+    tune = tune_threshold(_Scorer(), x, np.zeros((8, 8, 8), bool), groups, cv=4, thresholds=[0.5])
+    for seen, held_out in zip(_Recorder.seen, tune["fold_patients"]):
+        assert seen == {g for g in range(4) if g not in held_out}
+    x, y, brain = synthetic(rng, n=4)
+    result = tune_threshold(PixelSegmenter(k=1, classifier="linear-svm", min_size=3, random_state=0), x, y,
+                            [0, 0, 1, 1], cv=2, brain=brain)
+    np.testing.assert_array_equal(result["thresholds"], np.round(np.arange(-1.0, 1.001, 0.1), 2))
+    result = tune_threshold(PixelSegmenter(k=1, classifier="logistic", min_size=3, random_state=0), x, y,
+                            [0, 0, 1, 1], cv=2)  # brain derived, as the segmenter does
+    np.testing.assert_array_equal(result["thresholds"], np.round(np.arange(0.05, 0.951, 0.05), 2))
+    assert result["threshold"] in result["thresholds"] and result["mean_patient_dice"].max() > 0.5
+
+
+def test_tune_threshold_bad_input(rng):
+    x, y, brain = synthetic(rng, n=4)
+    x_before = x.copy()
+    groups = [0, 0, 1, 1]
+    with pytest.raises(TypeError, match="segmenter must be an estimator with fit, score_maps, get_params, got MLPClassifier"):
+        tune_threshold(MLPClassifier(), x, y, groups, cv=2)
+    with pytest.raises(ValueError, match="thresholds must be a non-empty sequence of finite numbers"):
+        tune_threshold(PixelSegmenter(), x, y, groups, cv=2, thresholds=[])
+    with pytest.raises(ValueError, match="thresholds must be a non-empty sequence of finite numbers"):
+        tune_threshold(PixelSegmenter(), x, y, groups, cv=2, thresholds=[0.5, np.nan])
+    with pytest.raises(ValueError, match="cv must be an integer from 2 to the number of patients"):
+        tune_threshold(PixelSegmenter(), x, y, groups, cv=3)
+    with pytest.raises(ValueError, match=r"groups must have one entry per slice, shape \(4,\), got shape \(3,\)"):
+        tune_threshold(PixelSegmenter(), x, y, groups[:3], cv=2)
+    np.testing.assert_array_equal(x, x_before)
 
 
 def test_cross_validate_bad_extra(rng):
