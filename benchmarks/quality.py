@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
-from fastseg import PixelSegmenter, cross_validate, segmentation_report
+from fastseg import PixelSegmenter, cross_validate, segmentation_report, tune_threshold
 
 BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
 
@@ -61,6 +62,8 @@ CONFIGS = {
                     dict(hidden_layer_sizes=(64,), max_pixels=600, max_iter=100), True),
     "post-rel0.5": ("default, components < 50 % of the slice's largest removed (0.2 by default)",
                     dict(min_relative_size=0.5), True),
+    "tuned-threshold": ("default, threshold chosen by 5-fold patient-wise CV over the training patients' "
+                        "slices (`tune_threshold`; nested inside each CV fold)", dict(tune=True), True),
 }
 
 
@@ -78,12 +81,36 @@ def load():
     return part("train"), part("test"), multi("train"), multi("test")
 
 
+def _fit(params, tune, x, y, b, groups):
+    """A fitted segmenter; with ``tune``, its threshold first chosen by patient-wise CV on these slices."""
+    seg = PixelSegmenter(random_state=0, **params)
+    if tune:
+        seg.set_params(threshold=tune_threshold(seg, x, y, groups, cv=5, brain=b)["threshold"])
+    return seg.fit(x, y, b)
+
+
+def _nested_cv(params, x, y, b, groups, extra):
+    """``cross_validate`` with the threshold tuned inside every fold, on that fold's training patients only."""
+    predictions = np.zeros(y.shape, dtype=bool)
+    for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
+        fit = [x[train], y[train], b[train], groups[train]]
+        if extra is not None:
+            use = np.isin(extra[2], groups[train]) & ~np.isin(extra[2], groups[test])
+            fit = [np.concatenate([f, e[use]]) for f, e in zip(fit, (extra[0], extra[1], extra[3], extra[2]))]
+        predictions[test] = _fit(params, True, *fit).predict(x[test], b[test])
+    report = segmentation_report(y, predictions, groups)
+    return {"mean_patient_dice": report.mean_group["dice"],
+            "patient_dice": {row["group"]: row["dice"] for row in report.per_group}}
+
+
 def evaluate(params, multislice, data):
     train, test, m_train, m_test = data
-    fit_x, fit_y, fit_b = train[:3]
+    params = dict(params)
+    tune = params.pop("tune", False)
+    fit_x, fit_y, fit_b, fit_p = train
     if multislice:
-        fit_x, fit_y, fit_b = (np.concatenate([a, b]) for a, b in zip(train[:3], m_train[:3]))
-    seg = PixelSegmenter(random_state=0, **params).fit(fit_x, fit_y, fit_b)
+        fit_x, fit_y, fit_b, fit_p = (np.concatenate([a, b]) for a, b in zip(train, m_train))
+    seg = _fit(params, tune, fit_x, fit_y, fit_b, fit_p)
     test_dice = segmentation_report(test[1], seg.predict(test[0], test[2]), test[3]).mean_group["dice"]
     m_dice = segmentation_report(m_test[1], seg.predict(m_test[0], m_test[2]), m_test[3]).mean_group["dice"]
     timing = m_train[0][:64], m_train[2][:64]
@@ -101,7 +128,10 @@ def evaluate(params, multislice, data):
     if multislice:
         extra = tuple(np.concatenate([a, c]) for a, c in zip((m_train[0], m_train[1], m_train[3], m_train[2]),
                                                            (m_test[0], m_test[1], m_test[3], m_test[2])))
-    cv = cross_validate(PixelSegmenter(random_state=0, **params), x, y, groups, cv=5, brain=b, extra=extra)
+    if tune:
+        cv = _nested_cv(params, x, y, b, groups, extra)
+    else:
+        cv = cross_validate(PixelSegmenter(random_state=0, **params), x, y, groups, cv=5, brain=b, extra=extra)
     worst = min(cv["patient_dice"].values())
     return cv["mean_patient_dice"], worst, test_dice, m_dice, ms
 
