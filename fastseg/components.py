@@ -363,9 +363,10 @@ def clean_volume(masks: ArrayLike, min_relative_size: float = 0.2) -> NDArray[np
 
     A whole-tumour mask is one blob in 3-D; slice-by-slice prediction leaves
     isolated detections on slices far from it.  Components are 26-connected
-    (faces, edges and corners touch).  Computed by ``scipy.ndimage.label`` on
-    the bounding box of the foreground (3-D labelling is not one of fastseg's
-    kernels: it runs once per volume, not per slice).
+    (faces, edges and corners touch), found on the foreground's bounding box
+    by fastseg's run-based kernel (equal to ``scipy.ndimage.label`` with a
+    3 x 3 x 3 structure and a size filter; it spares the ``fastseg predict``
+    command the 0.2-0.3 s of importing ``scipy.ndimage``).
 
     Parameters
     ----------
@@ -389,19 +390,16 @@ def clean_volume(masks: ArrayLike, min_relative_size: float = 0.2) -> NDArray[np
     >>> int(clean_volume(v).sum())
     48
     """
-    from scipy import ndimage
-
     m = check_masks(masks, "masks", ndims=(3,)).view(bool)
     fraction = check_fraction(min_relative_size, "min_relative_size")
     out = np.zeros(m.shape, dtype=bool)
-    where = np.nonzero(m)
-    if not where[0].size:
+    slices, rows, cols = m.any(axis=(1, 2)), m.any(axis=(0, 2)), m.any(axis=(0, 1))
+    if not slices.any():
         return out
-    box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in where)
-    labels, n = ndimage.label(m[box], structure=np.ones((3, 3, 3), dtype=bool))
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    keep = sizes >= fraction * sizes.max()
-    keep[0] = False
-    out[box] = keep[labels]
+    box = tuple(slice(int(np.argmax(a)), len(a) - int(np.argmax(a[::-1]))) for a in (slices, rows, cols))
+    inside = np.ascontiguousarray(m[box]).view(np.uint8)
+    kept = np.empty(inside.shape, dtype=np.uint8)
+    scratch = np.empty(_components.volume_scratch_size(*inside.shape), dtype=np.int32)
+    _components.clean_volume(inside, fraction, kept, scratch)
+    out[box] = kept.view(bool)
     return out

@@ -498,6 +498,44 @@ def test_clean_volume_equals_whole_volume_scipy(rng, density, fraction):
     np.testing.assert_array_equal(v, v0)
 
 
+def _clean_volume_reference(v, fraction):
+    """The whole volume through scipy: 26-connected labels, sizes, the size filter."""
+    labels, n = ndimage.label(v, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return ((sizes >= fraction * sizes.max())[labels] & (labels > 0) if n else v.copy()), n
+
+
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(v=arrays(bool, st.tuples(st.integers(1, 6), st.integers(1, 12), st.integers(1, 21))),
+       fraction=st.floats(0, 1))
+def test_clean_volume_kernel_equals_scipy_on_any_volume(v, fraction):
+    """The run-based 3-D kernel, on whole volumes of any shape (no bounding box), equals scipy's labels."""
+    from fastseg._ext import _components
+
+    expected, n = _clean_volume_reference(v, fraction)
+    out = np.full(v.shape, 7, dtype=np.uint8)
+    scratch = np.empty(_components.volume_scratch_size(*v.shape), dtype=np.int32)
+    assert _components.clean_volume(v.view(np.uint8), fraction, out, scratch) == n
+    np.testing.assert_array_equal(out.view(bool), expected)
+
+
+def test_clean_volume_kernel_checks_its_arguments():
+    from fastseg._ext import _components
+
+    v = np.zeros((3, 4, 5), np.uint8)
+    ok = np.empty(_components.volume_scratch_size(3, 4, 5), np.int32)
+    with pytest.raises(ValueError, match="scratch must hold at least"):
+        _components.clean_volume(v, 0.2, np.empty_like(v), ok[:-1])
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 4, 5\)"):
+        _components.clean_volume(v, 0.2, np.empty((3, 4, 4), np.uint8), ok)
+    with pytest.raises(ValueError, match="min_relative_size must be a number in"):
+        _components.clean_volume(v, 1.5, np.empty_like(v), ok)
+    with pytest.raises(ValueError, match="min_relative_size must be a number in"):
+        _components.clean_volume(v, float("nan"), np.empty_like(v), ok)
+    assert _components.clean_volume(v[:0], 0.2, np.empty((0, 4, 5), np.uint8), ok) == 0
+
+
 def test_clean_volume_keeps_the_tumour_and_drops_far_detections():
     from fastseg.components import clean_volume
 

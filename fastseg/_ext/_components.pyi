@@ -27,3 +27,10 @@ def keep_largest_batch(
     scratch: NDArray[np.int32],
     keys: NDArray[np.int64],
 ) -> None: ...
+def volume_scratch_size(depth: int, height: int, width: int) -> int: ...
+def clean_volume(
+    mask: NDArray[np.uint8] | NDArray[np.bool_],
+    min_relative_size: float,
+    out: NDArray[np.uint8] | NDArray[np.bool_],
+    scratch: NDArray[np.int32],
+) -> int: ...

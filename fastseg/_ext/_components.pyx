@@ -442,3 +442,76 @@ def keep_largest_batch(
                 for lab in range(1, n_labels + 1):
                     sizes[lab] = 1
             write_kept(runs, parent, sizes, rowptr, H, W, &out[n, 0, 0])
+
+
+# --------------------------------------------------------------------------- 3-D: a whole volume
+
+def volume_scratch_size(Py_ssize_t depth, Py_ssize_t height, Py_ssize_t width):
+    """Number of int32 scratch elements :func:`clean_volume` needs for a (depth, height, width) volume.
+
+    Layout: foreground runs (2 R), parent / labels (R), row pointers (D H + 1), sizes or keep flags
+    (R + 1), with R = D H ceil(W / 2) the largest possible number of runs.
+    """
+    return 4 * max_fg_runs(depth * height, width) + depth * height + 2
+
+
+def clean_volume(
+    const unsigned char[:, :, ::1] mask not None,   # IN      (D, H, W) non-zero = foreground
+    double min_relative_size,                       #         keep components >= this fraction of the largest
+    unsigned char[:, :, ::1] out not None,          # OUT     (D, H, W) 1 on kept voxels, 0 elsewhere
+    int32_t[::1] scratch not None,                  # SCRATCH volume_scratch_size(D, H, W) elements
+):
+    """Remove the 26-connected 3-D components smaller than ``min_relative_size`` times the largest.
+
+    The volume is D H rows of W voxels: each row's runs are joined with the touching runs (one column
+    of diagonal slack) of the rows above it in the same slice and the three around it in the slice
+    before (y - 1, y, y + 1), which is 26-connectivity; then the component sizes are counted and the
+    runs of the kept components written.  Returns the number of components.
+    """
+    cdef Py_ssize_t D = mask.shape[0], H = mask.shape[1], W = mask.shape[2]
+    cdef Py_ssize_t R = D * H, z, y, r, q, i, n = 0, dy
+    cdef Py_ssize_t runs_max = max_fg_runs(R, W)
+    cdef int32_t n_labels, largest = 0
+    cdef int32_t* runs
+    cdef int32_t* parent
+    cdef int32_t* rowptr
+    cdef int32_t* sizes
+    if not 0.0 <= min_relative_size <= 1.0:
+        raise ValueError(f"min_relative_size must be a number in [0, 1], got {min_relative_size}")
+    if out.shape[0] != D or out.shape[1] != H or out.shape[2] != W:
+        raise ValueError(f"out must have shape {(D, H, W)}, got {tuple(out.shape)[:3]}")
+    if D * H * W > 2147483647:
+        raise ValueError(f"mask has {D * H * W} voxels; at most 2**31 - 1 fit the int32 component sizes")
+    if scratch.shape[0] < 4 * runs_max + R + 2:
+        raise ValueError(f"scratch must hold at least {4 * runs_max + R + 2} int32 elements, "
+                         f"got {scratch.shape[0]}")
+    if D * H * W == 0:
+        return 0
+    runs = &scratch[0]
+    parent = runs + 2 * runs_max
+    rowptr = parent + runs_max
+    sizes = rowptr + R + 1
+    with nogil:
+        for z in range(D):
+            for y in range(H):
+                r = z * H + y
+                rowptr[r] = <int32_t>n
+                n = find_runs(&mask[z, y, 0], W, runs, n)
+                for i in range(rowptr[r], n):
+                    parent[i] = <int32_t>i
+                if y > 0:  # the row above, in this slice
+                    merge_rows(runs, parent, rowptr[r - 1], rowptr[r], rowptr[r], n, 1)
+                if z > 0:  # rows y - 1, y and y + 1 of the slice before (all complete)
+                    for dy in range(-1, 2):
+                        if 0 <= y + dy < H:
+                            q = r - H + dy
+                            merge_rows(runs, parent, rowptr[q], rowptr[q + 1], rowptr[r], n, 1)
+        rowptr[R] = <int32_t>n
+        n_labels = uf_flatten(parent, 0, n)
+        count_sizes(runs, parent, n, n_labels, sizes)
+        for i in range(1, n_labels + 1):
+            largest = max(largest, sizes[i])
+        for i in range(1, n_labels + 1):  # sizes[i] -> keep flag, in place
+            sizes[i] = sizes[i] >= min_relative_size * largest
+        write_kept(runs, parent, sizes, rowptr, R, W, &out[0, 0, 0])
+    return n_labels
