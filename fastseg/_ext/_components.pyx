@@ -165,6 +165,20 @@ cdef void count_sizes(
         sizes[labels[i]] += runs[2 * i + 1] - runs[2 * i]
 
 
+cdef void sizes_to_keep(
+    int32_t* sizes,                # IN/OUT (n_labels + 1,) pixel counts -> keep flags (1/0), in place
+    int32_t n_labels,
+    Py_ssize_t min_size, double min_relative_size,
+) noexcept nogil:
+    """Keep a component of at least ``min_size`` pixels and ``min_relative_size`` times the largest."""
+    cdef int32_t lab, largest = 0
+    for lab in range(1, n_labels + 1):
+        if sizes[lab] > largest:
+            largest = sizes[lab]
+    for lab in range(1, n_labels + 1):
+        sizes[lab] = sizes[lab] >= min_size and sizes[lab] >= min_relative_size * largest
+
+
 # --------------------------------------------------------------------------- output writers
 
 cdef void write_labels(
@@ -356,7 +370,7 @@ def clean_batch(
     foreground union-find is done); ``fill=False`` only filters.
     """
     cdef Py_ssize_t N = masks.shape[0], H = masks.shape[1], W = masks.shape[2], n, n_runs
-    cdef int32_t n_labels, lab, largest
+    cdef int32_t n_labels
     check_args(N, H, W, out.shape[0], out.shape[1], out.shape[2], scratch.shape[0], connectivity)
     if not 0.0 <= min_relative_size <= 1.0:
         raise ValueError(f"min_relative_size must be in [0, 1], got {min_relative_size}")
@@ -382,12 +396,7 @@ def clean_batch(
             if filter_sizes:
                 n_labels = uf_flatten(parent, 0, n_runs)
                 count_sizes(runs, parent, n_runs, n_labels, sizes)
-                largest = 0
-                for lab in range(1, n_labels + 1):
-                    if sizes[lab] > largest:
-                        largest = sizes[lab]
-                for lab in range(1, n_labels + 1):
-                    sizes[lab] = sizes[lab] >= min_size and sizes[lab] >= min_relative_size * largest
+                sizes_to_keep(sizes, n_labels, min_size, min_relative_size)
                 keep = sizes
             if fill:
                 fill_and_write(runs, parent, keep, rowptr, H, W, hole_connectivity - 1,
@@ -471,7 +480,7 @@ def clean_volume(
     cdef Py_ssize_t D = mask.shape[0], H = mask.shape[1], W = mask.shape[2]
     cdef Py_ssize_t R = D * H, z, y, r, q, i, n = 0, dy
     cdef Py_ssize_t runs_max = max_fg_runs(R, W)
-    cdef int32_t n_labels, largest = 0
+    cdef int32_t n_labels
     cdef int32_t* runs
     cdef int32_t* parent
     cdef int32_t* rowptr
@@ -509,9 +518,6 @@ def clean_volume(
         rowptr[R] = <int32_t>n
         n_labels = uf_flatten(parent, 0, n)
         count_sizes(runs, parent, n, n_labels, sizes)
-        for i in range(1, n_labels + 1):
-            largest = max(largest, sizes[i])
-        for i in range(1, n_labels + 1):  # sizes[i] -> keep flag, in place
-            sizes[i] = sizes[i] >= min_relative_size * largest
+        sizes_to_keep(sizes, n_labels, 0, min_relative_size)
         write_kept(runs, parent, sizes, rowptr, R, W, &out[0, 0, 0])
     return n_labels
