@@ -207,23 +207,21 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
             raise ValueError(f"thresholds must be a non-empty sequence of finite numbers, got {thresholds!r}")
     inside = brain_mask(batch) if b is None else b
     scores = np.zeros(y.shape, dtype=np.float32)
-    fold_patients, models = [], []
+    fold_patients = []
     for fold, (train, test) in enumerate(GroupKFold(n_splits=int(cv)).split(batch, groups=groups)):
         t0 = time.perf_counter()
         model = clone(segmenter).fit(batch[train], y[train], None if b is None else b[train])
         scores[test] = model.score_maps(batch[test], None if b is None else b[test])
-        models.append((model, test))
         fold_patients.append([g.item() for g in np.unique(groups[test])])
         if verbose:
             print(f"[tune_threshold] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients "
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     if thresholds is None:
-        thresholds = DEFAULT_THRESHOLDS[models[0][0].score_kind_]
+        thresholds = DEFAULT_THRESHOLDS[model.score_kind_]
     dice = np.empty(thresholds.size)
-    masks_t = np.empty(y.shape, dtype=bool)
     for i, t in enumerate(thresholds):
-        for model, test in models:  # each fold's own post-processing (the same parameters in every clone)
-            masks_t[test] = model._post_process(np.greater(scores[test], t) & inside[test])
+        # post-processing is per slice and depends only on the parameters, the same in every fold's clone
+        masks_t = model._post_process(np.greater(scores, t) & inside)
         dice[i] = segmentation_report(y, masks_t, groups).mean_group["dice"]
     return {
         "threshold": float(thresholds[int(np.argmax(dice))]),
