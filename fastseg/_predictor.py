@@ -32,9 +32,19 @@ from ._validation import (
     check_n_jobs,
 )
 from .components import _clean_into
-from .features import ASYMMETRY_BOX, _check_box_sizes, _check_gradient_size, _context_rows, _row_spec, pixel_feature_names, pixel_features
+from ._ext import _pixfeat
+from .features import (
+    ASYMMETRY_BOX,
+    _check_box_sizes,
+    _check_gradient_size,
+    _context_plan,
+    _context_rows,
+    _row_spec,
+    pixel_feature_names,
+    pixel_features,
+)
 from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
-from .scoring import MLPWeights, _single_threaded_blas, linear_scores, mlp_row_scores, mlp_scores
+from .scoring import _ROWS_TILE, MLPWeights, _single_threaded_blas, linear_scores, mlp_arrays, mlp_row_scores, mlp_scores
 
 _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
 
@@ -167,12 +177,28 @@ class _Predictor:
         kind, arrays = self.scorer_
         if kind != "linear":
             weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
-        N, H, W, _ = x.shape
+        N, H, W, C = x.shape
         F = len(self.feature_names_)
         spec = _row_spec(self.k, self.mode, self.box_sizes, self.std_sizes, self.asymmetry, ASYMMETRY_BOX,
                          self.gradient_size, self.position)
         buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
         out = _chunk_buffer("scores", (N, H, W), np.float32)
+        if kind != "linear" and n_jobs == 1:
+            # the whole chunk in one kernel call: rows, network and scatter per image, without
+            # returning to Python between images (the same numbers as the loop below)
+            u8 = b.view(np.uint8)
+            plan = _context_plan(u8, u8, spec)
+            flat_w, flat_b, sizes, code = mlp_arrays(weights)
+            size = _pixfeat.scratch_size(H, W, C, F)
+            scratch = thread_buffer(("pixel_context", size), lambda: np.empty(size, dtype=np.float64))
+            widest = int(sizes[1:].max())
+            act = thread_buffer(("mlp_act", _ROWS_TILE * widest),
+                                lambda: np.empty((2, _ROWS_TILE * widest), dtype=np.float32))
+            with _single_threaded_blas():
+                _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
+                                          scores=out, rowbuf=buf.reshape(H * W, F), scratch=scratch, act=act,
+                                          tile_rows=_ROWS_TILE, n0=0, n1=N, **plan)
+            return out
         out[~b.view(bool)] = 0  # the others are all written below
         u8 = b.view(np.uint8)
         # BLAS capped to one thread once for the chunk (the row kernel caps it too, per call): restoring

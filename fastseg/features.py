@@ -499,26 +499,14 @@ def _row_spec(k, mode, mean_sizes, std_sizes, asymmetry, asymmetry_box, gradient
             check_bool(position, "position"))
 
 
-def _context_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: tuple, n_columns: int,
-                  n_jobs: int = 1, out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`pixel_features` on checked arguments: ``batch`` (N, H, W, C) float32, ``brain`` and
-    ``rows`` (N, H, W) uint8, ``spec`` = (k, mode, mean sizes, std sizes, asymmetry, asymmetry box,
-    gradient size, position) checked, ``n_columns`` their column count.  Writes into ``out`` (a
-    C-contiguous float32 buffer of at least n_rows x n_columns values) when given; returns the rows."""
-    from ._parallel import run_chunks, thread_buffer
-
+def _context_plan(brain: np.ndarray, rows: np.ndarray, spec: tuple) -> dict:
+    """The per-image arguments the context kernels take besides the images (``_pixfeat.pixel_context``
+    and ``pixel_mlp_scores``), computed for the whole batch at once: ``brain`` and ``rows`` (N, H, W)
+    uint8, ``spec`` as :func:`_row_spec` returns it."""
     k, mode, means, stds, asymmetry, asymmetry_box, gradient_size, position = spec
-    N, H, W, C = batch.shape
-    counts = rows.reshape(N, -1).sum(axis=1, dtype=np.intp)
+    N, H, W = brain.shape
     row_start = np.zeros(N + 1, dtype=np.intp)
-    np.cumsum(counts, out=row_start[1:])
-    n_rows = int(row_start[-1])
-    if out is None:
-        out = np.empty((n_rows, n_columns), dtype=np.float32)
-    else:
-        out = out.reshape(-1)[:n_rows * n_columns].reshape(n_rows, n_columns)
-    if n_rows == 0:
-        return out
+    np.cumsum(rows.reshape(N, -1).sum(axis=1, dtype=np.intp), out=row_start[1:])
     bb = brain.view(bool)
     any_rows, any_cols = bb.any(axis=2), bb.any(axis=1)
     bbox = np.zeros((N, 4), dtype=np.intp)
@@ -527,16 +515,37 @@ def _context_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: 
         if r.size:
             bbox[n] = r[0], r[-1], c[0], c[-1]
     mirror = mirror_columns(bb) if asymmetry else np.zeros((N, W), dtype=np.intp)
-    boxes = np.asarray(POSITION_BOXES if position else (), dtype=np.intp)
+    return dict(
+        brain=brain, rows=rows, row_start=row_start, mirror=mirror, bbox=bbox, mean_sizes=means,
+        std_sizes=stds, brain_boxes=np.asarray(POSITION_BOXES if position else (), dtype=np.intp), k=k,
+        rowmap=pad_index(H, k // 2, mode), colmap=pad_index(W, k // 2, mode), asymmetry=asymmetry,
+        asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position,
+    )
+
+
+def _context_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: tuple, n_columns: int,
+                  n_jobs: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`pixel_features` on checked arguments: ``batch`` (N, H, W, C) float32, ``brain`` and
+    ``rows`` (N, H, W) uint8, ``spec`` = (k, mode, mean sizes, std sizes, asymmetry, asymmetry box,
+    gradient size, position) checked, ``n_columns`` their column count.  Writes into ``out`` (a
+    C-contiguous float32 buffer of at least n_rows x n_columns values) when given; returns the rows."""
+    from ._parallel import run_chunks, thread_buffer
+
+    N, H, W, C = batch.shape
+    plan = _context_plan(brain, rows, spec)
+    n_rows = int(plan["row_start"][-1])
+    if out is None:
+        out = np.empty((n_rows, n_columns), dtype=np.float32)
+    else:
+        out = out.reshape(-1)[:n_rows * n_columns].reshape(n_rows, n_columns)
+    if n_rows == 0:
+        return out
     scratch_size = _pixfeat.scratch_size(H, W, C, n_columns)
-    rowmap, colmap = pad_index(H, k // 2, mode), pad_index(W, k // 2, mode)
 
     def work(start, stop):
         # reused per thread: fresh memory costs a page fault per 4 KB on first touch
         scratch = thread_buffer(("pixel_context", scratch_size), lambda: np.empty(scratch_size, dtype=np.float64))
-        _pixfeat.pixel_context(batch, brain, rows, row_start, mirror, bbox, means, stds, boxes,
-                               k, rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position,
-                               out, 0, scratch, start, stop)
+        _pixfeat.pixel_context(batch, out=out, offset=0, scratch=scratch, n0=start, n1=stop, **plan)
 
     run_chunks(work, N, n_jobs)
     return out

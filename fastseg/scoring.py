@@ -432,6 +432,16 @@ def mlp_scores(
 _ROWS_TILE = 256
 
 
+def mlp_arrays(weights: MLPWeights) -> tuple:
+    """(weights, biases, sizes, activation code) as the row kernels take them: the layers' matrices and
+    biases each concatenated into one float32 vector, the layer widths, the hidden activation's code."""
+    coefs, intercepts, activation = weights
+    sizes = np.array([coefs[0].shape[0]] + [np.shape(w)[1] for w in coefs], dtype=np.intp)
+    flat_w = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
+    flat_b = np.concatenate([np.ravel(b) for b in intercepts]).astype(np.float32)
+    return flat_w, flat_b, sizes, _ACTIVATION_CODES[activation]
+
+
 def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
                    segments: np.ndarray | None = None) -> NDArray[np.float32]:
     """Probabilities of an MLP for feature rows already in memory (no window gather).
@@ -446,14 +456,10 @@ def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
     results are the same for any ``n_jobs``.
     """
     rows = np.ascontiguousarray(rows, dtype=np.float32)
-    coefs, intercepts, activation = weights
-    sizes = np.array([coefs[0].shape[0]] + [np.shape(w)[1] for w in coefs], dtype=np.intp)
-    flat_w = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
-    flat_b = np.concatenate([np.ravel(b) for b in intercepts]).astype(np.float32)
+    flat_w, flat_b, sizes, code = mlp_arrays(weights)
     tile = _ROWS_TILE
     n = rows.shape[0]
     out = np.empty(n, dtype=np.float32)
-    code = _ACTIVATION_CODES[activation]
     bounds = np.asarray([0, n] if segments is None else segments, dtype=np.intp)
     if len(bounds) == 2:  # one segment: threads take whole tiles of it
         bounds = np.append(np.arange(0, n, tile), n) if n else bounds

@@ -190,3 +190,132 @@ def test_kernel_rejects_inconsistent_buffers(rng):
         call(rowmap=np.array([0, 1, 2, 3, 5], np.intp))
     with pytest.raises(ValueError, match="row_start must be non-decreasing"):
         call(row_start=np.array([3, 0], np.intp))
+
+
+# ------------------------------------------------ pixel_mlp_scores: rows, network and scatter in one kernel
+
+def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256):
+    """``_pixfeat.pixel_mlp_scores`` over the whole batch, its arguments made as PixelSegmenter makes them."""
+    from fastseg._ext import _pixfeat
+    from fastseg.features import _context_plan, _row_spec
+    from fastseg.scoring import mlp_arrays
+
+    N, H, W, C = x.shape
+    spec = _row_spec(family.get("k", 1), "reflect", family.get("mean_sizes", ()), family.get("std_sizes", (7, 15)),
+                     family.get("asymmetry", True), family.get("asymmetry_box", 15),
+                     family.get("gradient_size", 5), family.get("position", True))
+    plan = _context_plan(b.view(np.uint8), rows.view(np.uint8), spec)
+    flat_w, flat_b, sizes, code = mlp_arrays(weights)
+    F = int(sizes[0])
+    widest = int(sizes[1:].max())
+    scores = np.full((N, H, W), np.nan, np.float32)  # every pixel must be written
+    _pixfeat.pixel_mlp_scores(
+        x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, scores=scores,
+        rowbuf=np.empty((H * W, F), np.float32), scratch=np.empty(_pixfeat.scratch_size(H, W, C, F)),
+        act=np.empty((2, tile_rows * widest), np.float32), tile_rows=tile_rows, n0=0, n1=N, **plan)
+    return scores
+
+
+def _random_mlp(rng, n_in, hidden, activation):
+    sizes = [n_in, *hidden, 1]
+    coefs = [(rng.standard_normal((a, c)) / np.sqrt(a)).astype(np.float32) for a, c in zip(sizes, sizes[1:])]
+    intercepts = [rng.standard_normal(c).astype(np.float32) for c in sizes[1:]]
+    from fastseg.scoring import MLPWeights
+
+    return MLPWeights(coefs, intercepts, activation)
+
+
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20), st.integers(1, 4)),
+               elements=st.floats(-20, 20, width=32)),
+    st.data(),
+)
+def test_fused_mlp_scores_equal_rows_then_network(x, data):
+    """The fused kernel gives, bit for bit, what the row kernel and the row scorer give in turn, image by
+    image (the path it replaced), and what a float64 numpy network gives on the reference rows."""
+    from fastseg.scoring import mlp_row_scores
+
+    N, H, W, C = x.shape
+    b = data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    rows = data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    family = dict(
+        k=data.draw(st.sampled_from([1, 3])) if min(H, W) >= 2 else 1,
+        mean_sizes=data.draw(st.lists(st.integers(0, 4).map(lambda r: 2 * r + 1), max_size=1)),
+        std_sizes=data.draw(st.lists(st.integers(0, 4).map(lambda r: 2 * r + 1), max_size=2)),
+        asymmetry=data.draw(st.booleans()),
+        asymmetry_box=data.draw(st.integers(0, 4).map(lambda r: 2 * r + 1)),
+        gradient_size=data.draw(st.sampled_from([0, 3, 5])),
+        position=data.draw(st.booleans()),
+    )
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    F = len(pixel_feature_names(C, **family))
+    hidden = data.draw(st.sampled_from([(1,), (7,), (32,), (5, 3)]))
+    weights = _random_mlp(rng, F, hidden, data.draw(st.sampled_from(["relu", "tanh", "logistic", "identity"])))
+    got = _fused_mlp_scores(x, b, rows, family, weights)
+
+    expected = np.zeros((N, H, W), np.float32)
+    for n in range(N):
+        R = pixel_features(x[n:n + 1], b[n:n + 1], mask=rows[n:n + 1], **family)
+        if R.shape[0]:
+            expected[n][rows[n]] = mlp_row_scores(R, weights, 1)
+    np.testing.assert_array_equal(got, expected)
+
+    a = ref.pixel_features(x, b, mask=rows, **family).astype(np.float64)
+    for i, (w, c) in enumerate(zip(weights.coefs, weights.intercepts)):
+        a = a @ w.astype(np.float64) + c
+        a = ref._ACTIVATIONS[weights.activation if i < len(weights.coefs) - 1 else "logistic"](a)
+    # tolerance: float32 rows and sums against float64 ones (rows checked to rtol 1e-5, atol 1e-3 above)
+    np.testing.assert_allclose(got[rows], a[:, 0], rtol=1e-3, atol=1e-3)
+    assert (got[~rows] == 0).all()
+
+
+@pytest.mark.parametrize("tile_rows", [1, 3, 256, 100_000])
+def test_fused_mlp_scores_any_tile_size(rng, tile_rows):
+    x = rng.standard_normal((2, 30, 25, 4)).astype(np.float32)
+    b = _brain(rng, (2, 30, 25), "disc")
+    weights = _random_mlp(rng, len(pixel_feature_names(4, 3)), (16,), "relu")
+    got = _fused_mlp_scores(x, b, b, dict(k=3), weights, tile_rows=tile_rows)
+    expected = _fused_mlp_scores(x, b, b, dict(k=3), weights)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)  # the BLAS blocking may differ
+    assert (got[~b] == 0).all() and (got[b] > 0).all()
+
+
+def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
+    from fastseg._ext import _pixfeat
+    from fastseg.features import _context_plan, _row_spec
+    from fastseg.scoring import mlp_arrays
+
+    x = rng.standard_normal((2, 6, 5, 2)).astype(np.float32)
+    b = np.ones((2, 6, 5), np.uint8)
+    b[1, :2] = 0
+    spec = _row_spec(1, "reflect", (), (3,), False, 15, 0, False)
+    plan = _context_plan(b, b, spec)
+    flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, 4, (3,), "relu"))
+    good = dict(weights=flat_w, biases=flat_b, sizes=sizes, activation=code, scores=np.empty((2, 6, 5), np.float32),
+                rowbuf=np.empty((30, 4), np.float32), scratch=np.empty(_pixfeat.scratch_size(6, 5, 2, 4)),
+                act=np.empty((2, 8 * 3), np.float32), tile_rows=8, n0=0, n1=2)
+
+    def call(**changes):
+        _pixfeat.pixel_mlp_scores(x, **{**plan, **good, **changes})
+
+    call()
+    assert np.isfinite(good["scores"]).all()
+    cases = [
+        (dict(row_start=np.array([0, 30, 51], np.intp)), "row_start must count the requested pixels"),
+        (dict(row_start=np.array([0, 29, 49], np.intp)), "row_start must count the requested pixels"),
+        (dict(rowbuf=np.empty((29, 4), np.float32)), r"rowbuf must have shape \(>= 30, 4\)"),
+        (dict(rowbuf=np.empty((30, 5), np.float32)), r"rowbuf must have shape"),
+        (dict(sizes=np.array([5, 3, 1], np.intp)), "sizes must run from the row width 4 to 1"),
+        (dict(sizes=np.array([4, 3, 2], np.intp)), "sizes must run from the row width 4 to 1"),
+        (dict(weights=flat_w[:-1]), "weights/biases must hold 15/4 values"),
+        (dict(scores=np.empty((2, 6, 6), np.float32)), r"scores must have shape \(2, 6, 5\)"),
+        (dict(act=np.empty((2, 23), np.float32)), "act of shape"),
+        (dict(tile_rows=0), "tile_rows"),
+        (dict(scratch=good["scratch"][:-1]), "scratch must hold"),
+        (dict(n1=3), "need 0 <= n0 <= n1 <= N"),
+        (dict(bbox=np.array([[0, 6, 0, 4]] * 2, np.intp)), "bbox must lie in the image"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call(**changes)

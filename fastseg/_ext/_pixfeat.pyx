@@ -34,6 +34,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 
+from ._mlp cimport forward_tile
 from ._padded cimport check_pad_maps
 
 
@@ -183,6 +184,71 @@ def n_context_columns(Py_ssize_t C, Py_ssize_t k, Py_ssize_t n_means, Py_ssize_t
             + (2 + n_boxes if position else 0))
 
 
+cdef int _check_context(
+    const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
+    const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
+    const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
+    Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, Py_ssize_t n0, Py_ssize_t n1,
+) except -1:
+    """Raise ValueError unless the arguments every context kernel shares are consistent (checked
+    before the GIL is released)."""
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t n, x, j
+    if brain.shape[0] != N or brain.shape[1] != H or brain.shape[2] != W:
+        raise ValueError("brain must have the images' (N, H, W)")
+    if rows.shape[0] != N or rows.shape[1] != H or rows.shape[2] != W:
+        raise ValueError("rows must have the images' (N, H, W)")
+    if row_start.shape[0] != N + 1 or mirror.shape[0] != N or mirror.shape[1] != W:
+        raise ValueError("row_start must have N + 1 entries and mirror shape (N, W)")
+    if bbox.shape[0] != N or bbox.shape[1] != 4:
+        raise ValueError("bbox must have shape (N, 4)")
+    if not (0 <= n0 <= n1 <= N):
+        raise ValueError("need 0 <= n0 <= n1 <= N")
+    for j in range(SM):
+        if mean_sizes[j] < 1 or mean_sizes[j] % 2 == 0:
+            raise ValueError("box sizes must be odd and >= 1")
+    for j in range(SS):
+        if std_sizes[j] < 1 or std_sizes[j] % 2 == 0:
+            raise ValueError("box sizes must be odd and >= 1")
+    for j in range(SB):
+        if brain_boxes[j] < 1 or brain_boxes[j] % 2 == 0:
+            raise ValueError("box sizes must be odd and >= 1")
+    if k < 0 or (k and k % 2 == 0):
+        raise ValueError("k must be 0 or odd")
+    check_pad_maps(rowmap, colmap, H, W, k // 2)
+    if gradient_size and (gradient_size < 3 or gradient_size % 2 == 0):
+        raise ValueError("gradient_size must be 0 or odd and >= 3")
+    if asymmetry and (asymmetry_box < 1 or asymmetry_box % 2 == 0):
+        raise ValueError("asymmetry_box must be odd and >= 1")
+    for n in range(n0, n1):
+        if row_start[n + 1] < row_start[n]:
+            raise ValueError("row_start must be non-decreasing")
+        if not (0 <= bbox[n, 0] <= bbox[n, 1] < H and 0 <= bbox[n, 2] <= bbox[n, 3] < W):
+            raise ValueError("bbox must lie in the image")
+        for x in range(W):
+            if mirror[n, x] < 0 or mirror[n, x] >= W:
+                raise ValueError("mirror columns must lie in the image")
+    return 0
+
+
+cdef double* _inverse_areas(const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes,
+                            const Py_ssize_t[::1] brain_boxes) except NULL:
+    """1 / s^2 of every box size (means, stds, brain boxes), in that order; the caller frees it."""
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0], j
+    cdef double* inv_area = <double*>malloc((SM + SS + SB + 1) * sizeof(double))
+    if inv_area == NULL:
+        raise MemoryError()
+    for j in range(SM):
+        inv_area[j] = 1.0 / <double>(mean_sizes[j] * mean_sizes[j])
+    for j in range(SS):
+        inv_area[SM + j] = 1.0 / <double>(std_sizes[j] * std_sizes[j])
+    for j in range(SB):
+        inv_area[SM + SS + j] = 1.0 / <double>(brain_boxes[j] * brain_boxes[j])
+    return inv_area
+
+
 def pixel_context(
     const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
     const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
@@ -210,66 +276,23 @@ def pixel_context(
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
     cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
-    cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
-    cdef Py_ssize_t n, x, j
     cdef double inv_asym, inv_grad
     cdef double* inv_area = NULL
     # preconditions, checked before the GIL is released
-    if brain.shape[0] != N or brain.shape[1] != H or brain.shape[2] != W:
-        raise ValueError("brain must have the images' (N, H, W)")
-    if rows.shape[0] != N or rows.shape[1] != H or rows.shape[2] != W:
-        raise ValueError("rows must have the images' (N, H, W)")
-    if row_start.shape[0] != N + 1 or mirror.shape[0] != N or mirror.shape[1] != W:
-        raise ValueError("row_start must have N + 1 entries and mirror shape (N, W)")
-    if bbox.shape[0] != N or bbox.shape[1] != 4:
-        raise ValueError("bbox must have shape (N, 4)")
-    if not (0 <= n0 <= n1 <= N):
-        raise ValueError("need 0 <= n0 <= n1 <= N")
+    _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                   rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
     if offset < 0 or out.shape[1] < offset + F or row_start[0] < 0 or row_start[N] > out.shape[0]:
         raise ValueError(f"out must have the rows of row_start and at least {offset + F} columns")
     if scratch.shape[0] < scratch_size(H, W, C, F):
         raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
-    for j in range(SM):
-        if mean_sizes[j] < 1 or mean_sizes[j] % 2 == 0:
-            raise ValueError("box sizes must be odd and >= 1")
-    for j in range(SS):
-        if std_sizes[j] < 1 or std_sizes[j] % 2 == 0:
-            raise ValueError("box sizes must be odd and >= 1")
-    for j in range(SB):
-        if brain_boxes[j] < 1 or brain_boxes[j] % 2 == 0:
-            raise ValueError("box sizes must be odd and >= 1")
-    if k < 0 or (k and k % 2 == 0):
-        raise ValueError("k must be 0 or odd")
-    check_pad_maps(rowmap, colmap, H, W, k // 2)
-    if gradient_size and (gradient_size < 3 or gradient_size % 2 == 0):
-        raise ValueError("gradient_size must be 0 or odd and >= 3")
-    if asymmetry and (asymmetry_box < 1 or asymmetry_box % 2 == 0):
-        raise ValueError("asymmetry_box must be odd and >= 1")
-    for n in range(n0, n1):
-        if row_start[n + 1] < row_start[n]:
-            raise ValueError("row_start must be non-decreasing")
-        if not (0 <= bbox[n, 0] <= bbox[n, 1] < H and 0 <= bbox[n, 2] <= bbox[n, 3] < W):
-            raise ValueError("bbox must lie in the image")
-        for x in range(W):
-            if mirror[n, x] < 0 or mirror[n, x] >= W:
-                raise ValueError("mirror columns must lie in the image")
     if H * W * C == 0:
         return
-    # 1 / s^2 of every box size (means, stds, brain boxes), computed once
-    inv_area = <double*>malloc((SM + SS + SB + 1) * sizeof(double))
-    if inv_area == NULL:
-        raise MemoryError()
-    for j in range(SM):
-        inv_area[j] = 1.0 / <double>(mean_sizes[j] * mean_sizes[j])
-    for j in range(SS):
-        inv_area[SM + j] = 1.0 / <double>(std_sizes[j] * std_sizes[j])
-    for j in range(SB):
-        inv_area[SM + SS + j] = 1.0 / <double>(brain_boxes[j] * brain_boxes[j])
+    inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
     inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
     inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
     try:
         _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, rowmap, colmap,
-                    asymmetry, asymmetry_box, gradient_size, position, out, offset, scratch, n0, n1,
+                    asymmetry, asymmetry_box, gradient_size, position, out, offset, 0, scratch, n0, n1,
                     inv_area, inv_asym, inv_grad)
     finally:
         free(inv_area)
@@ -281,7 +304,7 @@ cdef void _pixel_rows(
     const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
     Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
     bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
-    float[:, ::1] out, Py_ssize_t offset, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
+    float[:, ::1] out, Py_ssize_t offset, Py_ssize_t row_base, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
     const double* inv_area, double inv_asym, double inv_grad,
 ) noexcept:
     """The loops of pixel_context, its preconditions checked (releases the GIL).
@@ -289,7 +312,8 @@ cdef void _pixel_rows(
     Row by row: every box statistic of the row's span of requested pixels is
     computed at once into ``ctx`` (the context columns, one row per pixel of the
     span) by contiguous loops over the span, then each requested pixel's row is
-    its window plus its row of ``ctx``.
+    its window plus its row of ``ctx``.  Global row ``row`` (``row_start``'s
+    numbering) is written to ``out[row - row_base]``.
     """
     cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
@@ -437,7 +461,7 @@ cdef void _pixel_rows(
                         continue
                     if row >= row_start[n + 1]:  # more requested pixels than row_start allows
                         break
-                    dst = &out[row, offset]
+                    dst = &out[row - row_base, offset]
                     row += 1
                     p = y * W + x
                     if k == 1:
@@ -463,3 +487,112 @@ cdef void _pixel_rows(
                                 col += C
                     if Fc:
                         memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
+
+
+def pixel_mlp_scores(
+    const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
+    const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
+    const unsigned char[:, :, ::1] rows not None,    # IN  (N, H, W) 0/1: pixels to score
+    const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) cumulative counts of ``rows``
+    const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
+    const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
+    const Py_ssize_t[::1] mean_sizes not None,
+    const Py_ssize_t[::1] std_sizes not None,
+    const Py_ssize_t[::1] brain_boxes not None,
+    Py_ssize_t k,
+    const Py_ssize_t[::1] rowmap not None,
+    const Py_ssize_t[::1] colmap not None,
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    const float[::1] weights not None,               # IN  layers' (n_in, n_out) matrices, row-major, concatenated
+    const float[::1] biases not None,                # IN  layers' biases, concatenated
+    const Py_ssize_t[::1] sizes not None,            # IN  (n_layers + 1,) widths: the row width, hidden..., 1
+    int activation,                                  #     hidden activation code (as ``_mlp``)
+    float[:, :, ::1] scores not None,                # OUT (N, H, W) probabilities; 0 where ``rows`` is 0
+    float[:, ::1] rowbuf not None,                   # SCRATCH (>= the most rows of one image, row width)
+    double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, row width)
+    float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
+    Py_ssize_t tile_rows,
+    Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
+):
+    """Score every requested pixel of images n0 .. n1 - 1 with an MLP over its feature rows
+    (window and context, as :func:`pixel_context` writes them), one image at a time.
+
+    An image's rows go into ``rowbuf`` (which stays in cache), then through the
+    network ``tile_rows`` rows at a time from its first row (``_mlp.forward_tile``,
+    as :func:`fastseg._ext._mlp.mlp_rows` runs them), and each probability to its
+    pixel of ``scores``.  The same numbers as those two kernels called in turn,
+    without returning to Python between images.
+    """
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
+    cdef Py_ssize_t n_layers = sizes.shape[0] - 1, widest = 1, n_weights = 0, n_biases = 0
+    cdef Py_ssize_t n, j, p, P = H * W, count, start, t, most = 0
+    cdef const unsigned char* want
+    cdef float* dst
+    cdef float* result
+    cdef double inv_asym, inv_grad
+    cdef double* inv_area = NULL
+    # preconditions, checked before the GIL is released
+    _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                   rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
+    if n_layers < 1 or sizes[0] != F or sizes[n_layers] != 1:
+        raise ValueError(f"sizes must run from the row width {F} to 1")
+    for j in range(n_layers):
+        if sizes[j + 1] < 1 or sizes[j + 1] > 2147483647:
+            raise ValueError("layer widths must be in 1 .. 2**31 - 1")
+        n_weights += sizes[j] * sizes[j + 1]
+        n_biases += sizes[j + 1]
+        widest = max(widest, sizes[j + 1])
+    if weights.shape[0] != n_weights or biases.shape[0] != n_biases:
+        raise ValueError(f"weights/biases must hold {n_weights}/{n_biases} values for these sizes")
+    if scores.shape[0] != N or scores.shape[1] != H or scores.shape[2] != W:
+        raise ValueError(f"scores must have shape {(N, H, W)}")
+    if tile_rows < 1 or tile_rows > 2147483647 or act.shape[0] != 2 or act.shape[1] < tile_rows * widest:
+        raise ValueError(f"need 1 <= tile_rows < 2**31 and act of shape (2, >= {tile_rows * widest})")
+    if scratch.shape[0] < scratch_size(H, W, C, F):
+        raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
+    for n in range(n0, n1):  # the scatter below relies on row_start counting rows exactly
+        count = 0
+        want = &rows[n, 0, 0]
+        for p in range(P):
+            count += want[p] != 0
+        if count != row_start[n + 1] - row_start[n]:
+            raise ValueError("row_start must count the requested pixels of each image")
+        most = max(most, count)
+    if rowbuf.shape[1] != F or rowbuf.shape[0] < most:
+        raise ValueError(f"rowbuf must have shape (>= {most}, {F})")
+    if N * H * W == 0 or n0 == n1:
+        return
+    inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
+    inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
+    inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
+    try:
+        for n in range(n0, n1):
+            count = row_start[n + 1] - row_start[n]
+            if count:
+                _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                            rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0,
+                            row_start[n], scratch, n, n + 1, inv_area, inv_asym, inv_grad)
+            with nogil:
+                want = &rows[n, 0, 0]
+                dst = &scores[n, 0, 0]
+                p = 0
+                start = 0
+                while start < count:
+                    t = min(tile_rows, count - start)
+                    forward_tile(&rowbuf[start, 0], t, &weights[0], &biases[0], &sizes[0], n_layers,
+                                 activation, &act[0, 0], &act[1, 0])
+                    result = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
+                    for j in range(t):  # the j-th row is the next requested pixel in raster order
+                        while not want[p]:
+                            dst[p] = 0.0
+                            p += 1
+                        dst[p] = result[j]
+                        p += 1
+                    start += t
+                while p < P:
+                    dst[p] = 0.0
+                    p += 1
+    finally:
+        free(inv_area)
