@@ -32,9 +32,9 @@ from ._validation import (
     check_n_jobs,
 )
 from .components import _clean_into
-from ._ext import _pixfeat
 from .features import (
     ASYMMETRY_BOX,
+    _pixfeat,
     _check_box_sizes,
     _check_gradient_size,
     _context_plan,

@@ -319,3 +319,79 @@ def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
     for changes, message in cases:
         with pytest.raises(ValueError, match=message):
             call(**changes)
+
+
+# ------------------------------------------------ the AVX2 build of the pixel-feature kernels
+
+def _avx2_module():
+    from fastseg._ext import _pixfeat
+
+    if not _pixfeat.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    from fastseg._ext import _pixfeat_avx2
+
+    return _pixfeat_avx2
+
+
+def test_features_use_the_avx2_build_where_the_cpu_has_it():
+    import fastseg.features as features
+    from fastseg._ext import _pixfeat
+
+    expected = "fastseg._ext._pixfeat_avx2" if _pixfeat.cpu_has_avx2() else "fastseg._ext._pixfeat"
+    assert features._pixfeat.__name__ == expected
+
+
+def test_the_avx2_build_can_be_turned_off():
+    import subprocess
+    import sys
+
+    code = "import fastseg.features as f; print(f._pixfeat.__name__)"
+    env = {**__import__("os").environ, "FASTSEG_DISABLE_AVX2": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "fastseg._ext._pixfeat"
+
+
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 24), st.integers(1, 24), st.integers(1, 4)),
+               elements=st.floats(-1e4, 1e4, width=32)),
+    st.data(),
+)
+def test_avx2_build_gives_the_same_bits(x, data):
+    """Both builds of the kernels, on the same arguments, write the same rows and scores, bit for bit
+    (AVX2 without FMA, nothing reassociated)."""
+    from fastseg._ext import _pixfeat
+    from fastseg.features import _context_plan, _row_spec
+    from fastseg.scoring import mlp_arrays
+
+    avx2 = _avx2_module()
+    N, H, W, C = x.shape
+    b = data.draw(hnp.arrays(np.bool_, (N, H, W))) | data.draw(st.booleans())  # random, or every pixel
+    rows = b if data.draw(st.booleans()) else data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    k = data.draw(st.sampled_from([1, 3, 5])) if min(H, W) >= 3 else 1
+    spec = _row_spec(k, data.draw(st.sampled_from(["reflect", "constant", "edge"])),
+                     data.draw(st.lists(st.sampled_from([1, 3, 7]), max_size=2)),
+                     data.draw(st.lists(st.sampled_from([1, 5, 15]), max_size=2)), data.draw(st.booleans()),
+                     data.draw(st.sampled_from([3, 15])), data.draw(st.sampled_from([0, 3, 5])),
+                     data.draw(st.booleans()))
+    plan = _context_plan(b.view(np.uint8), rows.view(np.uint8), spec)
+    F = _pixfeat.n_context_columns(C, k, len(spec[2]), len(spec[3]), spec[4], spec[6] > 0, spec[7],
+                                   len(plan["brain_boxes"]))
+    size = _pixfeat.scratch_size(H, W, C, F)
+    n_rows = int(plan["row_start"][-1])
+    got = {}
+    for module in (_pixfeat, avx2):
+        out = np.full((n_rows, F), np.nan, np.float32)
+        module.pixel_context(x, out=out, offset=0, scratch=np.empty(size), n0=0, n1=N, **plan)
+        got[module.__name__] = out
+    np.testing.assert_array_equal(got["fastseg._ext._pixfeat"], got["fastseg._ext._pixfeat_avx2"])
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, F, (9,), "relu"))
+    for module in (_pixfeat, avx2):
+        scores = np.full((N, H, W), np.nan, np.float32)
+        module.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, scores=scores,
+                                rowbuf=np.empty((H * W, F), np.float32), scratch=np.empty(size),
+                                act=np.empty((2, 64 * 9), np.float32), tile_rows=64, n0=0, n1=N, **plan)
+        got[module.__name__] = scores
+    np.testing.assert_array_equal(got["fastseg._ext._pixfeat"], got["fastseg._ext._pixfeat_avx2"])

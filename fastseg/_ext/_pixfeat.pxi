@@ -1,0 +1,603 @@
+# The pixel-feature kernels: included by _pixfeat.pyx (baseline build) and _pixfeat_avx2.pyx
+# (built with AVX2); see _pixfeat.pyx's docstring.
+
+from libc.math cimport fabs, sqrtf
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
+
+from ._mlp cimport forward_tile
+from ._padded cimport check_pad_maps
+
+
+cdef inline void _integrals_c(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
+                     Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                     double* I1, double* I2, double* Id, double* acc) noexcept nogil:
+    """One pass over the box rows [r0, r0 + h) x columns [c0, c0 + w), pixels outside the brain as 0:
+    integral images of x (I1), of x * x (I2, if not NULL) and of x - x[mirror] (Id, if not NULL),
+    each (h + 1, w + 1, C).  ``acc`` holds 3 C running row sums."""
+    cdef Py_ssize_t stride = (w + 1) * C, y, x, c, here, above, p, q
+    cdef double* a1 = acc
+    cdef double* a2 = acc + C
+    cdef double* ad = acc + 2 * C
+    cdef const float* src
+    cdef const float* mir
+    for x in range(stride):
+        I1[x] = 0.0
+        if I2 != NULL:
+            I2[x] = 0.0
+        if Id != NULL:
+            Id[x] = 0.0
+    for y in range(h):
+        here = (y + 1) * stride
+        for c in range(3 * C):
+            acc[c] = 0.0
+        for c in range(C):
+            I1[here + c] = 0.0
+            if I2 != NULL:
+                I2[here + c] = 0.0
+            if Id != NULL:
+                Id[here + c] = 0.0
+        for x in range(w):
+            p = (r0 + y) * W + c0 + x
+            src = img + p * C
+            here = (y + 1) * stride + (x + 1) * C
+            above = here - stride
+            if inside[p]:
+                for c in range(C):
+                    a1[c] += src[c]
+                if I2 != NULL:
+                    for c in range(C):
+                        a2[c] += <double>src[c] * src[c]
+                if Id != NULL:
+                    for c in range(C):
+                        ad[c] += src[c]
+                    q = (r0 + y) * W + mirror[c0 + x]
+                    if inside[q]:
+                        mir = img + q * C
+                        for c in range(C):
+                            ad[c] -= mir[c]
+            for c in range(C):
+                I1[here + c] = I1[above + c] + a1[c]
+            if I2 != NULL:
+                for c in range(C):
+                    I2[here + c] = I2[above + c] + a2[c]
+            if Id != NULL:
+                for c in range(C):
+                    Id[here + c] = Id[above + c] + ad[c]
+
+
+cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
+                     Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                     double* I1, double* I2, double* Id, double* acc) noexcept nogil:
+    """``_integrals_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _integrals_c(img, inside, W, 4, r0, h, c0, w, mirror, I1, I2, Id, acc)
+    else:
+        _integrals_c(img, inside, W, C, r0, h, c0, w, mirror, I1, I2, Id, acc)
+
+
+cdef inline Py_ssize_t _clip(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
+    return 0 if v < 0 else (hi if v > hi else v)
+
+
+cdef inline void _row_boxes_c(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+                     Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
+    """Box sums along a row: res[i C + c] = the sum of channel c over rows [y0, y1) and columns
+    [clip(lo + i), clip(lo + i + span)) of the region whose integral image is I, for i < n
+    (the four reads of the integral image, in the same order, for every i at once)."""
+    cdef const double* top = I + y0 * stride
+    cdef const double* bot = I + y1 * stride
+    cdef const double* t0
+    cdef const double* t1
+    cdef const double* b0
+    cdef const double* b1
+    cdef Py_ssize_t i, c, j, x0, x1
+    cdef Py_ssize_t i0 = _clip(-lo, n), i1 = _clip(w - span - lo + 1, n)
+    if i1 < i0:
+        i1 = i0
+    for i in range(i0):
+        x0, x1 = _clip(lo + i, w) * C, _clip(lo + i + span, w) * C
+        for c in range(C):
+            res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
+    # the interior, where nothing is clipped: one contiguous loop the compiler vectorises
+    t0, t1 = top + lo * C, top + (lo + span) * C
+    b0, b1 = bot + lo * C, bot + (lo + span) * C
+    for j in range(i0 * C, i1 * C):
+        res[j] = (b1[j] - t1[j]) - (b0[j] - t0[j])
+    for i in range(i1, n):
+        x0, x1 = _clip(lo + i, w) * C, _clip(lo + i + span, w) * C
+        for c in range(C):
+            res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
+
+
+cdef void _row_boxes(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+                     Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
+    """``_row_boxes_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _row_boxes_c(I, stride, y0, y1, 4, w, lo, span, n, res)
+    else:
+        _row_boxes_c(I, stride, y0, y1, C, w, lo, span, n, res)
+
+
+cdef inline void _put_c(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
+               float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
+    """ctx[i Fc + c] = float(src[i C + c] * scale), or its square root if ``root``, for i < n."""
+    cdef Py_ssize_t i, c
+    for i in range(n * C):
+        tmp[i] = <float>(src[i] * scale)
+    if root:
+        for i in range(n * C):
+            tmp[i] = sqrtf(tmp[i])
+    for i in range(n):
+        for c in range(C):
+            ctx[i * Fc + c] = tmp[i * C + c]
+
+
+cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
+               float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
+    """``_put_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _put_c(src, n, 4, scale, root, tmp, ctx, Fc)
+    else:
+        _put_c(src, n, C, scale, root, tmp, ctx, Fc)
+
+
+def scratch_size(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t n_columns):
+    """Number of float64 values of scratch pixel_context needs for (H, W, C) images and
+    ``n_columns`` context columns: four integral images, then row buffers."""
+    return 4 * (H + 1) * (W + 1) * C + 3 * C + 5 * W * C + W * n_columns
+
+
+def n_context_columns(Py_ssize_t C, Py_ssize_t k, Py_ssize_t n_means, Py_ssize_t n_stds,
+                      bint asymmetry, bint gradient, bint position, Py_ssize_t n_boxes):
+    """Number of columns the kernel writes for these families."""
+    return (C * (k * k + n_means + n_stds + 2 * asymmetry + gradient)
+            + (2 + n_boxes if position else 0))
+
+
+cdef int _check_context(
+    const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
+    const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
+    const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
+    Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, Py_ssize_t n0, Py_ssize_t n1,
+) except -1:
+    """Raise ValueError unless the arguments every context kernel shares are consistent (checked
+    before the GIL is released)."""
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t n, x, j
+    if brain.shape[0] != N or brain.shape[1] != H or brain.shape[2] != W:
+        raise ValueError("brain must have the images' (N, H, W)")
+    if rows.shape[0] != N or rows.shape[1] != H or rows.shape[2] != W:
+        raise ValueError("rows must have the images' (N, H, W)")
+    if row_start.shape[0] != N + 1 or mirror.shape[0] != N or mirror.shape[1] != W:
+        raise ValueError("row_start must have N + 1 entries and mirror shape (N, W)")
+    if bbox.shape[0] != N or bbox.shape[1] != 4:
+        raise ValueError("bbox must have shape (N, 4)")
+    if not (0 <= n0 <= n1 <= N):
+        raise ValueError("need 0 <= n0 <= n1 <= N")
+    for j in range(SM):
+        if mean_sizes[j] < 1 or mean_sizes[j] % 2 == 0:
+            raise ValueError("box sizes must be odd and >= 1")
+    for j in range(SS):
+        if std_sizes[j] < 1 or std_sizes[j] % 2 == 0:
+            raise ValueError("box sizes must be odd and >= 1")
+    for j in range(SB):
+        if brain_boxes[j] < 1 or brain_boxes[j] % 2 == 0:
+            raise ValueError("box sizes must be odd and >= 1")
+    if k < 0 or (k and k % 2 == 0):
+        raise ValueError("k must be 0 or odd")
+    check_pad_maps(rowmap, colmap, H, W, k // 2)
+    if gradient_size and (gradient_size < 3 or gradient_size % 2 == 0):
+        raise ValueError("gradient_size must be 0 or odd and >= 3")
+    if asymmetry and (asymmetry_box < 1 or asymmetry_box % 2 == 0):
+        raise ValueError("asymmetry_box must be odd and >= 1")
+    for n in range(n0, n1):
+        if row_start[n + 1] < row_start[n]:
+            raise ValueError("row_start must be non-decreasing")
+        if not (0 <= bbox[n, 0] <= bbox[n, 1] < H and 0 <= bbox[n, 2] <= bbox[n, 3] < W):
+            raise ValueError("bbox must lie in the image")
+        for x in range(W):
+            if mirror[n, x] < 0 or mirror[n, x] >= W:
+                raise ValueError("mirror columns must lie in the image")
+    return 0
+
+
+cdef double* _inverse_areas(const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes,
+                            const Py_ssize_t[::1] brain_boxes) except NULL:
+    """1 / s^2 of every box size (means, stds, brain boxes), in that order; the caller frees it."""
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0], j
+    cdef double* inv_area = <double*>malloc((SM + SS + SB + 1) * sizeof(double))
+    if inv_area == NULL:
+        raise MemoryError()
+    for j in range(SM):
+        inv_area[j] = 1.0 / <double>(mean_sizes[j] * mean_sizes[j])
+    for j in range(SS):
+        inv_area[SM + j] = 1.0 / <double>(std_sizes[j] * std_sizes[j])
+    for j in range(SB):
+        inv_area[SM + SS + j] = 1.0 / <double>(brain_boxes[j] * brain_boxes[j])
+    return inv_area
+
+
+def pixel_context(
+    const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
+    const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
+    const unsigned char[:, :, ::1] rows not None,    # IN  (N, H, W) 0/1: pixels to describe
+    const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) first output row of each image
+    const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
+    const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
+    const Py_ssize_t[::1] mean_sizes not None,
+    const Py_ssize_t[::1] std_sizes not None,
+    const Py_ssize_t[::1] brain_boxes not None,
+    Py_ssize_t k,
+    const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
+    const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
+    Py_ssize_t offset,
+    double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, columns)
+    Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
+):
+    """Write the context columns of every requested pixel of images n0 .. n1 - 1 into ``out``.
+
+    Box statistics count pixels outside the brain as 0, so the integral images
+    only span the brain's bounding box (an empty brain: every statistic is 0).
+    """
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
+    cdef double inv_asym, inv_grad
+    cdef double* inv_area = NULL
+    # preconditions, checked before the GIL is released
+    _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                   rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
+    if offset < 0 or out.shape[1] < offset + F or row_start[0] < 0 or row_start[N] > out.shape[0]:
+        raise ValueError(f"out must have the rows of row_start and at least {offset + F} columns")
+    if scratch.shape[0] < scratch_size(H, W, C, F):
+        raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
+    if H * W * C == 0:
+        return
+    inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
+    inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
+    inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
+    try:
+        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, rowmap, colmap,
+                    asymmetry, asymmetry_box, gradient_size, position, out, offset, 0, scratch, n0, n1,
+                    inv_area, inv_asym, inv_grad)
+    finally:
+        free(inv_area)
+
+
+cdef void _pixel_rows(
+    const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
+    const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
+    const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
+    Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    float[:, ::1] out, Py_ssize_t offset, Py_ssize_t row_base, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
+    const double* inv_area, double inv_asym, double inv_grad,
+) noexcept:
+    """The loops of pixel_context, its preconditions checked (releases the GIL).
+
+    Row by row: every box statistic of the row's span of requested pixels is
+    computed at once into ``ctx`` (the context columns, one row per pixel of the
+    span) by contiguous loops over the span, then each requested pixel's row is
+    its window plus its row of ``ctx``.  Global row ``row`` (``row_start``'s
+    numbering) is written to ``out[row - row_base]``.
+    """
+    cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
+    cdef Py_ssize_t KC = k * k * C
+    cdef Py_ssize_t Fc = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB) - KC
+    cdef Py_ssize_t n, y, x, c, j, i, r, s, y0, y1, col, row, r0, c0, h, w, stride, bstride, p, q, xa, xb, m
+    cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
+    cdef uint64_t word
+    cdef double inv, mean, v, gx, gy, inv_r, inv_c, a, ypos
+    cdef const float* img
+    cdef const unsigned char* inside
+    cdef const unsigned char* want
+    cdef float* dst
+    cdef float* cell
+    cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
+    cdef double* I1 = &scratch[0]
+    cdef double* I2 = &scratch[plane]
+    cdef double* Id = &scratch[2 * plane]
+    cdef double* Ib = &scratch[3 * plane]
+    cdef double* acc = &scratch[4 * plane]           # 3 C running sums
+    cdef double* T1 = acc + 3 * C                     # W C each: box sums along the span
+    cdef double* T2 = T1 + W * C
+    cdef double* T3 = T2 + W * C
+    cdef double* T4 = T3 + W * C
+    cdef float* tmp = <float*>(T4 + W * C)            # W C
+    cdef float* ctx = <float*>(T4 + 2 * W * C)        # W x Fc context columns of the span
+    cdef float* cx                                    # where the span's context rows go: ctx or out
+    cdef Py_ssize_t cs                                # ... and their stride
+    cdef bint direct
+    with nogil:
+        for n in range(n0, n1):
+            if row_start[n + 1] == row_start[n]:
+                continue
+            img = &images[n, 0, 0, 0]
+            inside = &brain[n, 0, 0]
+            r0, c0 = bbox[n, 0], bbox[n, 2]
+            h, w = bbox[n, 1] - r0 + 1, bbox[n, 3] - c0 + 1
+            stride, bstride = (w + 1) * C, w + 1
+            if need1 or asymmetry:
+                _integrals(img, inside, W, C, r0, h, c0, w, &mirror[n, 0],
+                           I1, I2 if need2 else NULL, Id if asymmetry else NULL, acc)
+            if position and SB > 0:
+                for x in range(w + 1):
+                    Ib[x] = 0.0
+                for y in range(h):
+                    a = 0.0
+                    Ib[(y + 1) * bstride] = 0.0
+                    for x in range(w):
+                        a += inside[(r0 + y) * W + c0 + x]
+                        Ib[(y + 1) * bstride + x + 1] = Ib[y * bstride + x + 1] + a
+            inv_r = 1.0 / (<double>(h - 1) if h > 1 else 1.0)
+            inv_c = 1.0 / (<double>(w - 1) if w > 1 else 1.0)
+            row = row_start[n]
+            for y in range(H):
+                if row >= row_start[n + 1]:  # no more rows allowed (or none left)
+                    break
+                # the span [xa, xb] of requested pixels in this row; none: next row
+                want = &rows[n, y, 0]
+                xa = 0
+                while xa + 8 <= W:
+                    memcpy(&word, want + xa, 8)
+                    if word != 0:
+                        break
+                    xa += 8
+                while xa < W and not want[xa]:
+                    xa += 1
+                if xa == W:
+                    continue
+                xb = W - 1
+                while not want[xb]:
+                    xb -= 1
+                m = xb - xa + 1
+                # Context columns of the whole span, family by family: straight into the output rows
+                # when every pixel of the span is requested (brain rows mostly are one run), else into
+                # ctx, one row per pixel of the span, copied to the requested pixels' rows below.
+                direct = row + m <= row_start[n + 1]
+                x = xa
+                while direct and x <= xb:
+                    direct = want[x] != 0
+                    x += 1
+                if direct:
+                    cx, cs = &out[row - row_base, offset + KC], out.shape[1]
+                else:
+                    cx, cs = ctx, Fc
+                col = 0
+                for j in range(SM):
+                    s = mean_sizes[j]
+                    r = s // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, s, m, T1)
+                    _put(T1, m, C, inv_area[j], False, tmp, cx + col, cs)
+                    col += C
+                for j in range(SS):
+                    s = std_sizes[j]
+                    r = s // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, s, m, T1)
+                    _row_boxes(I2, stride, y0, y1, C, w, xa - r - c0, s, m, T2)
+                    inv = inv_area[SM + j]
+                    for i in range(m * C):  # T2 := the variance
+                        mean = T1[i] * inv
+                        v = T2[i] * inv - mean * mean
+                        T2[i] = v if v > 0.0 else 0.0
+                    _put(T2, m, C, 1.0, True, tmp, cx + col, cs)
+                    col += C
+                if asymmetry:
+                    for i in range(m):
+                        x = xa + i
+                        p = y * W + x
+                        q = y * W + mirror[n, x]
+                        cell = cx + i * cs + col
+                        if not inside[p]:
+                            for c in range(C):
+                                cell[c] = 0.0
+                        elif inside[q]:
+                            for c in range(C):
+                                cell[c] = img[p * C + c] - img[q * C + c]
+                        else:
+                            for c in range(C):
+                                cell[c] = img[p * C + c]
+                    col += C
+                    r = asymmetry_box // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(Id, stride, y0, y1, C, w, xa - r - c0, asymmetry_box, m, T1)
+                    _put(T1, m, C, inv_asym, False, tmp, cx + col, cs)
+                    col += C
+                if gradient_size:
+                    # right minus left (rows of the s x s box), below minus above (its columns); r = s // 2
+                    s = gradient_size
+                    r = s // 2
+                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa + 1 - c0, r, m, T1)
+                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, r, m, T2)
+                    _row_boxes(I1, stride, _clip(y + 1 - r0, h), y1, C, w, xa - r - c0, s, m, T3)
+                    _row_boxes(I1, stride, y0, _clip(y - r0, h), C, w, xa - r - c0, s, m, T4)
+                    for i in range(m * C):  # T1 := the squared magnitude
+                        gx = T1[i] - T2[i]
+                        gy = T3[i] - T4[i]
+                        T1[i] = (gx * gx + gy * gy) * (inv_grad * inv_grad)
+                    _put(T1, m, C, 1.0, True, tmp, cx + col, cs)
+                    col += C
+                if position:
+                    ypos = (y - r0) * inv_r
+                    for i in range(m):
+                        cx[i * cs + col] = <float>ypos
+                        cx[i * cs + col + 1] = <float>fabs((xa + i - c0) * inv_c - 0.5)
+                    col += 2
+                    for j in range(SB):
+                        s = brain_boxes[j]
+                        r = s // 2
+                        y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
+                        _row_boxes(Ib, bstride, y0, y1, 1, w, xa - r - c0, s, m, T1)
+                        _put(T1, m, 1, inv_area[SM + SS + j], False, tmp, cx + col, cs)
+                        col += 1
+                # the rows of the requested pixels: window, then context
+                for x in range(xa, xb + 1):
+                    if not want[x]:
+                        continue
+                    if row >= row_start[n + 1]:  # more requested pixels than row_start allows
+                        break
+                    dst = &out[row - row_base, offset]
+                    row += 1
+                    p = y * W + x
+                    if k == 1:
+                        for c in range(C):
+                            dst[c] = img[p * C + c]
+                    elif k == 3 and C == 4 and 1 <= y < H - 1 and 1 <= x < W - 1:  # the MRI default
+                        for dy in range(3):  # constant sizes: the compiler inlines the copies
+                            memcpy(dst + 12 * dy, img + ((y + dy - 1) * W + x - 1) * 4, 12 * sizeof(float))
+                    elif k and half <= y < H - half and half <= x < W - half:
+                        col = 0
+                        for dy in range(-half, half + 1):  # inside: k contiguous pixels per window row
+                            memcpy(dst + col, img + ((y + dy) * W + x - half) * C, k * C * sizeof(float))
+                            col += k * C
+                    elif k:
+                        col = 0
+                        for dy in range(-half, half + 1):
+                            yy = rowmap[y + dy + half]
+                            for dx in range(-half, half + 1):
+                                xx = colmap[x + dx + half]
+                                if yy < 0 or xx < 0:  # constant mode, outside the image: zero
+                                    for c in range(C):
+                                        dst[col + c] = 0.0
+                                else:
+                                    for c in range(C):
+                                        dst[col + c] = img[(yy * W + xx) * C + c]
+                                col += C
+                    if Fc and not direct:
+                        memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
+
+
+def pixel_mlp_scores(
+    const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
+    const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
+    const unsigned char[:, :, ::1] rows not None,    # IN  (N, H, W) 0/1: pixels to score
+    const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) cumulative counts of ``rows``
+    const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
+    const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
+    const Py_ssize_t[::1] mean_sizes not None,
+    const Py_ssize_t[::1] std_sizes not None,
+    const Py_ssize_t[::1] brain_boxes not None,
+    Py_ssize_t k,
+    const Py_ssize_t[::1] rowmap not None,
+    const Py_ssize_t[::1] colmap not None,
+    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    const float[::1] weights not None,               # IN  layers' (n_in, n_out) matrices, row-major, concatenated
+    const float[::1] biases not None,                # IN  layers' biases, concatenated
+    const Py_ssize_t[::1] sizes not None,            # IN  (n_layers + 1,) widths: the row width, hidden..., 1
+    int activation,                                  #     hidden activation code (as ``_mlp``)
+    float[:, :, ::1] scores not None,                # OUT (N, H, W) probabilities; 0 where ``rows`` is 0
+    float[:, ::1] rowbuf not None,                   # SCRATCH (>= the most rows of one image, row width)
+    double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, row width)
+    float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
+    Py_ssize_t tile_rows,
+    Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
+):
+    """Score every requested pixel of images n0 .. n1 - 1 with an MLP over its feature rows
+    (window and context, as :func:`pixel_context` writes them), one image at a time.
+
+    An image's rows go into ``rowbuf`` (which stays in cache), then through the
+    network ``tile_rows`` rows at a time from its first row (``_mlp.forward_tile``,
+    as :func:`fastseg._ext._mlp.mlp_rows` runs them), and each probability to its
+    pixel of ``scores``.  The same numbers as those two kernels called in turn,
+    without returning to Python between images.
+    """
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
+    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
+    cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
+    cdef Py_ssize_t n_layers = sizes.shape[0] - 1, widest = 1, n_weights = 0, n_biases = 0
+    cdef Py_ssize_t n, j, p, P = H * W, count, start, t, most = 0
+    cdef const unsigned char* want
+    cdef float* dst
+    cdef float* result
+    cdef double inv_asym, inv_grad
+    cdef double* inv_area = NULL
+    # preconditions, checked before the GIL is released
+    _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                   rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
+    if n_layers < 1 or sizes[0] != F or sizes[n_layers] != 1:
+        raise ValueError(f"sizes must run from the row width {F} to 1")
+    for j in range(n_layers):
+        if sizes[j + 1] < 1 or sizes[j + 1] > 2147483647:
+            raise ValueError("layer widths must be in 1 .. 2**31 - 1")
+        n_weights += sizes[j] * sizes[j + 1]
+        n_biases += sizes[j + 1]
+        widest = max(widest, sizes[j + 1])
+    if weights.shape[0] != n_weights or biases.shape[0] != n_biases:
+        raise ValueError(f"weights/biases must hold {n_weights}/{n_biases} values for these sizes")
+    if scores.shape[0] != N or scores.shape[1] != H or scores.shape[2] != W:
+        raise ValueError(f"scores must have shape {(N, H, W)}")
+    if tile_rows < 1 or tile_rows > 2147483647 or act.shape[0] != 2 or act.shape[1] < tile_rows * widest:
+        raise ValueError(f"need 1 <= tile_rows < 2**31 and act of shape (2, >= {tile_rows * widest})")
+    if scratch.shape[0] < scratch_size(H, W, C, F):
+        raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
+    for n in range(n0, n1):  # the scatter below relies on row_start counting rows exactly
+        count = 0
+        want = &rows[n, 0, 0]
+        for p in range(P):
+            count += want[p] != 0
+        if count != row_start[n + 1] - row_start[n]:
+            raise ValueError("row_start must count the requested pixels of each image")
+        most = max(most, count)
+    if rowbuf.shape[1] != F or rowbuf.shape[0] < most:
+        raise ValueError(f"rowbuf must have shape (>= {most}, {F})")
+    if N * H * W == 0 or n0 == n1:
+        return
+    inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
+    inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
+    inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
+    try:
+        for n in range(n0, n1):
+            count = row_start[n + 1] - row_start[n]
+            if count:
+                _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                            rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0,
+                            row_start[n], scratch, n, n + 1, inv_area, inv_asym, inv_grad)
+            with nogil:
+                want = &rows[n, 0, 0]
+                dst = &scores[n, 0, 0]
+                p = 0
+                start = 0
+                while start < count:
+                    t = min(tile_rows, count - start)
+                    forward_tile(&rowbuf[start, 0], t, &weights[0], &biases[0], &sizes[0], n_layers,
+                                 activation, &act[0, 0], &act[1, 0])
+                    result = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
+                    for j in range(t):  # the j-th row is the next requested pixel in raster order
+                        while not want[p]:
+                            dst[p] = 0.0
+                            p += 1
+                        dst[p] = result[j]
+                        p += 1
+                    start += t
+                while p < P:
+                    dst[p] = 0.0
+                    p += 1
+    finally:
+        free(inv_area)
+
+
+cdef extern from *:
+    """
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    static int fs_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0; }
+    #else
+    static int fs_cpu_has_avx2(void) { return 0; }
+    #endif
+    """
+    int fs_cpu_has_avx2() noexcept nogil
+
+
+def cpu_has_avx2():
+    """Whether this CPU runs AVX2 instructions (False where that cannot be asked)."""
+    return fs_cpu_has_avx2() != 0
