@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._parallel import run_chunks, thread_buffer
 from ._validation import (
+    NonFiniteError,
     assume_finite,
     check_bool,
     check_connectivity,
@@ -30,6 +31,7 @@ from ._validation import (
     check_min_size,
     check_mode,
     check_n_jobs,
+    non_finite_error,
 )
 from .components import _clean_into
 from .features import (
@@ -224,7 +226,9 @@ class _Predictor:
 
     def _check_batch(self, images, brain) -> tuple:
         """(batch, brain or None, single): checked images (N, H, W, C) and masks (N, H, W)."""
-        batch, single = check_images(images)
+        # normalised per slice, the images are checked for NaN and infinities by the kernel (on the
+        # slice it is about to read anyway), not by a pass over the whole batch here
+        batch, single = check_images(images, check_finite=self.normalize != "brain")
         N, H, W, C = batch.shape
         if C != self.n_channels_:
             raise ValueError(f"images have {C} channels but the segmenter was fitted on {self.n_channels_}")
@@ -260,7 +264,10 @@ class _Predictor:
                     if self.verbose and N > chunk:
                         self._log(f"segmented images {start}-{stop - 1} of {N}")
 
-        run_chunks(work, len(starts), n_jobs)
+        try:
+            run_chunks(work, len(starts), n_jobs)
+        except NonFiniteError:  # found in one chunk: report the count over the whole batch
+            raise non_finite_error(batch) from None
 
 
     def _post_process(self, masks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

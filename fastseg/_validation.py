@@ -118,11 +118,19 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
     if check_finite and getattr(_state, "assume_finite", False):
         check_finite = False
     if check_finite and arr.dtype.kind == "f" and not _all_finite(batch):
-        n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
-        raise ValueError(
-            f"{name} must contain only finite values, got {n_bad} NaN or infinite value(s)"
-        )
+        raise non_finite_error(batch, name)
     return batch, single
+
+
+class NonFiniteError(ValueError):
+    """Images holding NaN or infinite values (a ValueError; its own class so that code checking a part
+    of a batch can re-raise with the count over the whole batch)."""
+
+
+def non_finite_error(batch: np.ndarray, name: str = "images") -> NonFiniteError:
+    """The ValueError :func:`check_images` raises for a float array holding NaN or infinite values."""
+    n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
+    return NonFiniteError(f"{name} must contain only finite values, got {n_bad} NaN or infinite value(s)")
 
 
 def _all_finite(a: np.ndarray) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._ext import _normalize
-from ._validation import check_images, check_masks
+from ._validation import check_images, check_masks, non_finite_error
 
 __all__ = ["brain_mask", "normalize_brain"]
 
@@ -104,7 +104,7 @@ def normalize_brain(images: ArrayLike, brain: ArrayLike) -> NDArray[np.float32]:
     slice's position; re-standardising each slice over its own brain pixels
     makes intensities comparable between patients and slices.  A channel with
     (near) zero spread inside the brain is only centred.  Computed by a Cython
-    kernel in float64 (three passes per slice, no temporaries).
+    kernel in float64 (a finiteness check and three passes per slice, no temporaries).
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ def normalize_brain(images: ArrayLike, brain: ArrayLike) -> NDArray[np.float32]:
     >>> normalize_brain(image, np.array([[True, True, False]]))[..., 0]
     array([[-1.,  1.,  0.]], dtype=float32)
     """
-    batch, single = check_images(images)
+    batch, single = check_images(images, check_finite=False)  # the kernel checks, slice by slice
     N, H, W, C = batch.shape
     m = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
     out = _normalize_brain_into(batch, m, np.empty_like(batch))
@@ -133,7 +133,11 @@ def normalize_brain(images: ArrayLike, brain: ArrayLike) -> NDArray[np.float32]:
 
 
 def _normalize_brain_into(batch: np.ndarray, brain: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """:func:`normalize_brain` of a checked (N, H, W, C) float32 batch and (N, H, W) uint8 or bool
-    masks, written into ``out`` (the batch's shape and dtype); returns ``out``."""
-    _normalize.normalize_brain(batch, brain.view(np.uint8), out, np.empty((2, batch.shape[3])), _MIN_STD)
+    """:func:`normalize_brain` of a (N, H, W, C) float32 batch (checked but for finiteness) and
+    (N, H, W) uint8 or bool masks, written into ``out`` (the batch's shape and dtype); returns ``out``.
+
+    Raises check_images' ValueError if the batch holds a NaN or an infinite value (the kernel looks
+    at every value of a slice before normalising it)."""
+    if _normalize.normalize_brain(batch, brain.view(np.uint8), out, np.empty((2, batch.shape[3])), _MIN_STD) >= 0:
+        raise non_finite_error(batch)
     return out

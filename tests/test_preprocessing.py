@@ -111,3 +111,32 @@ def test_divide_into_slices_rejects_bad_buffers():
             _normalize.divide_into_slices(volume, bad, out, 0)
     with pytest.raises(ValueError, match="ndarray is not Fortran contiguous"):
         _normalize.divide_into_slices(np.ones((4, 3, 2)), 1.0, out, 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, -np.nan])
+@pytest.mark.parametrize("where", ["brain", "background", "last value"])
+def test_normalize_rejects_any_non_finite_value(bad, where):
+    """The kernel looks at every value of a slice, inside the brain or not, before normalising it."""
+    x = np.random.default_rng(0).standard_normal((3, 9, 7, 4)).astype(np.float32)
+    brain = np.zeros((3, 9, 7), bool)
+    brain[:, 2:7, 1:6] = True
+    at = {"brain": (1, 4, 3, 2), "background": (2, 0, 0, 0), "last value": (2, 8, 6, 3)}[where]
+    x[at] = bad
+    before = x.copy()
+    with pytest.raises(ValueError, match=r"images must contain only finite values, got 1 NaN or infinite"):
+        normalize_brain(x, brain)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_predict_counts_non_finite_values_over_the_whole_batch(rng):
+    from fastseg import PixelSegmenter
+
+    x = rng.standard_normal((40, 12, 12, 4)).astype(np.float32)
+    y = np.zeros((40, 12, 12), bool)
+    y[:, 4:8, 4:8] = True
+    seg = PixelSegmenter(max_iter=5, max_pixels=50, random_state=0).fit(x[:4], y[:4])
+    x[0, 0, 0, 0] = np.nan  # the first chunk of 16 slices
+    x[33, 5, 5, 1] = np.inf  # the third
+    for n_jobs in (1, 2):
+        with pytest.raises(ValueError, match=r"images must contain only finite values, got 2 NaN or infinite"):
+            seg.set_params(n_jobs=n_jobs).predict(x)

@@ -1,11 +1,38 @@
 """Per-slice standardisation of each channel over the brain pixels; background set to 0.
 
-Three passes per slice over the brain pixels (sum, squared deviations, write),
+Four passes per slice: a finiteness check of every value (integer operations the
+compiler vectorises; it also brings the slice into cache for the others), then
+over the brain pixels the sum, the squared deviations and the write,
 accumulated in float64, without the boolean-indexed copies numpy would make.
+Checking here, slice by slice, spares callers a separate pass over the whole
+batch in memory.
 
 Compiler directives are set once, in setup.py.
 """
 from libc.math cimport sqrt
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef uint32_t __attribute__((__may_alias__)) fs_float_bits;
+    #else
+    typedef uint32_t fs_float_bits;
+    #endif
+    /* Whether all n floats are finite: a float is NaN or infinite exactly when its exponent bits are all
+       ones, and adding 1 to the exponent field then carries into the sign bit. */
+    static inline int fs_all_finite(const float *x, Py_ssize_t n)
+    {
+        const fs_float_bits *bits = (const fs_float_bits *)x;
+        uint32_t carry = 0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++)
+            carry |= (bits[i] & 0x7f800000u) + 0x00800000u;
+        return (carry & 0x80000000u) == 0;
+    }
+    """
+    int fs_all_finite(const float* x, Py_ssize_t n) noexcept nogil
 
 
 def normalize_brain(
@@ -15,9 +42,13 @@ def normalize_brain(
     double[:, ::1] stats not None,               # SCRATCH (2, C) mean and std of one slice
     double min_std,
 ):
-    """Write ``(x - mean) / std`` over each slice's brain pixels (std < min_std: 1), 0 elsewhere."""
+    """Write ``(x - mean) / std`` over each slice's brain pixels (std < min_std: 1), 0 elsewhere.
+
+    Returns -1, or the first slice holding a NaN or an infinite value (anywhere, brain or not): that
+    slice and the following ones are then not written.
+    """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n, bad = -1
     if brain.shape[0] != N or brain.shape[1] != H or brain.shape[2] != W:
         raise ValueError(f"brain must have shape {(N, H, W)}")
     if out.shape[0] != N or out.shape[1] != H or out.shape[2] != W or out.shape[3] != C:
@@ -25,11 +56,15 @@ def normalize_brain(
     if stats.shape[0] != 2 or stats.shape[1] != C:
         raise ValueError(f"stats must have shape {(2, C)}")
     if N * H * W * C == 0:
-        return
+        return -1
     with nogil:
         for n in range(N):
+            if not fs_all_finite(&images[n, 0, 0, 0], H * W * C):
+                bad = n
+                break
             normalize_slice(&images[n, 0, 0, 0], &brain[n, 0, 0], H * W, C, &out[n, 0, 0, 0],
                             &stats[0, 0], &stats[1, 0], min_std)
+    return bad
 
 
 cdef void masked_sums(
