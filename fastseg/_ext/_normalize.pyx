@@ -10,6 +10,8 @@ batch in memory.
 Compiler directives are set once, in setup.py.
 """
 from libc.math cimport sqrt
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy, memset
 
 
 cdef extern from *:
@@ -67,6 +69,27 @@ def normalize_brain(
     return bad
 
 
+cdef inline Py_ssize_t next_brain(const unsigned char* brain, Py_ssize_t p, Py_ssize_t P) noexcept nogil:
+    """The first brain pixel at or after ``p`` (``P`` if none): through background runs eight mask
+    bytes at a time (most of a slice is background)."""
+    cdef uint64_t word
+    while p + 8 <= P:
+        memcpy(&word, brain + p, 8)
+        if word != 0:
+            break
+        p += 8
+    while p < P and not brain[p]:
+        p += 1
+    return p
+
+
+cdef inline Py_ssize_t run_end(const unsigned char* brain, Py_ssize_t p, Py_ssize_t P) noexcept nogil:
+    """The end of the run of brain pixels starting at ``p``."""
+    while p < P and brain[p]:
+        p += 1
+    return p
+
+
 cdef void masked_sums(
     const float* image, const unsigned char* brain, Py_ssize_t P, Py_ssize_t C,
     Py_ssize_t c0, Py_ssize_t nc,  # channels c0 .. c0 + nc - 1, nc <= 4
@@ -77,7 +100,8 @@ cdef void masked_sums(
     """Sums over brain pixels of up to four channels in one scan (or of squared deviations).
 
     Four scalar accumulators, one per channel, are independent chains that stay
-    in registers; brain masks are contiguous regions, so the branch predicts well.
+    in registers; the pixels are visited run of brain pixels by run, in raster
+    order (the background is skipped eight mask bytes at a time).
     """
     cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, d
     cdef double m0 = centre[c0] if squares else 0.0
@@ -85,31 +109,33 @@ cdef void masked_sums(
     cdef double m2 = centre[c0 + 2] if squares and nc > 2 else 0.0
     cdef double m3 = centre[c0 + 3] if squares and nc > 3 else 0.0
     cdef const float* px
-    cdef Py_ssize_t p
-    for p in range(P):
-        if not brain[p]:
-            continue
-        px = image + p * C + c0
-        if squares:
-            d = px[0] - m0
-            a0 += d * d
-            if nc > 1:
-                d = px[1] - m1
-                a1 += d * d
-            if nc > 2:
-                d = px[2] - m2
-                a2 += d * d
-            if nc > 3:
-                d = px[3] - m3
-                a3 += d * d
-        else:
-            a0 += px[0]
-            if nc > 1:
-                a1 += px[1]
-            if nc > 2:
-                a2 += px[2]
-            if nc > 3:
-                a3 += px[3]
+    cdef Py_ssize_t p, q, end
+    p = next_brain(brain, 0, P)
+    while p < P:
+        end = run_end(brain, p, P)
+        for q in range(p, end):
+            px = image + q * C + c0
+            if squares:
+                d = px[0] - m0
+                a0 += d * d
+                if nc > 1:
+                    d = px[1] - m1
+                    a1 += d * d
+                if nc > 2:
+                    d = px[2] - m2
+                    a2 += d * d
+                if nc > 3:
+                    d = px[3] - m3
+                    a3 += d * d
+            else:
+                a0 += px[0]
+                if nc > 1:
+                    a1 += px[1]
+                if nc > 2:
+                    a2 += px[2]
+                if nc > 3:
+                    a3 += px[3]
+        p = next_brain(brain, end, P)
     sums[c0] = a0
     if nc > 1:
         sums[c0 + 1] = a1
@@ -162,25 +188,25 @@ cdef void normalize_slice(
 
 cdef void write4(const float* image, const unsigned char* brain, Py_ssize_t P, float* out,
                  const double* mean, const double* scale) noexcept nogil:
-    """out = (image - mean) * scale at brain pixels, 0 elsewhere, for four channels."""
+    """out = (image - mean) * scale at brain pixels, 0 elsewhere, for four channels: run by run, each
+    background run one memset, each brain run a loop without branches."""
     cdef double m0 = mean[0], m1 = mean[1], m2 = mean[2], m3 = mean[3]
     cdef double s0 = scale[0], s1 = scale[1], s2 = scale[2], s3 = scale[3]
-    cdef Py_ssize_t p
+    cdef Py_ssize_t p = 0, q, start, end
     cdef const float* px
     cdef float* o
-    for p in range(P):
-        px = image + 4 * p
-        o = out + 4 * p
-        if brain[p]:
+    while p < P:
+        start = next_brain(brain, p, P)
+        memset(out + 4 * p, 0, 4 * (start - p) * sizeof(float))
+        end = run_end(brain, start, P)
+        for q in range(start, end):
+            px = image + 4 * q
+            o = out + 4 * q
             o[0] = <float>((px[0] - m0) * s0)
             o[1] = <float>((px[1] - m1) * s1)
             o[2] = <float>((px[2] - m2) * s2)
             o[3] = <float>((px[3] - m3) * s3)
-        else:
-            o[0] = 0.0
-            o[1] = 0.0
-            o[2] = 0.0
-            o[3] = 0.0
+        p = end
 
 
 def divide_into_slices(
