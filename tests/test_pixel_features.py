@@ -341,14 +341,16 @@ def test_features_use_the_avx2_build_where_the_cpu_has_it():
     assert features._pixfeat.__name__ == expected
 
 
-def test_the_avx2_build_can_be_turned_off():
+def test_the_avx2_build_can_be_turned_off(tmp_path):
+    import os
     import subprocess
     import sys
 
     code = "import fastseg.features as f; print(f._pixfeat.__name__)"
-    env = {**__import__("os").environ, "FASTSEG_DISABLE_AVX2": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "fastseg._ext._pixfeat"
+    env = {**os.environ, "FASTSEG_DISABLE_AVX2": "1"}
+    # outside the repository: from its root, "-c" would import the uncompiled source tree
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "fastseg._ext._pixfeat", out.stderr
 
 
 @settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
