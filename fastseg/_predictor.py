@@ -46,7 +46,17 @@ from .features import (
     pixel_features,
 )
 from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
-from .scoring import _ROWS_TILE, MLPWeights, _single_threaded_blas, linear_scores, mlp_arrays, mlp_row_scores, mlp_scores
+from .scoring import (
+    _ROWS_TILE,
+    OUTPUT_CODES,
+    MLPWeights,
+    _network_row_scores,
+    _single_threaded_blas,
+    linear_arrays,
+    linear_scores,
+    mlp_arrays,
+    mlp_scores,
+)
 
 _CLASSIFIERS = ("mlp", "linear-svm", "logistic")
 
@@ -175,52 +185,44 @@ class _Predictor:
                 out[b.view(bool)] = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
             return out
         # One image at a time through a buffer this thread reuses: the rows of one slice (3.5 MB) stay in
-        # cache between the feature kernel and the scorer, and no fresh memory is touched.
+        # cache between the feature kernel and the scorer, and no fresh memory is touched.  A linear model
+        # is scored as the network without hidden layers, by the same kernels.
         kind, arrays = self.scorer_
-        if kind != "linear":
-            weights = MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"])
+        if kind == "linear":
+            network = linear_arrays(arrays["coef"], arrays["intercept"])
+        else:
+            network = mlp_arrays(MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"]))
+        output = OUTPUT_CODES[self.score_kind_]
         N, H, W, C = x.shape
         F = len(self.feature_names_)
         spec = _row_spec(self.k, self.mode, self.box_sizes, self.std_sizes, self.asymmetry, ASYMMETRY_BOX,
                          self.gradient_size, self.position)
         buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
         out = _chunk_buffer("scores", (N, H, W), np.float32)
-        if kind != "linear" and n_jobs == 1:
-            # the whole chunk in one kernel call: rows, network and scatter per image, without
-            # returning to Python between images (the same numbers as the loop below)
-            u8 = b.view(np.uint8)
-            plan = _context_plan(u8, u8, spec)
-            flat_w, flat_b, sizes, code = mlp_arrays(weights)
-            size = _pixfeat.scratch_size(H, W, C, F)
-            scratch = thread_buffer(("pixel_context", size), lambda: np.empty(size, dtype=np.float64))
-            widest = int(sizes[1:].max())
-            act = thread_buffer(("mlp_act", _ROWS_TILE * widest),
-                                lambda: np.empty((2, _ROWS_TILE * widest), dtype=np.float32))
-            with _single_threaded_blas():
-                _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
-                                          scores=out, rowbuf=buf.reshape(H * W, F), scratch=scratch, act=act,
-                                          tile_rows=_ROWS_TILE, n0=0, n1=N, **plan)
-            return out
-        out[~b.view(bool)] = 0  # the others are all written below
         u8 = b.view(np.uint8)
-        # BLAS capped to one thread once for the chunk (the row kernel caps it too, per call): restoring
-        # OpenBLAS's thread count after every slice woke its spinning threads, which competed with ours
+        # BLAS capped to one thread once for the chunk: restoring OpenBLAS's thread count after every
+        # slice woke its spinning threads, which competed with ours
         with _single_threaded_blas():
+            if n_jobs == 1:
+                # the whole chunk in one kernel call: rows, network and scatter per image, without
+                # returning to Python between images (the same numbers as the loop below)
+                flat_w, flat_b, sizes, code = network
+                size = _pixfeat.scratch_size(H, W, C, F)
+                scratch = thread_buffer(("pixel_context", size), lambda: np.empty(size, dtype=np.float64))
+                widest = int(sizes[1:].max())
+                act = thread_buffer(("mlp_act", _ROWS_TILE * widest),
+                                    lambda: np.empty((2, _ROWS_TILE * widest), dtype=np.float32))
+                _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
+                                          output=output, scores=out, rowbuf=buf.reshape(H * W, F),
+                                          scratch=scratch, act=act, tile_rows=_ROWS_TILE, n0=0, n1=N,
+                                          **_context_plan(u8, u8, spec))
+                return out
+            # one chunk shared by n_jobs threads: each image's rows, then their tiles across the threads
+            out[~b.view(bool)] = 0  # the others are all written below
             for i in range(N):
-                inside = b[i].view(bool)
                 X = _context_rows(x[i:i + 1], u8[i:i + 1], u8[i:i + 1], spec, F, out=buf)
-                if not X.shape[0]:
-                    continue
-                if kind == "linear":
-                    # one pixel per row of a one-column "image": the kernel's per-pixel sums do not depend
-                    # on the batch (a BLAS matrix-vector product's blocking does)
-                    s = linear_scores(X.reshape(1, X.shape[0], 1, F), (arrays["coef"], arrays["intercept"]),
-                                      1).ravel()
-                    if self.score_kind_ == "proba":  # logistic regression
-                        s = 1.0 / (1.0 + np.exp(-s, dtype=np.float32))
-                else:  # the image's rows are one segment: tiles never straddle two images
-                    s = mlp_row_scores(X, weights, n_jobs)
-                out[i][inside] = s
+                if X.shape[0]:  # the image's rows are one segment: tiles never straddle two images
+                    out[i][b[i].view(bool)] = _network_row_scores(X, network, output, n_jobs)
         return out
 
 

@@ -442,6 +442,20 @@ def mlp_arrays(weights: MLPWeights) -> tuple:
     return flat_w, flat_b, sizes, _ACTIVATION_CODES[activation]
 
 
+def linear_arrays(coef: ArrayLike, intercept: float) -> tuple:
+    """A linear model as the row kernels take a network (:func:`mlp_arrays`): the network without hidden
+    layers, sizes (F, 1); its output unit is the decision value (or, through the logistic, the
+    probability of a logistic regression)."""
+    flat_w = np.ravel(np.asarray(coef, dtype=np.float64)).astype(np.float32)
+    flat_b = np.array([intercept], dtype=np.float32)
+    return flat_w, flat_b, np.array([flat_w.size, 1], dtype=np.intp), _ACTIVATION_CODES["identity"]
+
+
+#: The output unit's activation code for the row kernels: probabilities (MLP, logistic regression) or
+#: decision values (linear SVM).
+OUTPUT_CODES = {"proba": _ACTIVATION_CODES["logistic"], "decision": _ACTIVATION_CODES["identity"]}
+
+
 def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
                    segments: np.ndarray | None = None) -> NDArray[np.float32]:
     """Probabilities of an MLP for feature rows already in memory (no window gather).
@@ -455,8 +469,15 @@ def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
     the batch; threads share the segments (or the tiles of a single one).  The
     results are the same for any ``n_jobs``.
     """
+    return _network_row_scores(rows, mlp_arrays(weights), OUTPUT_CODES["proba"], n_jobs, segments)
+
+
+def _network_row_scores(rows: np.ndarray, network: tuple, output: int, n_jobs: int = 1,
+                        segments: np.ndarray | None = None) -> NDArray[np.float32]:
+    """:func:`mlp_row_scores` of a network as :func:`mlp_arrays` or :func:`linear_arrays` give it, its
+    output unit's activation ``output`` (:data:`OUTPUT_CODES`)."""
     rows = np.ascontiguousarray(rows, dtype=np.float32)
-    flat_w, flat_b, sizes, code = mlp_arrays(weights)
+    flat_w, flat_b, sizes, code = network
     tile = _ROWS_TILE
     n = rows.shape[0]
     out = np.empty(n, dtype=np.float32)
@@ -468,7 +489,7 @@ def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
         act = np.empty((2, tile * int(sizes[1:].max())), dtype=np.float32)
         for i in range(a, b):
             lo, hi = bounds[i], bounds[i + 1]
-            _mlp.mlp_rows(rows[lo:hi], flat_w, flat_b, sizes, code, out[lo:hi], act, tile)
+            _mlp.mlp_rows(rows[lo:hi], flat_w, flat_b, sizes, code, out[lo:hi], act, tile, output)
 
     with _single_threaded_blas():
         run_chunks(work, len(bounds) - 1, n_jobs)

@@ -194,23 +194,24 @@ def test_kernel_rejects_inconsistent_buffers(rng):
 
 # ------------------------------------------------ pixel_mlp_scores: rows, network and scatter in one kernel
 
-def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256):
-    """``_pixfeat.pixel_mlp_scores`` over the whole batch, its arguments made as PixelSegmenter makes them."""
+def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3):
+    """``_pixfeat.pixel_mlp_scores`` over the whole batch, its arguments made as PixelSegmenter makes them;
+    ``weights`` an MLPWeights or the tuple of ``scoring.linear_arrays``."""
     from fastseg._ext import _pixfeat
     from fastseg.features import _context_plan, _row_spec
-    from fastseg.scoring import mlp_arrays
+    from fastseg.scoring import MLPWeights, mlp_arrays
 
     N, H, W, C = x.shape
     spec = _row_spec(family.get("k", 1), "reflect", family.get("mean_sizes", ()), family.get("std_sizes", (7, 15)),
                      family.get("asymmetry", True), family.get("asymmetry_box", 15),
                      family.get("gradient_size", 5), family.get("position", True))
     plan = _context_plan(b.view(np.uint8), rows.view(np.uint8), spec)
-    flat_w, flat_b, sizes, code = mlp_arrays(weights)
+    flat_w, flat_b, sizes, code = mlp_arrays(weights) if isinstance(weights, MLPWeights) else weights
     F = int(sizes[0])
     widest = int(sizes[1:].max())
     scores = np.full((N, H, W), np.nan, np.float32)  # every pixel must be written
     _pixfeat.pixel_mlp_scores(
-        x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, scores=scores,
+        x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=output, scores=scores,
         rowbuf=np.empty((H * W, F), np.float32), scratch=np.empty(_pixfeat.scratch_size(H, W, C, F)),
         act=np.empty((2, tile_rows * widest), np.float32), tile_rows=tile_rows, n0=0, n1=N, **plan)
     return scores
@@ -281,6 +282,47 @@ def test_fused_mlp_scores_any_tile_size(rng, tile_rows):
     assert (got[~b] == 0).all() and (got[b] > 0).all()
 
 
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20), st.integers(1, 4)),
+               elements=st.floats(-20, 20, width=32)),
+    st.data(),
+)
+def test_fused_linear_scores_equal_rows_then_dot(x, data):
+    """A linear model through the fused kernel (the network without hidden layers): its decision values
+    (output identity) or logistic regression's probabilities (output logistic), bit for bit what the
+    row scorer gives image by image, and close to a float64 dot product on the reference rows."""
+    from fastseg.scoring import OUTPUT_CODES, _network_row_scores, linear_arrays
+
+    N, H, W, C = x.shape
+    b = data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    rows = b if data.draw(st.booleans()) else data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    family = dict(k=data.draw(st.sampled_from([1, 3])) if min(H, W) >= 2 else 1,
+                  std_sizes=data.draw(st.lists(st.integers(0, 4).map(lambda r: 2 * r + 1), max_size=2)),
+                  asymmetry=data.draw(st.booleans()), gradient_size=data.draw(st.sampled_from([0, 3])),
+                  position=data.draw(st.booleans()))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    F = len(pixel_feature_names(C, **family))
+    coef, intercept = rng.standard_normal(F) / np.sqrt(F), float(rng.standard_normal())
+    kind = data.draw(st.sampled_from(["decision", "proba"]))
+    network = linear_arrays(coef, intercept)
+    got = _fused_mlp_scores(x, b, rows, family, network, output=OUTPUT_CODES[kind])
+
+    expected = np.zeros((N, H, W), np.float32)
+    for n in range(N):
+        R = pixel_features(x[n:n + 1], b[n:n + 1], mask=rows[n:n + 1], **family)
+        if R.shape[0]:
+            expected[n][rows[n]] = _network_row_scores(R, network, OUTPUT_CODES[kind])
+    np.testing.assert_array_equal(got, expected)
+
+    z = ref.pixel_features(x, b, mask=rows, **family).astype(np.float64) @ network[0].astype(np.float64) \
+        + network[1][0]
+    want = z if kind == "decision" else 1.0 / (1.0 + np.exp(-z))
+    # tolerance: float32 rows and sums against float64 ones (values up to 20, F up to 60 columns)
+    np.testing.assert_allclose(got[rows], want, rtol=1e-4, atol=2e-3)
+    assert (got[~rows] == 0).all()
+
+
 def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
     from fastseg._ext import _pixfeat
     from fastseg.features import _context_plan, _row_spec
@@ -292,7 +334,7 @@ def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
     spec = _row_spec(1, "reflect", (), (3,), False, 15, 0, False)
     plan = _context_plan(b, b, spec)
     flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, 4, (3,), "relu"))
-    good = dict(weights=flat_w, biases=flat_b, sizes=sizes, activation=code, scores=np.empty((2, 6, 5), np.float32),
+    good = dict(weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=np.empty((2, 6, 5), np.float32),
                 rowbuf=np.empty((30, 4), np.float32), scratch=np.empty(_pixfeat.scratch_size(6, 5, 2, 4)),
                 act=np.empty((2, 8 * 3), np.float32), tile_rows=8, n0=0, n1=2)
 
@@ -312,6 +354,7 @@ def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
         (dict(scores=np.empty((2, 6, 6), np.float32)), r"scores must have shape \(2, 6, 5\)"),
         (dict(act=np.empty((2, 23), np.float32)), "act of shape"),
         (dict(tile_rows=0), "tile_rows"),
+        (dict(output=4), "output must be an activation code 0-3, got 4"),
         (dict(scratch=good["scratch"][:-1]), "scratch must hold"),
         (dict(n1=3), "need 0 <= n0 <= n1 <= N"),
         (dict(bbox=np.array([[0, 6, 0, 4]] * 2, np.intp)), "bbox must lie in the image"),
@@ -392,7 +435,7 @@ def test_avx2_build_gives_the_same_bits(x, data):
     flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, F, (9,), "relu"))
     for module in (_pixfeat, avx2):
         scores = np.full((N, H, W), np.nan, np.float32)
-        module.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, scores=scores,
+        module.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
                                 rowbuf=np.empty((H * W, F), np.float32), scratch=np.empty(size),
                                 act=np.empty((2, 64 * 9), np.float32), tile_rows=64, n0=0, n1=N, **plan)
         got[module.__name__] = scores

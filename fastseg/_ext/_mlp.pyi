@@ -29,4 +29,5 @@ def mlp_rows(
     out: NDArray[np.float32],
     act: NDArray[np.float32],
     tile_rows: int,
+    output: int = 3,
 ) -> None: ...

@@ -95,9 +95,11 @@ cdef void forward_tile(
     const Py_ssize_t* sizes,       # IN  (n_layers + 1,) widths, last = 1
     Py_ssize_t n_layers,
     int code,                      #     hidden activation
+    int output,                    #     the output unit's activation (logistic for a binary MLP)
     float* act0, float* act1,      # SCRATCH (t * max width,) each
 ) noexcept nogil:
-    """Run the tile through all layers; the probabilities end up in the returned buffer's first t floats."""
+    """Run the tile through all layers; the outputs end up in the first t floats of ``act0`` if
+    ``n_layers`` is odd, else of ``act1``."""
     cdef char transa = b'N', transb = b'N'
     cdef float alpha = 1, beta = 0
     cdef int m, n = <int>t, kk, lda, ldb, ldc
@@ -112,7 +114,7 @@ cdef void forward_tile(
         ldb = kk
         ldc = m
         sgemm(&transa, &transb, &m, &n, &kk, &alpha, <float*>weights, &lda, src, &ldb, &beta, dst, &ldc)
-        activate(dst, m, biases, t, code if layer < n_layers - 1 else ACT_LOGISTIC)
+        activate(dst, m, biases, t, code if layer < n_layers - 1 else output)
         weights += sizes[layer] * sizes[layer + 1]
         biases += sizes[layer + 1]
         src = dst
@@ -202,7 +204,7 @@ def mlp_scores(
                 t = gather_tile(&padded[0, 0, 0], pos_stop, W, mask_ptr, &pos, T, &tile[0, 0], &index[0], k, C)
                 if t == 0:
                     break
-                forward_tile(&tile[0, 0], t, &weights[0], &biases[0], &sizes[0], n_layers, activation,
+                forward_tile(&tile[0, 0], t, &weights[0], &biases[0], &sizes[0], n_layers, activation, ACT_LOGISTIC,
                              &act[0, 0], &act[1, 0])
                 proba = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
                 for i in range(t):
@@ -218,9 +220,11 @@ def mlp_rows(
     float[::1] out not None,                     # OUT     (n,) probabilities
     float[:, ::1] act not None,                  # SCRATCH (2, tile_rows * widest layer)
     Py_ssize_t tile_rows,
+    int output=ACT_LOGISTIC,                     #         the output unit's activation code
 ):
     """Probability of the positive class for each feature row: the MLP run in blocks of ``tile_rows`` rows
-    straight from ``rows`` (no gather: the rows already are the network's input)."""
+    straight from ``rows`` (no gather: the rows already are the network's input).  With ``output`` 0
+    (identity) the output unit's value itself: a linear model's decision value, for sizes (F, 1)."""
     cdef Py_ssize_t n = rows.shape[0], n_layers = sizes.shape[0] - 1, start, t, j, widest = 0, n_weights = 0, n_biases = 0
     cdef float* result
     if n_layers < 1 or sizes[n_layers] != 1 or sizes[0] != rows.shape[1]:
@@ -235,6 +239,8 @@ def mlp_rows(
         raise ValueError("weights and biases must match sizes")
     if out.shape[0] != n or tile_rows < 1 or act.shape[0] != 2 or act.shape[1] < tile_rows * widest:
         raise ValueError("out must have one entry per row and act shape (2, >= tile_rows * widest)")
+    if not ACT_IDENTITY <= output <= ACT_LOGISTIC:
+        raise ValueError(f"output must be an activation code 0-3, got {output}")
     if n == 0 or rows.shape[1] == 0:
         return
     with nogil:
@@ -242,7 +248,7 @@ def mlp_rows(
         while start < n:
             t = min(tile_rows, n - start)
             forward_tile(<float*>&rows[start, 0], t, &weights[0], &biases[0], &sizes[0], n_layers, code,
-                         &act[0, 0], &act[1, 0])
+                         output, &act[0, 0], &act[1, 0])
             result = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
             for j in range(t):
                 out[start + j] = result[j]

@@ -496,7 +496,8 @@ def pixel_mlp_scores(
     const float[::1] biases not None,                # IN  layers' biases, concatenated
     const Py_ssize_t[::1] sizes not None,            # IN  (n_layers + 1,) widths: the row width, hidden..., 1
     int activation,                                  #     hidden activation code (as ``_mlp``)
-    float[:, :, ::1] scores not None,                # OUT (N, H, W) probabilities; 0 where ``rows`` is 0
+    int output,                                      #     the output unit's: 3 logistic, 0 identity
+    float[:, :, ::1] scores not None,                # OUT (N, H, W) the output; 0 where ``rows`` is 0
     float[:, ::1] rowbuf not None,                   # SCRATCH (>= the most rows of one image, row width)
     double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, row width)
     float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
@@ -504,7 +505,9 @@ def pixel_mlp_scores(
     Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
 ):
     """Score every requested pixel of images n0 .. n1 - 1 with an MLP over its feature rows
-    (window and context, as :func:`pixel_context` writes them), one image at a time.
+    (window and context, as :func:`pixel_context` writes them), one image at a time.  A linear
+    model is the network without hidden layers (sizes (F, 1)): ``output`` 0 gives its decision
+    values, 3 (logistic regression) its probabilities.
 
     An image's rows go into ``rowbuf`` (which stays in cache), then through the
     network ``tile_rows`` rows at a time from its first row (``_mlp.forward_tile``,
@@ -537,6 +540,8 @@ def pixel_mlp_scores(
         raise ValueError(f"weights/biases must hold {n_weights}/{n_biases} values for these sizes")
     if scores.shape[0] != N or scores.shape[1] != H or scores.shape[2] != W:
         raise ValueError(f"scores must have shape {(N, H, W)}")
+    if not 0 <= output <= 3:
+        raise ValueError(f"output must be an activation code 0-3, got {output}")
     if tile_rows < 1 or tile_rows > 2147483647 or act.shape[0] != 2 or act.shape[1] < tile_rows * widest:
         raise ValueError(f"need 1 <= tile_rows < 2**31 and act of shape (2, >= {tile_rows * widest})")
     if scratch.shape[0] < scratch_size(H, W, C, F):
@@ -571,7 +576,7 @@ def pixel_mlp_scores(
                 while start < count:
                     t = min(tile_rows, count - start)
                     forward_tile(&rowbuf[start, 0], t, &weights[0], &biases[0], &sizes[0], n_layers,
-                                 activation, &act[0, 0], &act[1, 0])
+                                 activation, output, &act[0, 0], &act[1, 0])
                     result = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
                     for j in range(t):  # the j-th row is the next requested pixel in raster order
                         while not want[p]:

@@ -49,6 +49,7 @@ def pixel_mlp_scores(
     biases: NDArray[np.float32],
     sizes: NDArray[np.intp],
     activation: int,
+    output: int,
     scores: NDArray[np.float32],
     rowbuf: NDArray[np.float32],
     scratch: NDArray[np.float64],
