@@ -362,7 +362,7 @@ cdef void _pixel_rows(
                 # Context columns of the whole span, family by family: straight into the output rows
                 # when every pixel of the span is requested (brain rows mostly are one run), else into
                 # ctx, one row per pixel of the span, copied to the requested pixels' rows below.
-                direct = row + m <= row_start[n + 1]
+                direct = Fc > 0 and row + m <= row_start[n + 1]  # (no context columns: nothing to place)
                 x = xa
                 while direct and x <= xb:
                     direct = want[x] != 0
