@@ -58,6 +58,8 @@ CONFIGS = {
     "-position": ("default without the position family", dict(position=False), True),
     "-window (k=1)": ("default with the pixel's own values instead of the 3x3 window", dict(k=1), True),
     "+means": ("default plus box means 7/15/31", dict(box_sizes=(7, 15, 31)), True),
+    "mlp24": ("default with MLP(24) (a quarter less MLP work per pixel)", dict(hidden_layer_sizes=(24,)), True),
+    "mlp16": ("default with MLP(16) (half the MLP work per pixel)", dict(hidden_layer_sizes=(16,)), True),
     "mlp64-600px": ("default with MLP(64), 600 px per slice, 100 epochs",
                     dict(hidden_layer_sizes=(64,), max_pixels=600, max_iter=100), True),
     "post-rel0.5": ("default, components < 50 % of the slice's largest removed (0.2 by default)",
