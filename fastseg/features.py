@@ -29,7 +29,7 @@ from ._validation import (
 
 def _pixfeat_module():
     """The pixel-feature kernels for this CPU: ``_pixfeat_avx2`` (the same code built with AVX2, the
-    same results, about a fifth faster) when the CPU has AVX2, else ``_pixfeat``.  Set the environment
+    same results, a few per cent faster) when the CPU has AVX2, else ``_pixfeat``.  Set the environment
     variable ``FASTSEG_DISABLE_AVX2=1`` (before importing fastseg) to use the baseline build."""
     if os.environ.get("FASTSEG_DISABLE_AVX2", "0") != "1" and _pixfeat_baseline.cpu_has_avx2():
         try:
