@@ -511,8 +511,8 @@ def pixel_mlp_scores(
 
     An image's rows go into ``rowbuf`` (which stays in cache), then through the
     network ``tile_rows`` rows at a time from its first row (``_mlp.forward_tile``,
-    as :func:`fastseg._ext._mlp.mlp_rows` runs them), and each probability to its
-    pixel of ``scores``.  The same numbers as those two kernels called in turn,
+    as :func:`fastseg._ext._mlp.mlp_rows` runs them), and each output to its pixel
+    of ``scores``.  The same numbers as those two kernels called in turn,
     without returning to Python between images.
     """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
