@@ -184,9 +184,8 @@ class _Predictor:
                 clf = self.classifier_
                 out[b.view(bool)] = clf.predict_proba(X)[:, 1] if self.score_kind_ == "proba" else clf.decision_function(X)
             return out
-        # One image at a time through a buffer this thread reuses: the rows of one slice (3.5 MB) stay in
-        # cache between the feature kernel and the scorer, and no fresh memory is touched.  A linear model
-        # is scored as the network without hidden layers, by the same kernels.
+        # Through buffers this thread reuses (no fresh memory is touched).  A linear model is scored as the
+        # network without hidden layers, by the same kernels.
         kind, arrays = self.scorer_
         if kind == "linear":
             network = linear_arrays(arrays["coef"], arrays["intercept"])
@@ -197,7 +196,6 @@ class _Predictor:
         F = len(self.feature_names_)
         spec = _row_spec(self.k, self.mode, self.box_sizes, self.std_sizes, self.asymmetry, ASYMMETRY_BOX,
                          self.gradient_size, self.position)
-        buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
         out = _chunk_buffer("scores", (N, H, W), np.float32)
         u8 = b.view(np.uint8)
         # BLAS capped to one thread once for the chunk: restoring OpenBLAS's thread count after every
@@ -207,18 +205,22 @@ class _Predictor:
                 # the whole chunk in one kernel call: rows, network and scatter per image, without
                 # returning to Python between images (the same numbers as the loop below)
                 flat_w, flat_b, sizes, code = network
+                # rows are scored as soon as a tile is full: a tile and an image row of rows, in cache
+                n_rows = min(H * W, _ROWS_TILE + W - 1)
+                rowbuf = thread_buffer(("tile_rows", n_rows, F), lambda: np.empty((n_rows, F), dtype=np.float32))
                 size = _pixfeat.scratch_size(H, W, C, F)
                 scratch = thread_buffer(("pixel_context", size), lambda: np.empty(size, dtype=np.float64))
                 widest = int(sizes[1:].max())
                 act = thread_buffer(("mlp_act", _ROWS_TILE * widest),
                                     lambda: np.empty((2, _ROWS_TILE * widest), dtype=np.float32))
                 _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
-                                          output=output, scores=out, rowbuf=buf.reshape(H * W, F),
+                                          output=output, scores=out, rowbuf=rowbuf,
                                           scratch=scratch, act=act, tile_rows=_ROWS_TILE, n0=0, n1=N,
                                           **_context_plan(u8, u8, spec))
                 return out
             # one chunk shared by n_jobs threads: each image's rows, then their tiles across the threads
             out[~b.view(bool)] = 0  # the others are all written below
+            buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
             for i in range(N):
                 X = _context_rows(x[i:i + 1], u8[i:i + 1], u8[i:i + 1], spec, F, out=buf)
                 if X.shape[0]:  # the image's rows are one segment: tiles never straddle two images

@@ -210,9 +210,12 @@ def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3):
     F = int(sizes[0])
     widest = int(sizes[1:].max())
     scores = np.full((N, H, W), np.nan, np.float32)  # every pixel must be written
+    # the smallest row buffer the kernel accepts: a tile and an image row, or an image's rows if fewer
+    most = int(np.diff(plan["row_start"]).max(initial=0))
     _pixfeat.pixel_mlp_scores(
         x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=output, scores=scores,
-        rowbuf=np.empty((H * W, F), np.float32), scratch=np.empty(_pixfeat.scratch_size(H, W, C, F)),
+        rowbuf=np.empty((min(most, tile_rows + W - 1), F), np.float32),
+        scratch=np.empty(_pixfeat.scratch_size(H, W, C, F)),
         act=np.empty((2, tile_rows * widest), np.float32), tile_rows=tile_rows, n0=0, n1=N, **plan)
     return scores
 
@@ -343,10 +346,14 @@ def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
 
     call()
     assert np.isfinite(good["scores"]).all()
+    # rows are scored a tile at a time as they are made: a tile and an image row of buffer are enough
+    smallest = good["scores"].copy()
+    call(rowbuf=np.empty((12, 4), np.float32), scores=smallest)
+    np.testing.assert_array_equal(smallest, good["scores"])
     cases = [
         (dict(row_start=np.array([0, 30, 51], np.intp)), "row_start must count the requested pixels"),
         (dict(row_start=np.array([0, 29, 49], np.intp)), "row_start must count the requested pixels"),
-        (dict(rowbuf=np.empty((29, 4), np.float32)), r"rowbuf must have shape \(>= 30, 4\)"),
+        (dict(rowbuf=np.empty((11, 4), np.float32)), r"rowbuf must have shape \(>= 12, 4\)"),  # 8 + 5 - 1
         (dict(rowbuf=np.empty((30, 5), np.float32)), r"rowbuf must have shape"),
         (dict(sizes=np.array([5, 3, 1], np.intp)), "sizes must run from the row width 4 to 1"),
         (dict(sizes=np.array([4, 3, 2], np.intp)), "sizes must run from the row width 4 to 1"),

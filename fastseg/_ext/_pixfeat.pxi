@@ -3,7 +3,7 @@
 
 from libc.math cimport fabs, sqrtf
 from libc.stdint cimport uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove, memset
 from libc.stdlib cimport malloc, free
 
 from ._mlp cimport forward_tile
@@ -265,9 +265,42 @@ def pixel_context(
     try:
         _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, rowmap, colmap,
                     asymmetry, asymmetry_box, gradient_size, position, out, offset, 0, scratch, n0, n1,
-                    inv_area, inv_asym, inv_grad)
+                    inv_area, inv_asym, inv_grad, NULL)
     finally:
         free(inv_area)
+
+
+cdef struct _Scorer:
+    # what pixel_mlp_scores hands _pixel_rows to score rows as they are made (tile by tile)
+    const float* weights
+    const float* biases
+    const Py_ssize_t* sizes
+    Py_ssize_t n_layers
+    int activation
+    int output
+    float* act0
+    float* act1
+    Py_ssize_t tile_rows
+    float* scores                # (N, H, W) the output
+    const unsigned char* want    # the current image's requested pixels
+    float* dst                   # ... and its scores
+    Py_ssize_t p                 # the next pixel to write
+
+
+cdef void _score_rows(_Scorer* sc, float* rows, Py_ssize_t t) noexcept nogil:
+    """Score ``t`` <= tile_rows rows through the network; write each output to the next requested pixel
+    (rows are in raster order), and 0 to the pixels skipped on the way."""
+    cdef Py_ssize_t j
+    cdef float* result
+    forward_tile(rows, t, sc.weights, sc.biases, sc.sizes, sc.n_layers, sc.activation, sc.output,
+                 sc.act0, sc.act1)
+    result = sc.act0 if sc.n_layers % 2 == 1 else sc.act1
+    for j in range(t):
+        while not sc.want[sc.p]:
+            sc.dst[sc.p] = 0.0
+            sc.p += 1
+        sc.dst[sc.p] = result[j]
+        sc.p += 1
 
 
 cdef void _pixel_rows(
@@ -277,7 +310,7 @@ cdef void _pixel_rows(
     Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
     bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
     float[:, ::1] out, Py_ssize_t offset, Py_ssize_t row_base, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
-    const double* inv_area, double inv_asym, double inv_grad,
+    const double* inv_area, double inv_asym, double inv_grad, _Scorer* sc,
 ) noexcept:
     """The loops of pixel_context, its preconditions checked (releases the GIL).
 
@@ -286,6 +319,13 @@ cdef void _pixel_rows(
     span) by contiguous loops over the span, then each requested pixel's row is
     its window plus its row of ``ctx``.  Global row ``row`` (``row_start``'s
     numbering) is written to ``out[row - row_base]``.
+
+    With a scorer ``sc`` (``out`` then a buffer of at least ``tile_rows + W - 1``
+    rows, offset 0), rows are scored as they are made: after each image row,
+    every full tile at the start of ``out`` goes through the network and the
+    rows left over move to the start, so the rows never leave the cache; an
+    image's last rows are scored at its end.  The tiles are those of scoring
+    all the image's rows at once, ``tile_rows`` at a time from its first row.
     """
     cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
@@ -316,9 +356,15 @@ cdef void _pixel_rows(
     cdef float* cx                                    # where the span's context rows go: ctx or out
     cdef Py_ssize_t cs                                # ... and their stride
     cdef bint direct
+    cdef Py_ssize_t filled, done, t
     with nogil:
         for n in range(n0, n1):
+            if sc != NULL:  # this image's rows go to the start of out, its scores to its plane of scores
+                row_base = row_start[n]
+                sc.want, sc.dst, sc.p = &rows[n, 0, 0], sc.scores + n * H * W, 0
             if row_start[n + 1] == row_start[n]:
+                if sc != NULL:
+                    memset(sc.dst, 0, H * W * sizeof(float))
                 continue
             img = &images[n, 0, 0, 0]
             inside = &brain[n, 0, 0]
@@ -476,6 +522,24 @@ cdef void _pixel_rows(
                                 col += C
                     if Fc and not direct:
                         memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
+                if sc != NULL and row - row_base >= sc.tile_rows:
+                    # score the full tiles, move the rows left over to the start
+                    filled, done = row - row_base, 0
+                    while filled - done >= sc.tile_rows:
+                        _score_rows(sc, &out[done, 0], sc.tile_rows)
+                        done += sc.tile_rows
+                    if filled > done:
+                        memmove(&out[0, 0], &out[done, 0], (filled - done) * out.shape[1] * sizeof(float))
+                    row_base += done
+            if sc != NULL:  # the image's last rows, then 0 for the pixels after its last requested one
+                filled, done = row - row_base, 0
+                while done < filled:
+                    t = min(sc.tile_rows, filled - done)
+                    _score_rows(sc, &out[done, 0], t)
+                    done += t
+                while sc.p < H * W:
+                    sc.dst[sc.p] = 0.0
+                    sc.p += 1
 
 
 def pixel_mlp_scores(
@@ -498,7 +562,7 @@ def pixel_mlp_scores(
     int activation,                                  #     hidden activation code (as ``_mlp``)
     int output,                                      #     the output unit's: 3 logistic, 0 identity
     float[:, :, ::1] scores not None,                # OUT (N, H, W) the output; 0 where ``rows`` is 0
-    float[:, ::1] rowbuf not None,                   # SCRATCH (>= the most rows of one image, row width)
+    float[:, ::1] rowbuf not None,                   # SCRATCH (>= min(most rows of an image, tile_rows + W - 1), row width)
     double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, row width)
     float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
     Py_ssize_t tile_rows,
@@ -509,20 +573,21 @@ def pixel_mlp_scores(
     model is the network without hidden layers (sizes (F, 1)): ``output`` 0 gives its decision
     values, 3 (logistic regression) its probabilities.
 
-    An image's rows go into ``rowbuf`` (which stays in cache), then through the
-    network ``tile_rows`` rows at a time from its first row (``_mlp.forward_tile``,
-    as :func:`fastseg._ext._mlp.mlp_rows` runs them), and each output to its pixel
-    of ``scores``.  The same numbers as those two kernels called in turn,
-    without returning to Python between images.
+    An image's rows go into ``rowbuf`` image row by image row; as soon as it holds
+    ``tile_rows`` rows they go through the network (``_mlp.forward_tile``, as
+    :func:`fastseg._ext._mlp.mlp_rows` runs them) and each output to its pixel of
+    ``scores``.  So the rows stay in the core's cache between the two steps (the
+    rows of a whole 240 x 240 brain, 3.5 MB, would not), and the tiles are those
+    of the image's rows ``tile_rows`` at a time from its first: the same numbers
+    as those two kernels called in turn, without returning to Python between images.
     """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
     cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, widest = 1, n_weights = 0, n_biases = 0
-    cdef Py_ssize_t n, j, p, P = H * W, count, start, t, most = 0
+    cdef Py_ssize_t n, j, p, P = H * W, count, most = 0
     cdef const unsigned char* want
-    cdef float* dst
-    cdef float* result
+    cdef _Scorer sc
     cdef double inv_asym, inv_grad
     cdef double* inv_area = NULL
     # preconditions, checked before the GIL is released
@@ -554,6 +619,7 @@ def pixel_mlp_scores(
         if count != row_start[n + 1] - row_start[n]:
             raise ValueError("row_start must count the requested pixels of each image")
         most = max(most, count)
+    most = min(most, tile_rows + W - 1)  # rows are scored as soon as a tile is full (see _pixel_rows)
     if rowbuf.shape[1] != F or rowbuf.shape[0] < most:
         raise ValueError(f"rowbuf must have shape (>= {most}, {F})")
     if N * H * W == 0 or n0 == n1:
@@ -561,33 +627,13 @@ def pixel_mlp_scores(
     inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
     inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
     inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
+    sc.weights, sc.biases, sc.sizes, sc.n_layers = &weights[0], &biases[0], &sizes[0], n_layers
+    sc.activation, sc.output, sc.act0, sc.act1 = activation, output, &act[0, 0], &act[1, 0]
+    sc.tile_rows, sc.scores = tile_rows, &scores[0, 0, 0]
     try:
-        for n in range(n0, n1):
-            count = row_start[n + 1] - row_start[n]
-            if count:
-                _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
-                            rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0,
-                            row_start[n], scratch, n, n + 1, inv_area, inv_asym, inv_grad)
-            with nogil:
-                want = &rows[n, 0, 0]
-                dst = &scores[n, 0, 0]
-                p = 0
-                start = 0
-                while start < count:
-                    t = min(tile_rows, count - start)
-                    forward_tile(&rowbuf[start, 0], t, &weights[0], &biases[0], &sizes[0], n_layers,
-                                 activation, output, &act[0, 0], &act[1, 0])
-                    result = &act[0, 0] if n_layers % 2 == 1 else &act[1, 0]
-                    for j in range(t):  # the j-th row is the next requested pixel in raster order
-                        while not want[p]:
-                            dst[p] = 0.0
-                            p += 1
-                        dst[p] = result[j]
-                        p += 1
-                    start += t
-                while p < P:
-                    dst[p] = 0.0
-                    p += 1
+        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                    rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0, 0, scratch,
+                    n0, n1, inv_area, inv_asym, inv_grad, &sc)
     finally:
         free(inv_area)
 
