@@ -67,12 +67,80 @@ cdef inline void _integrals_c(const float* img, const unsigned char* inside, Py_
                     Id[here + c] = Id[above + c] + ad[c]
 
 
+cdef void _integrals4(const float* img, const unsigned char* inside, Py_ssize_t W,
+                      Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                      double* I1, double* I2, double* Id) noexcept nogil:
+    """``_integrals_c`` for four channels, the same sums in the same order, with the running row sums in
+    local variables: in ``acc`` (memory that may alias the integral images, as far as the compiler
+    knows) every addition went through a store and a reload."""
+    cdef Py_ssize_t stride = (w + 1) * 4, y, x, here, above, p, q
+    cdef double a0, a1, a2, a3, s0, s1, s2, s3, d0, d1, d2, d3
+    cdef const float* src
+    cdef const float* mir
+    for x in range(stride):
+        I1[x] = 0.0
+        if I2 != NULL:
+            I2[x] = 0.0
+        if Id != NULL:
+            Id[x] = 0.0
+    for y in range(h):
+        a0 = a1 = a2 = a3 = s0 = s1 = s2 = s3 = d0 = d1 = d2 = d3 = 0.0
+        here = (y + 1) * stride
+        for x in range(4):
+            I1[here + x] = 0.0
+            if I2 != NULL:
+                I2[here + x] = 0.0
+            if Id != NULL:
+                Id[here + x] = 0.0
+        for x in range(w):
+            p = (r0 + y) * W + c0 + x
+            here = (y + 1) * stride + (x + 1) * 4
+            above = here - stride
+            if inside[p]:
+                src = img + p * 4
+                a0 += src[0]
+                a1 += src[1]
+                a2 += src[2]
+                a3 += src[3]
+                if I2 != NULL:
+                    s0 += <double>src[0] * src[0]
+                    s1 += <double>src[1] * src[1]
+                    s2 += <double>src[2] * src[2]
+                    s3 += <double>src[3] * src[3]
+                if Id != NULL:
+                    d0 += src[0]
+                    d1 += src[1]
+                    d2 += src[2]
+                    d3 += src[3]
+                    q = (r0 + y) * W + mirror[c0 + x]
+                    if inside[q]:
+                        mir = img + q * 4
+                        d0 -= mir[0]
+                        d1 -= mir[1]
+                        d2 -= mir[2]
+                        d3 -= mir[3]
+            I1[here] = I1[above] + a0
+            I1[here + 1] = I1[above + 1] + a1
+            I1[here + 2] = I1[above + 2] + a2
+            I1[here + 3] = I1[above + 3] + a3
+            if I2 != NULL:
+                I2[here] = I2[above] + s0
+                I2[here + 1] = I2[above + 1] + s1
+                I2[here + 2] = I2[above + 2] + s2
+                I2[here + 3] = I2[above + 3] + s3
+            if Id != NULL:
+                Id[here] = Id[above] + d0
+                Id[here + 1] = Id[above + 1] + d1
+                Id[here + 2] = Id[above + 2] + d2
+                Id[here + 3] = Id[above + 3] + d3
+
+
 cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
                      Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
                      double* I1, double* I2, double* Id, double* acc) noexcept nogil:
-    """``_integrals_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    """``_integrals_c``; with C = 4 (every MRI slice), ``_integrals4``."""
     if C == 4:
-        _integrals_c(img, inside, W, 4, r0, h, c0, w, mirror, I1, I2, Id, acc)
+        _integrals4(img, inside, W, r0, h, c0, w, mirror, I1, I2, Id)
     else:
         _integrals_c(img, inside, W, C, r0, h, c0, w, mirror, I1, I2, Id, acc)
 
@@ -141,6 +209,35 @@ cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint
         _put_c(src, n, 4, scale, root, tmp, ctx, Fc)
     else:
         _put_c(src, n, C, scale, root, tmp, ctx, Fc)
+
+
+cdef inline void _asym_c(const float* img, const unsigned char* inside, Py_ssize_t base, Py_ssize_t xa,
+                         Py_ssize_t m, const Py_ssize_t* mirror, Py_ssize_t C, float* cx, Py_ssize_t cs) noexcept nogil:
+    """cx[i cs + c] = the pixel's value minus its mirror's (the value itself if the mirror is not brain,
+    0 outside the brain) for the pixels xa .. xa + m - 1 of the image row starting at pixel ``base``."""
+    cdef Py_ssize_t i, c, p, q
+    for i in range(m):
+        p = base + xa + i
+        q = base + mirror[xa + i]
+        cell = cx + i * cs
+        if not inside[p]:
+            for c in range(C):
+                cell[c] = 0.0
+        elif inside[q]:
+            for c in range(C):
+                cell[c] = img[p * C + c] - img[q * C + c]
+        else:
+            for c in range(C):
+                cell[c] = img[p * C + c]
+
+
+cdef void _asym(const float* img, const unsigned char* inside, Py_ssize_t base, Py_ssize_t xa,
+                Py_ssize_t m, const Py_ssize_t* mirror, Py_ssize_t C, float* cx, Py_ssize_t cs) noexcept nogil:
+    """``_asym_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
+    if C == 4:
+        _asym_c(img, inside, base, xa, m, mirror, 4, cx, cs)
+    else:
+        _asym_c(img, inside, base, xa, m, mirror, C, cx, cs)
 
 
 def scratch_size(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t n_columns):
@@ -340,7 +437,6 @@ cdef void _pixel_rows(
     cdef const unsigned char* inside
     cdef const unsigned char* want
     cdef float* dst
-    cdef float* cell
     cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
     cdef double* I1 = &scratch[0]
     cdef double* I2 = &scratch[plane]
@@ -439,20 +535,7 @@ cdef void _pixel_rows(
                     _put(T2, m, C, 1.0, True, tmp, cx + col, cs)
                     col += C
                 if asymmetry:
-                    for i in range(m):
-                        x = xa + i
-                        p = y * W + x
-                        q = y * W + mirror[n, x]
-                        cell = cx + i * cs + col
-                        if not inside[p]:
-                            for c in range(C):
-                                cell[c] = 0.0
-                        elif inside[q]:
-                            for c in range(C):
-                                cell[c] = img[p * C + c] - img[q * C + c]
-                        else:
-                            for c in range(C):
-                                cell[c] = img[p * C + c]
+                    _asym(img, inside, y * W, xa, m, &mirror[n, 0], C, cx + col, cs)
                     col += C
                     r = asymmetry_box // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
@@ -488,40 +571,49 @@ cdef void _pixel_rows(
                         _put(T1, m, 1, inv_area[SM + SS + j], False, tmp, cx + col, cs)
                         col += 1
                 # the rows of the requested pixels: window, then context
-                for x in range(xa, xb + 1):
-                    if not want[x]:
-                        continue
-                    if row >= row_start[n + 1]:  # more requested pixels than row_start allows
-                        break
-                    dst = &out[row - row_base, offset]
-                    row += 1
-                    p = y * W + x
-                    if k == 1:
-                        for c in range(C):
-                            dst[c] = img[p * C + c]
-                    elif k == 3 and C == 4 and 1 <= y < H - 1 and 1 <= x < W - 1:  # the MRI default
-                        for dy in range(3):  # constant sizes: the compiler inlines the copies
+                if direct and k == 3 and C == 4 and 1 <= y < H - 1 and xa >= 1 and xb < W - 1:
+                    # the MRI default, every pixel of the span requested and inside the image: the
+                    # windows alone (the context is in place), with constant sizes the compiler inlines
+                    for x in range(xa, xb + 1):
+                        dst = &out[row - row_base, offset]
+                        row += 1
+                        for dy in range(3):
                             memcpy(dst + 12 * dy, img + ((y + dy - 1) * W + x - 1) * 4, 12 * sizeof(float))
-                    elif k and half <= y < H - half and half <= x < W - half:
-                        col = 0
-                        for dy in range(-half, half + 1):  # inside: k contiguous pixels per window row
-                            memcpy(dst + col, img + ((y + dy) * W + x - half) * C, k * C * sizeof(float))
-                            col += k * C
-                    elif k:
-                        col = 0
-                        for dy in range(-half, half + 1):
-                            yy = rowmap[y + dy + half]
-                            for dx in range(-half, half + 1):
-                                xx = colmap[x + dx + half]
-                                if yy < 0 or xx < 0:  # constant mode, outside the image: zero
-                                    for c in range(C):
-                                        dst[col + c] = 0.0
-                                else:
-                                    for c in range(C):
-                                        dst[col + c] = img[(yy * W + xx) * C + c]
-                                col += C
-                    if Fc and not direct:
-                        memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
+                else:
+                    for x in range(xa, xb + 1):
+                        if not want[x]:
+                            continue
+                        if row >= row_start[n + 1]:  # more requested pixels than row_start allows
+                            break
+                        dst = &out[row - row_base, offset]
+                        row += 1
+                        p = y * W + x
+                        if k == 1:
+                            for c in range(C):
+                                dst[c] = img[p * C + c]
+                        elif k == 3 and C == 4 and 1 <= y < H - 1 and 1 <= x < W - 1:  # the MRI default
+                            for dy in range(3):  # constant sizes: the compiler inlines the copies
+                                memcpy(dst + 12 * dy, img + ((y + dy - 1) * W + x - 1) * 4, 12 * sizeof(float))
+                        elif k and half <= y < H - half and half <= x < W - half:
+                            col = 0
+                            for dy in range(-half, half + 1):  # inside: k contiguous pixels per window row
+                                memcpy(dst + col, img + ((y + dy) * W + x - half) * C, k * C * sizeof(float))
+                                col += k * C
+                        elif k:
+                            col = 0
+                            for dy in range(-half, half + 1):
+                                yy = rowmap[y + dy + half]
+                                for dx in range(-half, half + 1):
+                                    xx = colmap[x + dx + half]
+                                    if yy < 0 or xx < 0:  # constant mode, outside the image: zero
+                                        for c in range(C):
+                                            dst[col + c] = 0.0
+                                    else:
+                                        for c in range(C):
+                                            dst[col + c] = img[(yy * W + xx) * C + c]
+                                    col += C
+                        if Fc and not direct:
+                            memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
                 if sc != NULL and row - row_base >= sc.tile_rows:
                     # score the full tiles, move the rows left over to the start
                     filled, done = row - row_base, 0
