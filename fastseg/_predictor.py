@@ -45,7 +45,7 @@ from .features import (
     pixel_feature_names,
     pixel_features,
 )
-from .preprocessing import _normalize_brain_into, brain_mask, normalize_brain
+from .preprocessing import _MIN_STD, _normalize_brain_into, brain_mask, normalize_brain
 from .scoring import (
     _ROWS_TILE,
     OUTPUT_CODES,
@@ -120,8 +120,9 @@ class _Predictor:
             raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
 
 
-    def _prepare(self, images, brain, out=None):
-        """(image, brain mask, single, input channels): validated and normalised (into ``out`` if given)."""
+    def _prepare(self, images, brain, out=None, normalise=True):
+        """(image, brain mask, single, input channels): validated and normalised (into ``out`` if given;
+        not at all if not ``normalise``: the fused scorer normalises each slice itself)."""
         batch, single = check_images(images)
         N, H, W, C = batch.shape
         if brain is not None:
@@ -129,7 +130,7 @@ class _Predictor:
         with assume_finite():  # checked just above; everything below is computed from it
             if brain is None:
                 b = brain_mask(batch)
-            if self.normalize != "brain":
+            if self.normalize != "brain" or not normalise:
                 x = batch
             else:
                 x = normalize_brain(batch, b) if out is None else _normalize_brain_into(batch, b, out)
@@ -157,10 +158,18 @@ class _Predictor:
         )
 
 
+    def _fuses_normalization(self, n_jobs: int) -> bool:
+        """Whether ``_scores`` takes the raw slices and normalises them itself (the fused kernel, one
+        thread per chunk, with brain normalisation)."""
+        return self.normalize == "brain" and n_jobs == 1 and self.scorer_ is not None and self._has_context()
+
+
     def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int = 1) -> np.ndarray:
         """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.
 
-        Called inside ``assume_finite()``: ``x`` is computed from checked images.
+        Called inside ``assume_finite()``: ``x`` is computed from checked images; when
+        ``_fuses_normalization(n_jobs)``, ``x`` is the raw slices, which the kernel
+        normalises one by one (and checks for NaN and infinities).
         With context features, the feature rows of the brain pixels are made by
         the pixel-feature kernel and scored in place (MLP: fastseg's tiled row
         kernel; linear: one product).  With the window alone, the fused kernels
@@ -213,10 +222,15 @@ class _Predictor:
                 widest = int(sizes[1:].max())
                 act = thread_buffer(("mlp_act", _ROWS_TILE * widest),
                                     lambda: np.empty((2, _ROWS_TILE * widest), dtype=np.float32))
-                _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
-                                          output=output, scores=out, rowbuf=rowbuf,
-                                          scratch=scratch, act=act, tile_rows=_ROWS_TILE, n0=0, n1=N,
-                                          **_context_plan(u8, u8, spec))
+                # each slice normalised into a buffer that stays in cache for the row kernel
+                normalized = thread_buffer(("normalised slice", H, W, C), lambda: np.empty((H, W, C), np.float32))
+                bad = _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
+                                                output=output, scores=out, rowbuf=rowbuf,
+                                                scratch=scratch, act=act, tile_rows=_ROWS_TILE, n0=0, n1=N,
+                                                normalized=normalized if self._fuses_normalization(1) else None,
+                                                min_std=_MIN_STD, **_context_plan(u8, u8, spec))
+                if bad >= 0:
+                    raise non_finite_error(x)
                 return out
             # one chunk shared by n_jobs threads: each image's rows, then their tiles across the threads
             out[~b.view(bool)] = 0  # the others are all written below
@@ -250,7 +264,8 @@ class _Predictor:
         Threads share the chunks, each running the whole pipeline on its own (every kernel releases
         the GIL, and nothing waits for a serial step).  A slice's result does not depend on its chunk,
         so any n_jobs gives the same results.  The normalised chunk lives in a buffer each thread
-        reuses: fresh memory costs a page fault per 4 KB on first touch."""
+        reuses: fresh memory costs a page fault per 4 KB on first touch.  (The fused scorer of the
+        default model normalises each slice itself, into a one-slice buffer that stays in cache.)"""
         N, H, W, C = batch.shape
         n_jobs = check_n_jobs(self.n_jobs)  # resolved once: with n_jobs > 1 it asks threadpoolctl
         chunk = _CHUNK if N >= n_jobs * _CHUNK else max(1, -(-N // n_jobs))
@@ -261,9 +276,10 @@ class _Predictor:
             with assume_finite():  # batch checked above (the flag is per thread)
                 for i in range(first, last):
                     start, stop = starts[i], min(starts[i] + chunk, N)
-                    x = _chunk_buffer("normalised", (stop - start, H, W, C), np.float32)
+                    fused = self._fuses_normalization(inner)  # the kernel normalises each slice itself
+                    x = None if fused else _chunk_buffer("normalised", (stop - start, H, W, C), np.float32)
                     x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop],
-                                               out=x)
+                                               out=x, normalise=not fused)
                     emit(start, stop, self._scores(x, b, inner), b)
                     if self.verbose and N > chunk:
                         self._log(f"segmented images {start}-{stop - 1} of {N}")

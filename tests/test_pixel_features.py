@@ -194,9 +194,10 @@ def test_kernel_rejects_inconsistent_buffers(rng):
 
 # ------------------------------------------------ pixel_mlp_scores: rows, network and scatter in one kernel
 
-def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3):
+def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3, normalize=False):
     """``_pixfeat.pixel_mlp_scores`` over the whole batch, its arguments made as PixelSegmenter makes them;
-    ``weights`` an MLPWeights or the tuple of ``scoring.linear_arrays``."""
+    ``weights`` an MLPWeights or the tuple of ``scoring.linear_arrays``; with ``normalize``, the kernel
+    normalises each image over ``b`` itself (x is then raw)."""
     from fastseg._ext import _pixfeat
     from fastseg.features import _context_plan, _row_spec
     from fastseg.scoring import MLPWeights, mlp_arrays
@@ -216,7 +217,8 @@ def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3):
         x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=output, scores=scores,
         rowbuf=np.empty((min(most, tile_rows + W - 1), F), np.float32),
         scratch=np.empty(_pixfeat.scratch_size(H, W, C, F)),
-        act=np.empty((2, tile_rows * widest), np.float32), tile_rows=tile_rows, n0=0, n1=N, **plan)
+        act=np.empty((2, tile_rows * widest), np.float32), tile_rows=tile_rows, n0=0, n1=N,
+        normalized=np.empty((H, W, C), np.float32) if normalize else None, min_std=1e-6, **plan)
     return scores
 
 
@@ -365,10 +367,71 @@ def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
         (dict(scratch=good["scratch"][:-1]), "scratch must hold"),
         (dict(n1=3), "need 0 <= n0 <= n1 <= N"),
         (dict(bbox=np.array([[0, 6, 0, 4]] * 2, np.intp)), "bbox must lie in the image"),
+        (dict(normalized=np.empty((6, 5, 1), np.float32)), r"normalized must have shape \(6, 5, 2\)"),
+        (dict(normalized=np.empty((6, 5, 2), np.float32), min_std=-1.0), "min_std must be >= 0, got -1.0"),
     ]
     for changes, message in cases:
         with pytest.raises(ValueError, match=message):
             call(**changes)
+
+
+@settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20), st.integers(1, 4)),
+               elements=st.floats(-1e3, 1e3, width=32)),
+    st.data(),
+)
+def test_fused_mlp_scores_normalising_each_image_equal_normalize_brain_first(x, data):
+    """Given the raw images and a one-image buffer, the kernel normalises each image itself: bit for bit
+    the scores of normalize_brain's images (the predict path it replaced), the raw input untouched."""
+    from fastseg import normalize_brain
+
+    N, H, W, C = x.shape
+    b = data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    rows = b if data.draw(st.booleans()) else data.draw(hnp.arrays(np.bool_, (N, H, W)))
+    family = dict(k=data.draw(st.sampled_from([1, 3])) if min(H, W) >= 2 else 1,
+                  std_sizes=data.draw(st.sampled_from([(), (3,), (7, 15)])),
+                  asymmetry=data.draw(st.booleans()), gradient_size=data.draw(st.sampled_from([0, 3])),
+                  position=data.draw(st.booleans()))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    weights = _random_mlp(rng, len(pixel_feature_names(C, **family)), (7,), "relu")
+    raw = x.copy()
+    got = _fused_mlp_scores(x, b, rows, family, weights, normalize=True)
+    np.testing.assert_array_equal(x, raw)
+    expected = _fused_mlp_scores(normalize_brain(x, b), b, rows, family, weights)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("where", ["brain", "background", "last value"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, where, value):
+    from fastseg._ext import _pixfeat
+    from fastseg.features import _context_plan, _row_spec
+    from fastseg.scoring import mlp_arrays
+
+    x = rng.standard_normal((3, 12, 10, 4)).astype(np.float32)
+    b = _brain(rng, (3, 12, 10), "disc")
+    at = {"brain": (6, 4, 0), "background": (0, 0, 1), "last value": (11, 9, 3)}[where]
+    assert b[1][at[:2]] == (where == "brain")
+    x[1][at] = value
+    raw = x.copy()
+    spec = _row_spec(3, "reflect", (), (7, 15), True, 15, 5, True)
+    plan = _context_plan(b.view(np.uint8), b.view(np.uint8), spec)
+    flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, len(pixel_feature_names(4, 3)), (5,), "relu"))
+    scores = np.full((3, 12, 10), np.nan, np.float32)
+    bad = _pixfeat.pixel_mlp_scores(
+        x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
+        rowbuf=np.empty((120, int(sizes[0])), np.float32), scratch=np.empty(_pixfeat.scratch_size(12, 10, 4, int(sizes[0]))),
+        act=np.empty((2, 256 * 5), np.float32), tile_rows=256, n0=0, n1=3,
+        normalized=np.empty((12, 10, 4), np.float32), min_std=1e-6, **plan)
+    assert bad == 1
+    np.testing.assert_array_equal(x, raw, strict=True)
+    assert np.isfinite(scores[0]).all() and np.isnan(scores[1:]).all()  # image 0 scored, then stopped
+    # without the buffer the kernel does not look at the values: nothing to report
+    assert _pixfeat.pixel_mlp_scores(
+        np.nan_to_num(x), weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
+        rowbuf=np.empty((120, int(sizes[0])), np.float32), scratch=np.empty(_pixfeat.scratch_size(12, 10, 4, int(sizes[0]))),
+        act=np.empty((2, 256 * 5), np.float32), tile_rows=256, n0=0, n1=3, **plan) == -1
 
 
 # ------------------------------------------------ the AVX2 build of the pixel-feature kernels

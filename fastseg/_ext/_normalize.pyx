@@ -61,12 +61,27 @@ def normalize_brain(
         return -1
     with nogil:
         for n in range(N):
-            if not fs_all_finite(&images[n, 0, 0, 0], H * W * C):
+            if not normalize_one(&images[n, 0, 0, 0], &brain[n, 0, 0], H * W, C, &out[n, 0, 0, 0],
+                                 &stats[0, 0], &stats[1, 0], min_std):
                 bad = n
                 break
-            normalize_slice(&images[n, 0, 0, 0], &brain[n, 0, 0], H * W, C, &out[n, 0, 0, 0],
-                            &stats[0, 0], &stats[1, 0], min_std)
     return bad
+
+
+cdef bint normalize_one(
+    const float* image,            # IN  (P, C) pixels of one slice
+    const unsigned char* brain,    # IN  (P,) non-zero = brain
+    Py_ssize_t P, Py_ssize_t C,
+    float* out,                    # OUT (P, C)
+    double* mean, double* std,     # SCRATCH (C,) each
+    double min_std,
+) noexcept nogil:
+    """Normalise one slice (as ``normalize_brain``) unless it holds a NaN or an infinite value (anywhere,
+    brain or not): then return False, ``out`` not written."""
+    if not fs_all_finite(image, P * C):
+        return False
+    normalize_slice(image, brain, P, C, out, mean, std, min_std)
+    return True
 
 
 cdef inline Py_ssize_t next_brain(const unsigned char* brain, Py_ssize_t p, Py_ssize_t P) noexcept nogil:

@@ -7,6 +7,7 @@ from libc.string cimport memcpy, memmove, memset
 from libc.stdlib cimport malloc, free
 
 from ._mlp cimport forward_tile
+from ._normalize cimport normalize_one
 from ._padded cimport check_pad_maps
 
 
@@ -362,7 +363,7 @@ def pixel_context(
     try:
         _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, rowmap, colmap,
                     asymmetry, asymmetry_box, gradient_size, position, out, offset, 0, scratch, n0, n1,
-                    inv_area, inv_asym, inv_grad, NULL)
+                    inv_area, inv_asym, inv_grad, NULL, NULL)
     finally:
         free(inv_area)
 
@@ -407,7 +408,7 @@ cdef void _pixel_rows(
     Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
     bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
     float[:, ::1] out, Py_ssize_t offset, Py_ssize_t row_base, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
-    const double* inv_area, double inv_asym, double inv_grad, _Scorer* sc,
+    const double* inv_area, double inv_asym, double inv_grad, _Scorer* sc, const float* src,
 ) noexcept:
     """The loops of pixel_context, its preconditions checked (releases the GIL).
 
@@ -416,6 +417,8 @@ cdef void _pixel_rows(
     span) by contiguous loops over the span, then each requested pixel's row is
     its window plus its row of ``ctx``.  Global row ``row`` (``row_start``'s
     numbering) is written to ``out[row - row_base]``.
+
+    With ``src`` not NULL, the pixels of the (one) image are read from there instead of ``images``.
 
     With a scorer ``sc`` (``out`` then a buffer of at least ``tile_rows + W - 1``
     rows, offset 0), rows are scored as they are made: after each image row,
@@ -462,7 +465,7 @@ cdef void _pixel_rows(
                 if sc != NULL:
                     memset(sc.dst, 0, H * W * sizeof(float))
                 continue
-            img = &images[n, 0, 0, 0]
+            img = &images[n, 0, 0, 0] if src == NULL else src
             inside = &brain[n, 0, 0]
             r0, c0 = bbox[n, 0], bbox[n, 2]
             h, w = bbox[n, 1] - r0 + 1, bbox[n, 3] - c0 + 1
@@ -659,6 +662,8 @@ def pixel_mlp_scores(
     float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
     Py_ssize_t tile_rows,
     Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
+    float[:, :, ::1] normalized=None,                # SCRATCH (H, W, C), or None: the images are normalised
+    double min_std=0.0,                              #     ... with this least spread (as _normalize)
 ):
     """Score every requested pixel of images n0 .. n1 - 1 with an MLP over its feature rows
     (window and context, as :func:`pixel_context` writes them), one image at a time.  A linear
@@ -672,6 +677,13 @@ def pixel_mlp_scores(
     rows of a whole 240 x 240 brain, 3.5 MB, would not), and the tiles are those
     of the image's rows ``tile_rows`` at a time from its first: the same numbers
     as those two kernels called in turn, without returning to Python between images.
+
+    With ``normalized``, the images are the raw slices: each is first normalised
+    over its brain (``_normalize.normalize_brain``'s numbers) into that one-slice
+    buffer, where the row kernel finds it in cache (a normalised chunk of slices
+    would be read back from memory).  Returns -1, or the first image holding a
+    NaN or an infinite value (its scores and the following images' are then not
+    written); without ``normalized``, -1.
     """
     cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
@@ -680,6 +692,8 @@ def pixel_mlp_scores(
     cdef Py_ssize_t n, j, p, P = H * W, count, most = 0
     cdef const unsigned char* want
     cdef _Scorer sc
+    cdef bint finite
+    cdef double* stats = NULL
     cdef double inv_asym, inv_grad
     cdef double* inv_area = NULL
     # preconditions, checked before the GIL is released
@@ -714,8 +728,12 @@ def pixel_mlp_scores(
     most = min(most, tile_rows + W - 1)  # rows are scored as soon as a tile is full (see _pixel_rows)
     if rowbuf.shape[1] != F or rowbuf.shape[0] < most:
         raise ValueError(f"rowbuf must have shape (>= {most}, {F})")
+    if normalized is not None and (normalized.shape[0] != H or normalized.shape[1] != W or normalized.shape[2] != C):
+        raise ValueError(f"normalized must have shape {(H, W, C)}")
+    if normalized is not None and not min_std >= 0:
+        raise ValueError(f"min_std must be >= 0, got {min_std}")
     if N * H * W == 0 or n0 == n1:
-        return
+        return -1
     inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
     inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
     inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
@@ -723,11 +741,27 @@ def pixel_mlp_scores(
     sc.activation, sc.output, sc.act0, sc.act1 = activation, output, &act[0, 0], &act[1, 0]
     sc.tile_rows, sc.scores = tile_rows, &scores[0, 0, 0]
     try:
-        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
-                    rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0, 0, scratch,
-                    n0, n1, inv_area, inv_asym, inv_grad, &sc)
+        if normalized is None:
+            _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                        rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0, 0, scratch,
+                        n0, n1, inv_area, inv_asym, inv_grad, &sc, NULL)
+            return -1
+        stats = <double*>malloc(2 * C * sizeof(double))
+        if stats == NULL:
+            raise MemoryError()
+        for n in range(n0, n1):
+            with nogil:
+                finite = normalize_one(&images[n, 0, 0, 0], &brain[n, 0, 0], P, C, &normalized[0, 0, 0],
+                                       stats, stats + C, min_std)
+            if not finite:
+                return n
+            _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                        rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0, 0, scratch,
+                        n, n + 1, inv_area, inv_asym, inv_grad, &sc, &normalized[0, 0, 0])
+        return -1
     finally:
         free(inv_area)
+        free(stats)
 
 
 cdef extern from *:
