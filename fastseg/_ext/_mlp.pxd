@@ -2,9 +2,72 @@
 # scorer (``_pixfeat.pixel_mlp_scores``), which cimports it: one implementation,
 # so both paths give the same numbers for the same rows.  A linear model is the
 # network without hidden layers (output: identity for decision values, logistic
-# for logistic regression's probabilities).
+# for logistic regression's probabilities).  Inline, so each module that cimports
+# it compiles it with its own flags (the AVX2 build of ``_pixfeat`` with AVX2:
+# without FMA, the same bits); the matrix products are BLAS's either way.
 
-cdef void forward_tile(
-    float* tile, Py_ssize_t t, const float* weights, const float* biases, const Py_ssize_t* sizes,
-    Py_ssize_t n_layers, int code, int output, float* act0, float* act1,
-) noexcept nogil
+from libc.math cimport expf, tanhf
+from scipy.linalg.cython_blas cimport sgemm
+
+cdef enum:
+    ACT_IDENTITY = 0
+    ACT_RELU = 1
+    ACT_TANH = 2
+    ACT_LOGISTIC = 3
+
+
+cdef inline void activate(float* a, Py_ssize_t n, const float* bias, Py_ssize_t t, int code) noexcept nogil:
+    """``a[i, j] = act(a[i, j] + bias[j])`` in place for a row-major (t, n) block."""
+    cdef Py_ssize_t i, j
+    cdef float z
+    cdef float* row
+    for i in range(t):
+        row = a + i * n
+        if code == ACT_RELU:
+            for j in range(n):
+                z = row[j] + bias[j]
+                row[j] = z if z > 0 else 0
+        elif code == ACT_TANH:
+            for j in range(n):
+                row[j] = tanhf(row[j] + bias[j])
+        elif code == ACT_LOGISTIC:
+            for j in range(n):
+                row[j] = 1 / (1 + expf(-(row[j] + bias[j])))
+        else:
+            for j in range(n):
+                row[j] = row[j] + bias[j]
+
+
+cdef inline void forward_tile(
+    float* tile,                   # IN  (t, sizes[0]) windows
+    Py_ssize_t t,
+    const float* weights,          # IN  layers' (n_in, n_out) row-major matrices, concatenated
+    const float* biases,           # IN  layers' biases, concatenated
+    const Py_ssize_t* sizes,       # IN  (n_layers + 1,) widths, last = 1
+    Py_ssize_t n_layers,
+    int code,                      #     hidden activation
+    int output,                    #     the output unit's activation (logistic for a binary MLP)
+    float* act0, float* act1,      # SCRATCH (t * max width,) each
+) noexcept nogil:
+    """Run the tile through all layers; the outputs end up in the first t floats of ``act0`` if
+    ``n_layers`` is odd, else of ``act1``."""
+    cdef char transa = b'N', transb = b'N'
+    cdef float alpha = 1, beta = 0
+    cdef int m, n = <int>t, kk, lda, ldb, ldc
+    cdef float* src = tile
+    cdef float* dst = act0
+    cdef Py_ssize_t layer
+    for layer in range(n_layers):
+        # Row-major (t, n_in) @ (n_in, n_out) = column-major (n_out, n_in) x (n_in, t).
+        kk = <int>sizes[layer]
+        m = <int>sizes[layer + 1]
+        lda = m
+        ldb = kk
+        ldc = m
+        sgemm(&transa, &transb, &m, &n, &kk, &alpha, <float*>weights, &lda, src, &ldb, &beta, dst, &ldc)
+        activate(dst, m, biases, t, code if layer < n_layers - 1 else output)
+        weights += sizes[layer] * sizes[layer + 1]
+        biases += sizes[layer + 1]
+        src = dst
+        dst = act1 if dst == act0 else act0
+    return
