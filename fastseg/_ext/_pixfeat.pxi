@@ -380,6 +380,7 @@ cdef struct _Scorer:
     float* act1
     Py_ssize_t tile_rows
     float* scores                # (N, H, W) the output
+    Py_ssize_t P                 # H W
     const unsigned char* want    # the current image's requested pixels
     float* dst                   # ... and its scores
     Py_ssize_t p                 # the next pixel to write
@@ -392,8 +393,15 @@ cdef void _score_rows(_Scorer* sc, float* rows, Py_ssize_t t) noexcept nogil:
     cdef float* result
     forward_tile(rows, t, sc.weights, sc.biases, sc.sizes, sc.n_layers, sc.activation, sc.output,
                  sc.act0, sc.act1)
+    cdef uint64_t word
     result = sc.act0 if sc.n_layers % 2 == 1 else sc.act1
     for j in range(t):
+        while sc.p + 8 <= sc.P:  # to the next requested pixel: through the background 8 mask bytes at a time
+            memcpy(&word, sc.want + sc.p, 8)
+            if word != 0:
+                break
+            memset(sc.dst + sc.p, 0, 8 * sizeof(float))
+            sc.p += 8
         while not sc.want[sc.p]:
             sc.dst[sc.p] = 0.0
             sc.p += 1
@@ -739,7 +747,7 @@ def pixel_mlp_scores(
     inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
     sc.weights, sc.biases, sc.sizes, sc.n_layers = &weights[0], &biases[0], &sizes[0], n_layers
     sc.activation, sc.output, sc.act0, sc.act1 = activation, output, &act[0, 0], &act[1, 0]
-    sc.tile_rows, sc.scores = tile_rows, &scores[0, 0, 0]
+    sc.tile_rows, sc.scores, sc.P = tile_rows, &scores[0, 0, 0], P
     try:
         if normalized is None:
             _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
