@@ -443,7 +443,7 @@ cdef void _pixel_rows(
     cdef Py_ssize_t n, y, x, c, j, i, r, s, y0, y1, col, row, r0, c0, h, w, stride, bstride, p, q, xa, xb, m
     cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
     cdef uint64_t word
-    cdef double inv, mean, v, gx, gy, inv_r, inv_c, a, ypos
+    cdef double inv, mean, v, gx, gy, inv_r, inv_c, ypos
     cdef const float* img
     cdef const unsigned char* inside
     cdef const unsigned char* want
@@ -463,7 +463,7 @@ cdef void _pixel_rows(
     cdef float* cx                                    # where the span's context rows go: ctx or out
     cdef Py_ssize_t cs                                # ... and their stride
     cdef bint direct
-    cdef Py_ssize_t filled, done, t
+    cdef Py_ssize_t filled, done, t, count
     with nogil:
         for n in range(n0, n1):
             if sc != NULL:  # this image's rows go to the start of out, its scores to its plane of scores
@@ -485,11 +485,11 @@ cdef void _pixel_rows(
                 for x in range(w + 1):
                     Ib[x] = 0.0
                 for y in range(h):
-                    a = 0.0
+                    count = 0  # an integer: exact like the double it replaces, without its add latency
                     Ib[(y + 1) * bstride] = 0.0
                     for x in range(w):
-                        a += inside[(r0 + y) * W + c0 + x]
-                        Ib[(y + 1) * bstride + x + 1] = Ib[y * bstride + x + 1] + a
+                        count += inside[(r0 + y) * W + c0 + x]
+                        Ib[(y + 1) * bstride + x + 1] = Ib[y * bstride + x + 1] + <double>count
             inv_r = 1.0 / (<double>(h - 1) if h > 1 else 1.0)
             inv_c = 1.0 / (<double>(w - 1) if w > 1 else 1.0)
             row = row_start[n]
