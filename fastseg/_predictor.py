@@ -49,6 +49,7 @@ from .preprocessing import _MIN_STD, _normalize_brain_into, brain_mask, normaliz
 from .scoring import (
     _ROWS_TILE,
     OUTPUT_CODES,
+    _logistic_cut,
     MLPWeights,
     _network_row_scores,
     _single_threaded_blas,
@@ -164,8 +165,18 @@ class _Predictor:
         return self.normalize == "brain" and n_jobs == 1 and self.scorer_ is not None and self._has_context()
 
 
-    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int = 1) -> np.ndarray:
-        """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.
+    def _mask_cut(self) -> float | None:
+        """For predict: the cut on the output unit's input (the logit) that gives the same masks as
+        ``probability > threshold_`` (:func:`fastseg.scoring._logistic_cut`), when the scores come from
+        the network kernels over context features and are probabilities; else None."""
+        if self.score_kind_ != "proba" or self.scorer_ is None or not self._has_context():
+            return None
+        return _logistic_cut(float(self.threshold_))
+
+
+    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int = 1, logits: bool = False) -> np.ndarray:
+        """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.  With ``logits``
+        (only where ``_mask_cut`` is not None), the output unit's input instead of its probability.
 
         Called inside ``assume_finite()``: ``x`` is computed from checked images; when
         ``_fuses_normalization(n_jobs)``, ``x`` is the raw slices, which the kernel
@@ -200,7 +211,7 @@ class _Predictor:
             network = linear_arrays(arrays["coef"], arrays["intercept"])
         else:
             network = mlp_arrays(MLPWeights(arrays["coefs"], arrays["intercepts"], arrays["activation"]))
-        output = OUTPUT_CODES[self.score_kind_]
+        output = OUTPUT_CODES["decision" if logits else self.score_kind_]
         N, H, W, C = x.shape
         F = len(self.feature_names_)
         spec = _row_spec(self.k, self.mode, self.box_sizes, self.std_sizes, self.asymmetry, ASYMMETRY_BOX,
@@ -256,7 +267,7 @@ class _Predictor:
         return batch, brain, single
 
 
-    def _by_chunks(self, batch, brain, emit) -> None:
+    def _by_chunks(self, batch, brain, emit, logits: bool = False) -> None:
         """Normalise and score a checked batch ``_CHUNK`` slices at a time, handing each chunk's
         (n, H, W) scores and brain masks to ``emit(start, stop, scores, brain)`` in the thread that
         made them.
@@ -280,7 +291,7 @@ class _Predictor:
                     x = None if fused else _chunk_buffer("normalised", (stop - start, H, W, C), np.float32)
                     x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop],
                                                out=x, normalise=not fused)
-                    emit(start, stop, self._scores(x, b, inner), b)
+                    emit(start, stop, self._scores(x, b, inner, logits), b)
                     if self.verbose and N > chunk:
                         self._log(f"segmented images {start}-{stop - 1} of {N}")
 
@@ -360,14 +371,20 @@ class _Predictor:
         t0 = time.perf_counter()
         batch, brain, single = self._check_batch(images, brain)
         masks = np.empty(batch.shape[:3], dtype=bool)
+        # probabilities above the threshold are the logits at or above this cut: no exp per pixel
+        cut = self._mask_cut()
 
         def emit(start, stop, s, b):
             # threshold inside the brain, then each slice's clean-up, straight into the output
-            m = np.greater(s, self.threshold_, out=_chunk_buffer("masks", s.shape, bool))
+            m = _chunk_buffer("masks", s.shape, bool)
+            if cut is None:
+                np.greater(s, self.threshold_, out=m)
+            else:
+                np.greater_equal(s, cut, out=m)
             m &= b.view(bool)
             self._post_process(m, masks[start:stop])
 
-        self._by_chunks(batch, brain, emit)
+        self._by_chunks(batch, brain, emit, logits=cut is not None)
         self._log(f"segmented {len(batch)} images in {time.perf_counter() - t0:.2f} s")
         return masks[0] if single else masks
 

@@ -494,3 +494,57 @@ def _network_row_scores(rows: np.ndarray, network: tuple, output: int, n_jobs: i
     with _single_threaded_blas():
         run_chunks(work, len(bounds) - 1, n_jobs)
     return out
+
+
+def _kernel_logistic(z: np.ndarray) -> NDArray[np.float32]:
+    """The logistic of float32 values exactly as the kernels' output unit computes it (``_mlp``'s
+    ``activate``: ``1 / (1 + expf(-z))`` in double, rounded to float32), through ``mlp_rows`` with a
+    one-weight network: ``1 * z + 0`` is ``z``."""
+    z = np.ascontiguousarray(z, dtype=np.float32).reshape(-1, 1)
+    out = np.empty(z.shape[0], dtype=np.float32)
+    one, zero, sizes = np.ones(1, np.float32), np.zeros(1, np.float32), np.array([1, 1], dtype=np.intp)
+    _mlp.mlp_rows(z, one, zero, sizes, _ACTIVATION_CODES["identity"], out,
+                  np.empty((2, _ROWS_TILE), dtype=np.float32), _ROWS_TILE, OUTPUT_CODES["proba"])
+    return out
+
+
+def _floats_from_keys(keys) -> NDArray[np.float32]:
+    """The float32 values at ``keys`` in the order of float32 values (+0 and -0 both key 0): a key is
+    the value's bits for a non-negative value, minus the magnitude's bits for a negative one."""
+    keys = np.asarray(keys, dtype=np.int64)
+    bits = np.where(keys >= 0, keys, 0x80000000 | -keys)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+@lru_cache(maxsize=32)
+def _logistic_cut(threshold: float) -> float | None:
+    """The least float32 ``z`` with ``logistic(z) > threshold`` (the kernels' logistic, compared as
+    predict compares probabilities), so that ``z >= cut`` gives the same mask from the output unit's
+    input as ``probability > threshold`` from its output, without the exp of every pixel.
+
+    ``-inf`` if every value passes, NaN if none does.  The search is a bisection over the ordered
+    float32 values, so it relies on the logistic being non-decreasing there; that is checked on the
+    8,193 floats around the cut (farther away the probabilities differ from the threshold by many
+    float32 steps, more than any rounding).  None if the check fails: predict then compares the
+    probabilities themselves.
+    """
+    def above(keys) -> np.ndarray:
+        return np.greater(_kernel_logistic(_floats_from_keys(keys)), threshold)
+
+    inf = 0x7F800000  # the key of +inf; -inf's is -inf
+    if above([-inf])[0]:
+        return float("-inf")
+    if not above([inf])[0]:
+        return float("nan")
+    lo, hi = -inf, inf  # not above at lo, above at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if above([mid])[0]:
+            hi = mid
+        else:
+            lo = mid
+    cut = _floats_from_keys([hi])[0]
+    z = _floats_from_keys(np.arange(max(-inf, hi - 4096), min(inf, hi + 4096) + 1))
+    if not np.array_equal(np.greater(_kernel_logistic(z), threshold), z >= cut):
+        return None
+    return float(cut)

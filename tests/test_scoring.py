@@ -716,3 +716,48 @@ def test_mlp_rows_kernel_rejects_inconsistent_buffers(rng):
         _mlp.mlp_rows(rows, w, b, sizes, 1, out[:4], act, 4)
     with pytest.raises(ValueError, match="out must have one entry per row"):
         _mlp.mlp_rows(rows, w, b, sizes, 1, out, act, 5)  # act too small for 5-row tiles
+
+
+# ------------------------------------------------ the logit cut predict thresholds instead of probabilities
+
+def _logits_around(cut, rng):
+    """float32 logits: random ones at every scale, the 20,001 floats around ``cut``, and special values."""
+    from fastseg.scoring import _floats_from_keys
+
+    scales = 10.0 ** rng.uniform(-40, 38, 20_000)
+    z = [(rng.standard_normal(20_000) * scales).astype(np.float32),
+         np.array([0.0, -0.0, np.inf, -np.inf, np.finfo(np.float32).max, -np.finfo(np.float32).max,
+                   np.finfo(np.float32).tiny, -np.finfo(np.float32).tiny], np.float32)]
+    if np.isfinite(cut):
+        bits = np.array([cut], np.float32).view(np.int32)[0]
+        key = int(bits) if bits >= 0 else -int(bits & 0x7FFFFFFF)
+        z.append(_floats_from_keys(np.arange(key - 10_000, key + 10_001)))
+    return np.concatenate(z)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.65, 0.3, 0.9, 0.999, 0.99999994, 1e-7, 1e-30, 0.0, -0.5, 1.0, 2.0])
+def test_logistic_cut_gives_the_masks_of_the_probabilities(rng, threshold):
+    """``logit >= cut`` is ``probability > threshold`` for every float32 logit, the probability as the
+    kernels compute it and compared as predict compares it."""
+    from fastseg.scoring import _kernel_logistic, _logistic_cut
+
+    cut = _logistic_cut(threshold)
+    assert cut is not None
+    z = _logits_around(cut, rng)
+    np.testing.assert_array_equal(z >= np.float32(cut), _kernel_logistic(z) > threshold)
+    if threshold < 0:
+        assert cut == -np.inf
+    if threshold >= 1:
+        assert np.isnan(cut)
+
+
+def test_kernel_logistic_is_the_output_unit_of_the_kernels(rng):
+    """The probabilities the cut is searched on are those of an MLP's output unit in the kernels."""
+    from fastseg.scoring import OUTPUT_CODES, MLPWeights, _kernel_logistic, _network_row_scores, mlp_arrays, mlp_row_scores
+
+    rows = rng.standard_normal((500, 6)).astype(np.float32)
+    w = MLPWeights([rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((4, 1)).astype(np.float32)],
+                   [rng.standard_normal(4).astype(np.float32), rng.standard_normal(1).astype(np.float32)], "relu")
+
+    logits = _network_row_scores(rows, mlp_arrays(w), OUTPUT_CODES["decision"])
+    np.testing.assert_array_equal(_kernel_logistic(logits), mlp_row_scores(rows, w))

@@ -229,6 +229,26 @@ def test_other_estimators_fall_back_to_features(rng):
         PixelSegmenter(k=3, classifier="linear-svm", min_size=5).fit(x, y, brain).predict_proba(x, brain)
 
 
+@pytest.mark.parametrize("threshold", [None, 0.65, 0.2, 0.999])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_predict_is_the_post_processed_thresholded_probabilities(fitted_default, brats_multislice, threshold, n_jobs):
+    """predict compares the output unit's input with a cut instead of each probability with the threshold
+    (no exp per pixel): the masks must be exactly those of the probabilities, on real slices."""
+    import copy
+
+    from fastseg import clean_mask
+
+    seg = copy.deepcopy(fitted_default).set_params(n_jobs=n_jobs)
+    if threshold is not None:
+        seg.threshold_ = threshold  # as tune_threshold sets it
+    ms = brats_multislice["test"]
+    proba = seg.predict_proba(ms["x"], ms["brain"])
+    expected = clean_mask((proba > seg.threshold_) & ms["brain"], seg.min_size, seg.fill_holes, seg.connectivity,
+                          min_relative_size=seg.min_relative_size)
+    assert seg._mask_cut() is not None  # the default takes the cut
+    np.testing.assert_array_equal(seg.predict(ms["x"], ms["brain"]), expected)
+
+
 def test_threshold_changes_the_masks(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=0, min_relative_size=0, fill_holes=False,
