@@ -430,9 +430,10 @@ cdef void _pixel_rows(
 
     With a scorer ``sc`` (``out`` then a buffer of at least ``tile_rows + W - 1``
     rows, offset 0), rows are scored as they are made: after each image row,
-    every full tile at the start of ``out`` goes through the network and the
-    rows left over move to the start, so the rows never leave the cache; an
-    image's last rows are scored at its end.  The tiles are those of scoring
+    every full tile of rows not yet scored goes through the network, and when
+    the buffer has no room left for another image row, the rows left over move
+    to its start; so the rows never leave the cache.  An image's last rows are
+    scored at its end.  The tiles are those of scoring
     all the image's rows at once, ``tile_rows`` at a time from its first row.
     """
     cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
@@ -463,11 +464,11 @@ cdef void _pixel_rows(
     cdef float* cx                                    # where the span's context rows go: ctx or out
     cdef Py_ssize_t cs                                # ... and their stride
     cdef bint direct
-    cdef Py_ssize_t filled, done, t, count
+    cdef Py_ssize_t filled, head = 0, t, count
     with nogil:
         for n in range(n0, n1):
             if sc != NULL:  # this image's rows go to the start of out, its scores to its plane of scores
-                row_base = row_start[n]
+                row_base, head = row_start[n], 0
                 sc.want, sc.dst, sc.p = &rows[n, 0, 0], sc.scores + n * H * W, 0
             if row_start[n + 1] == row_start[n]:
                 if sc != NULL:
@@ -625,21 +626,23 @@ cdef void _pixel_rows(
                                     col += C
                         if Fc and not direct:
                             memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
-                if sc != NULL and row - row_base >= sc.tile_rows:
-                    # score the full tiles, move the rows left over to the start
-                    filled, done = row - row_base, 0
-                    while filled - done >= sc.tile_rows:
-                        _score_rows(sc, &out[done, 0], sc.tile_rows)
-                        done += sc.tile_rows
-                    if filled > done:
-                        memmove(&out[0, 0], &out[done, 0], (filled - done) * out.shape[1] * sizeof(float))
-                    row_base += done
+                if sc != NULL:
+                    # score the full tiles of the rows not scored yet (from ``head`` on); when another
+                    # image row might not fit, move the rows left over to the start of the buffer
+                    filled = row - row_base
+                    while filled - head >= sc.tile_rows:
+                        _score_rows(sc, &out[head, 0], sc.tile_rows)
+                        head += sc.tile_rows
+                    if out.shape[0] - filled < W and head > 0:
+                        memmove(&out[0, 0], &out[head, 0], (filled - head) * out.shape[1] * sizeof(float))
+                        row_base += head
+                        head = 0
             if sc != NULL:  # the image's last rows, then 0 for the pixels after its last requested one
-                filled, done = row - row_base, 0
-                while done < filled:
-                    t = min(sc.tile_rows, filled - done)
-                    _score_rows(sc, &out[done, 0], t)
-                    done += t
+                filled = row - row_base
+                while head < filled:
+                    t = min(sc.tile_rows, filled - head)
+                    _score_rows(sc, &out[head, 0], t)
+                    head += t
                 while sc.p < H * W:
                     sc.dst[sc.p] = 0.0
                     sc.p += 1
