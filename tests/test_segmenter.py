@@ -249,6 +249,17 @@ def test_predict_is_the_post_processed_thresholded_probabilities(fitted_default,
     np.testing.assert_array_equal(seg.predict(ms["x"], ms["brain"]), expected)
 
 
+@pytest.mark.parametrize("threshold", [None, 0.3, 0.9])
+def test_predict_is_the_thresholded_probabilities_for_logistic_regression(rng, threshold):
+    """The logit cut for a linear model over context features too (its output unit is the network's
+    without hidden layers): the masks of its probabilities, post-processing off."""
+    x, y, brain = synthetic(rng)
+    seg = PixelSegmenter(k=3, classifier="logistic", min_size=0, min_relative_size=0, fill_holes=False,
+                         threshold=threshold, random_state=0).fit(x, y, brain)
+    assert seg._mask_cut() is not None
+    np.testing.assert_array_equal(seg.predict(x, brain), (seg.predict_proba(x, brain) > seg.threshold_) & brain)
+
+
 def test_threshold_changes_the_masks(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=0, min_relative_size=0, fill_holes=False,
