@@ -159,17 +159,24 @@ class _Predictor:
         )
 
 
+    def _scores_context_rows(self) -> bool:
+        """Whether ``_scores`` makes the context feature rows and scores them with fastseg's network
+        kernels (an MLP, or a linear model as the network without hidden layers): the path that
+        normalisation fused into the kernel and the logit cut apply to."""
+        return self.scorer_ is not None and self._has_context()
+
+
     def _fuses_normalization(self, n_jobs: int) -> bool:
         """Whether ``_scores`` takes the raw slices and normalises them itself (the fused kernel, one
         thread per chunk, with brain normalisation)."""
-        return self.normalize == "brain" and n_jobs == 1 and self.scorer_ is not None and self._has_context()
+        return self.normalize == "brain" and n_jobs == 1 and self._scores_context_rows()
 
 
     def _mask_cut(self) -> float | None:
         """For predict: the cut on the output unit's input (the logit) that gives the same masks as
         ``probability > threshold_`` (:func:`fastseg.scoring._logistic_cut`), when the scores come from
         the network kernels over context features and are probabilities; else None."""
-        if self.score_kind_ != "proba" or self.scorer_ is None or not self._has_context():
+        if self.score_kind_ != "proba" or not self._scores_context_rows():
             return None
         return _logistic_cut(float(self.threshold_))
 
