@@ -14,22 +14,36 @@ For each configuration (fixed seeds, so the table is reproducible):
 - **ms/slice**: predict on 64 real slices, one thread, post-processing included
   (brain masks given), median of 3.
 
+Configurations are PixelSegmenter parameters, or *recipes* (``RECIPES``): training
+or post-processing changes outside those parameters (augmentation, sampling near
+the tumour border, hysteresis, ensembles, a second stage), each trained and
+cross-validated with the same folds, seeds and data as the configurations.
+
 Run from the repository root (needs ../shared/data/brats2d):
 
     python benchmarks/quality.py            # every configuration, a Markdown table
     python benchmarks/quality.py default    # only the named ones
+    python benchmarks/quality.py --list     # the names
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GroupKFold
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from fastseg import PixelSegmenter, cross_validate, segmentation_report, tune_threshold
+from fastseg.segmenter import _fold_pipeline
 
 BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
 
@@ -51,6 +65,9 @@ CONFIGS = {
                             "position), 300 px per slice", dict(classifier="linear-svm", max_iter=200), True),
     "default": ("**default**: the same features, MLP(32), 300 px per slice, multislice training",
                 dict(), True),
+    "default-seed1": ("default with `random_state=1` (its sample and initialisation; every other row uses 0)",
+                      dict(random_state=1), True),
+    "default-seed2": ("default with `random_state=2`", dict(random_state=2), True),
     "default-no-multislice": ("default trained on the one brats2d slice per patient only", dict(), False),
     "-std": ("default without the local standard deviations", dict(std_sizes=()), True),
     "-asymmetry": ("default without left-right asymmetry", dict(asymmetry=False), True),
@@ -62,10 +79,222 @@ CONFIGS = {
     "mlp16": ("default with MLP(16) (half the MLP work per pixel)", dict(hidden_layer_sizes=(16,)), True),
     "mlp64-600px": ("default with MLP(64), 600 px per slice, 100 epochs",
                     dict(hidden_layer_sizes=(64,), max_pixels=600, max_iter=100), True),
+    "tumour-fraction-0.4": ("default with 40 % tumour pixels in the sample (50 % by default)",
+                            dict(tumour_fraction=0.4), True),
     "post-rel0.5": ("default, components < 50 % of the slice's largest removed (0.2 by default)",
                     dict(min_relative_size=0.5), True),
+}
+
+
+# ---------------------------------------------------------------- recipes: changes outside the parameters
+
+class Recipe:
+    """The default segmenter (or ``params``) trained on the given slices: ``fit(x, y, b, groups)``, then
+    ``predict(x, b)``.  Subclasses change the training data, the sample, the model or the post-processing."""
+
+    def __init__(self, **params):
+        self.params = params
+
+    def segmenter(self):
+        return PixelSegmenter(**{"random_state": 0, **self.params})
+
+    def fit(self, x, y, b, groups):
+        self.seg_ = self.segmenter().fit(x, y, b)
+        return self
+
+    def predict(self, x, b):
+        return self.seg_.predict(x, b)
+
+
+def _rotated(x, y, b, degrees):
+    """Slices rotated about their centre: images linearly interpolated, each channel's outside filled with
+    its own background value; masks and brain masks rotated as fractions, then cut at 1/2."""
+    xr = np.empty_like(x)
+    for i in range(x.shape[0]):
+        outside = ~b[i]
+        for c in range(x.shape[3]):
+            fill = float(x[i, ..., c][outside][0]) if outside.any() else 0.0
+            xr[i, ..., c] = ndimage.rotate(x[i, ..., c], degrees, reshape=False, order=1, cval=fill)
+
+    def turn(masks):
+        return ndimage.rotate(masks.astype(np.float32), degrees, axes=(1, 2), reshape=False, order=1) > 0.5
+
+    return xr, turn(y), turn(b)
+
+
+class Tuned(Recipe):
+    """The threshold first chosen by 5-fold patient-wise CV over the training slices (``tune_threshold``),
+    so inside every CV fold on that fold's training patients only (nested)."""
+
+    def fit(self, x, y, b, groups):
+        seg = self.segmenter()
+        seg.set_params(threshold=tune_threshold(seg, x, y, groups, cv=5, brain=b)["threshold"])
+        self.seg_ = seg.fit(x, y, b)
+        return self
+
+
+class Augmented(Recipe):
+    """Training slices plus transformed copies: left-right mirror images (``flip``), rotations by each
+    of ``angles`` degrees, and copies with a random linear intensity ramp added to each channel inside
+    the brain (``ramp``: its largest size, reached at the image's corners, in the data's z units; an
+    affine change of a channel is undone by the per-slice brain normalisation, a ramp is not).  Copies keep their patient."""
+
+    def __init__(self, flip=False, angles=(), ramp=0.0, **params):
+        super().__init__(**params)
+        self.flip, self.angles, self.ramp = flip, angles, ramp
+
+    def fit(self, x, y, b, groups):
+        parts = [(x, y, b)]
+        if self.flip:
+            parts.append((x[:, :, ::-1], y[:, :, ::-1], b[:, :, ::-1]))
+        parts += [_rotated(x, y, b, a) for a in self.angles]
+        if self.ramp:
+            rng = np.random.default_rng(0)
+            N, H, W, C = x.shape
+            rows, cols = np.mgrid[-1:1:H * 1j, -1:1:W * 1j]
+            u, v = rng.uniform(-1, 1, size=(2, N, 1, 1, C))
+            field = self.ramp * (u * rows[None, :, :, None] + v * cols[None, :, :, None]) / 2
+            parts.append((np.where(b[..., None], x + field, x).astype(np.float32), y, b))
+        x, y, b = (np.concatenate(a) for a in zip(*parts))
+        self.seg_ = self.segmenter().fit(x, y, b)
+        return self
+
+
+class _RingSampler(PixelSegmenter):
+    """PixelSegmenter whose non-tumour sample takes ``share`` of its pixels from the ring of brain
+    pixels within ``ring`` pixels (chessboard distance) of the tumour, the rest from anywhere."""
+    ring, share = 10, 0.3
+
+    def _sample(self, y, brain, rng):
+        sample = np.zeros(y.shape, dtype=bool)
+        for i in range(y.shape[0]):
+            inside, t = brain[i].ravel(), y[i].ravel()
+            near = ndimage.binary_dilation(y[i], np.ones((3, 3), bool), iterations=self.ring).ravel()
+            pos, neg, ring = (np.flatnonzero(inside & t), np.flatnonzero(inside & ~t),
+                              np.flatnonzero(inside & ~t & near))
+            n_total = min(self.max_pixels, pos.size + neg.size)
+            n_pos = min(pos.size, int(round(self.tumour_fraction * n_total)))
+            n_neg = min(neg.size, n_total - n_pos)
+            n_pos = min(pos.size, n_total - n_neg)
+            n_ring = min(ring.size, int(round(self.share * n_neg)))
+            from_ring = rng.choice(ring, n_ring, replace=False)
+            rest = rng.choice(np.setdiff1d(neg, from_ring), n_neg - n_ring, replace=False)
+            sample[i].ravel()[np.concatenate([rng.choice(pos, n_pos, replace=False), from_ring, rest])] = True
+        return sample
+
+
+class BorderSampled(Recipe):
+    """Non-tumour training pixels drawn partly from a ring around the tumour (``_RingSampler``)."""
+
+    def __init__(self, ring=10, share=0.3, **params):
+        super().__init__(**params)
+        self.ring, self.share = ring, share
+
+    def segmenter(self):
+        seg = _RingSampler(**{"random_state": 0, **self.params})
+        seg.ring, seg.share = self.ring, self.share
+        return seg
+
+
+class Hysteresis(Recipe):
+    """Post-processing that keeps only the components of the thresholded mask that hold a pixel of
+    probability >= ``high`` (the most confident region), then the default clean-up."""
+
+    def __init__(self, high=0.9, **params):
+        super().__init__(**params)
+        self.high = high
+
+    def predict(self, x, b):
+        p = self.seg_.predict_proba(x, b)
+        masks = p > self.seg_.threshold_
+        for i in range(len(masks)):
+            labels, n = ndimage.label(masks[i], np.ones((3, 3), bool))
+            keep = np.zeros(n + 1, dtype=bool)
+            keep[np.unique(labels[p[i] >= self.high])] = True
+            keep[0] = False
+            masks[i] = keep[labels]
+        return self.seg_._post_process(masks)
+
+
+class Ensemble(Recipe):
+    """``members`` MLP(32)s trained on the same sample from different initialisations, their output
+    units' inputs (logits) averaged: exactly one MLP with ``32 members`` hidden units (the output
+    weights divided by ``members``), which fastseg's kernels then run like any other."""
+
+    def __init__(self, members=3, **params):
+        super().__init__(**params)
+        self.members = members
+
+    def fit(self, x, y, b, groups):
+        nets = []
+        with warnings.catch_warnings():  # the built-in budget is deliberate
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            for m in range(self.members):
+                clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=m)
+                nets.append(self.segmenter().set_params(classifier=clf).fit(x, y, b))
+        seg, n = nets[0], self.members
+        first = [s.classifier_[-1] for s in nets]
+        merged = seg.classifier_[-1]  # the same sample, so the same scaler: only the networks differ
+        merged.coefs_ = [np.hstack([f.coefs_[0] for f in first]), np.vstack([f.coefs_[1] for f in first]) / n]
+        merged.intercepts_ = [np.hstack([f.intercepts_[0] for f in first]),
+                              np.mean([f.intercepts_[1] for f in first], axis=0)]
+        seg.scorer_ = _fold_pipeline(seg.classifier_)
+        self.seg_ = seg
+        return self
+
+
+class AutoContext(Recipe):
+    """Two stages: the default segmenter, then a small MLP over its probability map's context at the
+    pixel (its logit, the brain-normalised box means of the probabilities over 7, 15 and 31 pixels and
+    their maxima over 15 and 31), trained on out-of-fold probabilities of the training patients
+    (5-fold, by patient), so the second stage sees first-stage errors as they are on new patients."""
+
+    sizes = (7, 15, 31)
+
+    def _context(self, p, b):
+        q = np.clip(p, 1e-4, 1 - 1e-4)
+        cols = [np.log(q / (1 - q))]
+        share = [ndimage.uniform_filter(b.astype(np.float32), size=(1, s, s), mode="constant")
+                 for s in self.sizes]
+        cols += [ndimage.uniform_filter(p, size=(1, s, s), mode="constant") / np.maximum(f, 1e-3)
+                 for s, f in zip(self.sizes, share)]
+        cols += [ndimage.maximum_filter(p, size=(1, s, s)) for s in self.sizes[1:]]
+        return np.stack(cols, axis=-1).astype(np.float32)
+
+    def fit(self, x, y, b, groups):
+        oof = np.zeros(y.shape, dtype=np.float32)
+        for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
+            oof[test] = self.segmenter().fit(x[train], y[train], b[train]).predict_proba(x[test], b[test])
+        self.seg_ = self.segmenter().fit(x, y, b)
+        sample = self.seg_._sample(y, b, np.random.default_rng(0))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            self.second_ = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=200, random_state=0))
+            self.second_.fit(self._context(oof, b)[sample], y[sample])
+        return self
+
+    def predict(self, x, b):
+        features = self._context(self.seg_.predict_proba(x, b), b)
+        masks = np.zeros(b.shape, dtype=bool)
+        masks[b] = self.second_.predict_proba(features[b])[:, 1] > 0.5
+        return self.seg_._post_process(masks)
+
+
+#: name -> (what it is, the recipe; all train on the multislice slices too)
+RECIPES = {
     "tuned-threshold": ("default, threshold chosen by 5-fold patient-wise CV over the training patients' "
-                        "slices (`tune_threshold`; nested inside each CV fold)", dict(tune=True), True),
+                        "slices (`tune_threshold`; nested inside each CV fold)", Tuned()),
+    "+flip": ("default, training slices plus their left-right mirror images", Augmented(flip=True)),
+    "+rotate": ("default, training slices plus copies rotated by -10 and +10 degrees",
+                Augmented(angles=(-10, 10))),
+    "+intensity-ramp": ("default, training slices plus copies with a random linear intensity ramp per "
+                        "channel (at most 0.5 z, at the image's corners)", Augmented(ramp=0.5)),
+    "border-sampling": ("default, 30 % of the non-tumour sample from within 10 pixels of the tumour",
+                        BorderSampled(ring=10, share=0.3)),
+    "hysteresis": ("default, only components holding a pixel of probability >= 0.9 kept", Hysteresis(0.9)),
+    "ensemble-3": ("3 MLP(32)s from 3 initialisations, logits averaged (= one MLP(96))", Ensemble(3)),
+    "auto-context": ("default, then a second MLP(8) over the first's probability context (out-of-fold "
+                     "training)", AutoContext()),
 }
 
 
@@ -83,45 +312,39 @@ def load():
     return part("train"), part("test"), multi("train"), multi("test")
 
 
-def _fit(params, tune, x, y, b, groups):
-    """A fitted segmenter; with ``tune``, its threshold first chosen by patient-wise CV on these slices."""
-    seg = PixelSegmenter(random_state=0, **params)
-    if tune:
-        seg.set_params(threshold=tune_threshold(seg, x, y, groups, cv=5, brain=b)["threshold"])
-    return seg.fit(x, y, b)
-
-
-def _nested_cv(params, x, y, b, groups, extra):
-    """``cross_validate`` with the threshold tuned inside every fold, on that fold's training patients only."""
+def _recipe_cv(recipe, x, y, b, groups, extra):
+    """``cross_validate`` for a recipe: the same folds, each fitting a fresh copy of the recipe on its
+    training patients' slices (and their extra slices, never those of the patients it validates)."""
     predictions = np.zeros(y.shape, dtype=bool)
     for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
         fit = [x[train], y[train], b[train], groups[train]]
         if extra is not None:
             use = np.isin(extra[2], groups[train]) & ~np.isin(extra[2], groups[test])
             fit = [np.concatenate([f, e[use]]) for f, e in zip(fit, (extra[0], extra[1], extra[3], extra[2]))]
-        predictions[test] = _fit(params, True, *fit).predict(x[test], b[test])
+        predictions[test] = copy.deepcopy(recipe).fit(*fit).predict(x[test], b[test])
     report = segmentation_report(y, predictions, groups)
     return {"mean_patient_dice": report.mean_group["dice"],
             "patient_dice": {row["group"]: row["dice"] for row in report.per_group}}
 
 
-def evaluate(params, multislice, data):
+def evaluate(entry, multislice, data):
+    """(CV mean, worst CV patient, test split, test multislice, ms/slice) of PixelSegmenter parameters
+    (cross-validated by ``fastseg.cross_validate``) or of a recipe."""
     train, test, m_train, m_test = data
-    params = dict(params)
-    tune = params.pop("tune", False)
-    fit_x, fit_y, fit_b, fit_p = train
+    recipe = entry if isinstance(entry, Recipe) else Recipe(**entry)
+    fit = train
     if multislice:
-        fit_x, fit_y, fit_b, fit_p = (np.concatenate([a, b]) for a, b in zip(train, m_train))
-    seg = _fit(params, tune, fit_x, fit_y, fit_b, fit_p)
-    test_dice = segmentation_report(test[1], seg.predict(test[0], test[2]), test[3]).mean_group["dice"]
-    m_dice = segmentation_report(m_test[1], seg.predict(m_test[0], m_test[2]), m_test[3]).mean_group["dice"]
+        fit = tuple(np.concatenate([a, b]) for a, b in zip(train, m_train))
+    model = copy.deepcopy(recipe).fit(*fit)
+    test_dice = segmentation_report(test[1], model.predict(test[0], test[2]), test[3]).mean_group["dice"]
+    m_dice = segmentation_report(m_test[1], model.predict(m_test[0], m_test[2]), m_test[3]).mean_group["dice"]
     timing = m_train[0][:64], m_train[2][:64]
     with threadpool_limits(1):
-        seg.predict(*timing)
+        model.predict(*timing)
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
-            seg.predict(*timing)
+            model.predict(*timing)
             times.append(time.perf_counter() - t0)
     ms = float(np.median(times)) / len(timing[0]) * 1e3
     x, y, b = (np.concatenate([a, c]) for a, c in zip(train[:3], test[:3]))
@@ -130,25 +353,32 @@ def evaluate(params, multislice, data):
     if multislice:
         extra = tuple(np.concatenate([a, c]) for a, c in zip((m_train[0], m_train[1], m_train[3], m_train[2]),
                                                            (m_test[0], m_test[1], m_test[3], m_test[2])))
-    if tune:
-        cv = _nested_cv(params, x, y, b, groups, extra)
+    if isinstance(entry, Recipe):
+        cv = _recipe_cv(recipe, x, y, b, groups, extra)
     else:
-        cv = cross_validate(PixelSegmenter(random_state=0, **params), x, y, groups, cv=5, brain=b, extra=extra)
+        cv = cross_validate(recipe.segmenter(), x, y, groups, cv=5, brain=b, extra=extra)
     worst = min(cv["patient_dice"].values())
     return cv["mean_patient_dice"], worst, test_dice, m_dice, ms
 
 
 def main(names):
+    known = {**{n: c for n, c in CONFIGS.items()}, **{n: (what, r, True) for n, (what, r) in RECIPES.items()}}
+    if names == ["--list"]:
+        print("\n".join(known))
+        return
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown configuration(s) {unknown}; --list names them")
     data = load()
     print("| configuration | what | 5-fold CV (20 patients) | worst CV patient | test split | "
           "test multislice | ms/slice |")
     print("|---|---|---|---|---|---|---|")
-    for name in names:
-        what, params, multislice = CONFIGS[name]
-        cv, worst, test_dice, m_dice, ms = evaluate(params, multislice, data)
+    for name in names or list(known):
+        what, entry, multislice = known[name]
+        cv, worst, test_dice, m_dice, ms = evaluate(entry, multislice, data)
         print(f"| `{name}` | {what} | {cv:.3f} | {worst:.2f} | {test_dice:.3f} | {m_dice:.3f} | {ms:.2f} |",
               flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(CONFIGS))
+    main(sys.argv[1:])
