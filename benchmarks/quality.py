@@ -105,6 +105,13 @@ class Recipe:
     def predict(self, x, b):
         return self.seg_.predict(x, b)
 
+    def out_of_fold(self, x, y, b, groups):
+        """Probabilities of the training slices, each from a segmenter fitted without its patient (5 folds)."""
+        oof = np.zeros(y.shape, dtype=np.float32)
+        for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
+            oof[test] = self.segmenter().fit(x[train], y[train], b[train]).predict_proba(x[test], b[test])
+        return oof
+
 
 def _rotated(x, y, b, degrees):
     """Slices rotated about their centre: images linearly interpolated, each channel's outside filled with
@@ -149,9 +156,7 @@ class AreaThreshold(Recipe):
         return self.seg_._post_process((p > np.where(large, low, high)[:, None, None]) & b)
 
     def fit(self, x, y, b, groups):
-        oof = np.zeros(y.shape, dtype=np.float32)
-        for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
-            oof[test] = self.segmenter().fit(x[train], y[train], b[train]).predict_proba(x[test], b[test])
+        oof = self.out_of_fold(x, y, b, groups)
         self.seg_ = self.segmenter().fit(x, y, b)
         dice = [segmentation_report(y, self._masks(oof, b, r), groups).mean_group["dice"] for r in self.grid]
         self.rule_ = self.grid[int(np.argmax(dice))]
@@ -165,7 +170,8 @@ class Augmented(Recipe):
     """Training slices plus transformed copies: left-right mirror images (``flip``), rotations by each
     of ``angles`` degrees, and copies with a random linear intensity ramp added to each channel inside
     the brain (``ramp``: its largest size, reached at the image's corners, in the data's z units; an
-    affine change of a channel is undone by the per-slice brain normalisation, a ramp is not).  Copies keep their patient."""
+    affine change of a channel is undone by the per-slice brain normalisation, a ramp is not).  Copies
+    keep their patient."""
 
     def __init__(self, flip=False, angles=(), ramp=0.0, **params):
         super().__init__(**params)
@@ -290,9 +296,7 @@ class AutoContext(Recipe):
         return np.stack(cols, axis=-1).astype(np.float32)
 
     def fit(self, x, y, b, groups):
-        oof = np.zeros(y.shape, dtype=np.float32)
-        for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
-            oof[test] = self.segmenter().fit(x[train], y[train], b[train]).predict_proba(x[test], b[test])
+        oof = self.out_of_fold(x, y, b, groups)
         self.seg_ = self.segmenter().fit(x, y, b)
         sample = self.seg_._sample(y, b, np.random.default_rng(0))
         with warnings.catch_warnings():
