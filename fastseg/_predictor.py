@@ -181,12 +181,13 @@ class _Predictor:
         return _logistic_cut(float(self.threshold_))
 
 
-    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int = 1, logits: bool = False) -> np.ndarray:
+    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int = 1, logits: bool = False,
+                raw: bool = False) -> np.ndarray:
         """(N, H, W) float32 scores of the kind ``score_kind_``; 0 outside the brain.  With ``logits``
         (only where ``_mask_cut`` is not None), the output unit's input instead of its probability.
 
-        Called inside ``assume_finite()``: ``x`` is computed from checked images; when
-        ``_fuses_normalization(n_jobs)``, ``x`` is the raw slices, which the kernel
+        Called inside ``assume_finite()``: ``x`` is computed from checked images; with ``raw``
+        (only where ``_fuses_normalization(n_jobs)``), ``x`` is the raw slices, which the kernel
         normalises one by one (and checks for NaN and infinities).
         With context features, the feature rows of the brain pixels are made by
         the pixel-feature kernel and scored in place (MLP: fastseg's tiled row
@@ -240,13 +241,16 @@ class _Predictor:
                 widest = int(sizes[1:].max())
                 act = thread_buffer(("mlp_act", _ROWS_TILE * widest),
                                     lambda: np.empty((2, _ROWS_TILE * widest), dtype=np.float32))
-                # each slice normalised into a buffer that stays in cache for the row kernel
-                normalized = thread_buffer(("normalised slice", H, W, C), lambda: np.empty((H, W, C), np.float32))
+                # raw slices: each normalised into a buffer that stays in cache for the row kernel
+                normalized = None
+                if raw:
+                    normalized = thread_buffer(("normalised slice", H, W, C),
+                                               lambda: np.empty((H, W, C), np.float32))
                 bad = _pixfeat.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code,
                                                 output=output, scores=out, rowbuf=rowbuf,
                                                 scratch=scratch, act=act, tile_rows=_ROWS_TILE, n0=0, n1=N,
-                                                normalized=normalized if self._fuses_normalization(1) else None,
-                                                min_std=_MIN_STD, **_context_plan(u8, u8, spec))
+                                                normalized=normalized, min_std=_MIN_STD,
+                                                **_context_plan(u8, u8, spec))
                 if bad >= 0:
                     raise non_finite_error(x)
                 return out
@@ -289,16 +293,16 @@ class _Predictor:
         chunk = _CHUNK if N >= n_jobs * _CHUNK else max(1, -(-N // n_jobs))
         starts = list(range(0, N, chunk))
         inner = n_jobs if len(starts) == 1 else 1  # one chunk (one image): the kernels share it
+        fused = self._fuses_normalization(inner)  # the kernel normalises each slice itself
 
         def work(first: int, last: int) -> None:
             with assume_finite():  # batch checked above (the flag is per thread)
                 for i in range(first, last):
                     start, stop = starts[i], min(starts[i] + chunk, N)
-                    fused = self._fuses_normalization(inner)  # the kernel normalises each slice itself
                     x = None if fused else _chunk_buffer("normalised", (stop - start, H, W, C), np.float32)
                     x, b, _, _ = self._prepare(batch[start:stop], None if brain is None else brain[start:stop],
                                                out=x, normalise=not fused)
-                    emit(start, stop, self._scores(x, b, inner, logits), b)
+                    emit(start, stop, self._scores(x, b, inner, logits, raw=fused), b)
                     if self.verbose and N > chunk:
                         self._log(f"segmented images {start}-{stop - 1} of {N}")
 
