@@ -312,6 +312,85 @@ class AutoContext(Recipe):
         return self.seg_._post_process(masks)
 
 
+def _brain_mean(z, b, size=None, sigma=None):
+    """Mean of each channel of one slice ``z`` (H, W, C) over the brain pixels of a box of side ``size``
+    or a Gaussian window of ``sigma`` around every pixel."""
+    if size is not None:
+        def smooth(a):
+            return ndimage.uniform_filter(a, size=size, mode="constant")
+    else:
+        def smooth(a):
+            return ndimage.gaussian_filter(a, sigma=sigma, mode="constant")
+    bf = b.astype(np.float32)
+    share = np.maximum(smooth(bf), 1e-3)
+    return np.stack([smooth(z[..., c] * bf) / share for c in range(z.shape[-1])], axis=-1)
+
+
+def _extra_maps(z, b, family):
+    """(H, W, E) per-pixel maps of a feature family not in PixelSegmenter, for one brain-normalised slice
+    ``z`` (H, W, C) with brain mask ``b``; 0 outside the brain."""
+    H, W, C = z.shape
+    maps = []
+    if family == "minmax":        # local maximum and minimum of each channel over brain pixels, 5x5 and 11x11
+        for s in (5, 11):
+            maps.append(ndimage.maximum_filter(np.where(b[..., None], z, -np.inf), size=(s, s, 1), mode="nearest"))
+            maps.append(ndimage.minimum_filter(np.where(b[..., None], z, np.inf), size=(s, s, 1), mode="nearest"))
+    elif family == "band-pass":   # difference-of-Gaussians bands (a wavelet-like split of the spectrum)
+        g = {s: _brain_mean(z, b, sigma=s) for s in (1, 2, 4, 8)}
+        maps += [g[1] - g[2], g[2] - g[4], g[4] - g[8]]
+    elif family == "dilated":     # 5x5 brain means at the 8 neighbours 6 pixels away (a dilated window)
+        pad = np.pad(_brain_mean(z, b, size=5), ((6, 6), (6, 6), (0, 0)), mode="edge")
+        maps += [pad[6 + dy:6 + dy + H, 6 + dx:6 + dx + W]
+                 for dy in (-6, 0, 6) for dx in (-6, 0, 6) if dy or dx]
+    elif family == "rank":        # each channel's rank among the slice's brain pixels, in (0, 1)
+        r = np.zeros(z.shape, dtype=np.float32)
+        for c in range(C):
+            v = z[..., c][b]
+            r[..., c][b] = (np.argsort(np.argsort(v, kind="stable"), kind="stable") + 0.5) / v.size
+        maps.append(r)
+    elif family == "slice-area":  # the slice's brain area (a proxy for the axial level), the same at every pixel
+        maps.append(np.full((H, W, 1), b.sum() / 20000.0, dtype=np.float32))
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    out = np.concatenate(maps, axis=-1).astype(np.float32)
+    out[~b] = 0.0
+    return out
+
+
+class _ExtraSegmenter(PixelSegmenter):
+    """PixelSegmenter whose feature rows end with a prototype family's maps (``_extra_maps``), computed in
+    numpy / scipy; it predicts through scikit-learn (the kernels know only the built-in families)."""
+    family = "minmax"
+
+    def _features(self, x, b, rows, n_jobs=None):
+        base = super()._features(x, b, rows, n_jobs)
+        extra = np.concatenate([_extra_maps(x[i], b[i], self.family)[rows[i]] for i in range(len(x))])
+        return np.hstack([base, extra])
+
+    def predict_proba(self, images, brain=None):
+        x, b, _, _ = self._prepare(images, brain)
+        p = np.zeros(b.shape, dtype=np.float32)
+        p[b] = self.classifier_.predict_proba(self._features(x, b, b))[:, 1]
+        return p
+
+    def predict(self, images, brain=None):
+        _, b, _, _ = self._prepare(images, brain, normalise=False)
+        return self._post_process((self.predict_proba(images, b) > self.threshold_) & b)
+
+
+class ExtraFeatures(Recipe):
+    """The default features plus a family measured as a prototype before any kernel is written for it."""
+
+    def __init__(self, family, **params):
+        super().__init__(**params)
+        self.family = family
+
+    def segmenter(self):
+        seg = _ExtraSegmenter(**{"random_state": 0, **self.params})
+        seg.family = self.family
+        return seg
+
+
 #: name -> (what it is, the recipe; all train on the multislice slices too)
 RECIPES = {
     "tuned-threshold": ("default, threshold chosen by 5-fold patient-wise CV over the training patients' "
@@ -329,6 +408,16 @@ RECIPES = {
     "ensemble-3": ("3 MLP(32)s from 3 initialisations, logits averaged (= one MLP(96))", Ensemble(3)),
     "auto-context": ("default, then a second MLP(8) over the first's probability context (out-of-fold "
                      "training)", AutoContext()),
+    "+minmax": ("default plus the local maximum and minimum of each channel over 5x5 and 11x11 (prototype)",
+                ExtraFeatures("minmax")),
+    "+band-pass": ("default plus difference-of-Gaussians bands of each channel, sigma 1-2, 2-4, 4-8 "
+                   "(prototype)", ExtraFeatures("band-pass")),
+    "+dilated": ("default plus the 5x5 means of each channel at the 8 neighbours 6 pixels away (prototype)",
+                 ExtraFeatures("dilated")),
+    "+rank": ("default plus each channel's rank among the slice's brain pixels (prototype)",
+              ExtraFeatures("rank")),
+    "+slice-area": ("default plus the slice's brain area, a proxy for its axial level (prototype)",
+                    ExtraFeatures("slice-area")),
 }
 
 

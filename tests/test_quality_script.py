@@ -1,0 +1,115 @@
+"""benchmarks/quality.py's plumbing: the names, and the prototype feature families against brute force.
+
+The script's figures come from real data and take minutes; these tests check that what it computes is
+what its rows say, on small inputs.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastseg
+from fastseg.datasets import load_sample
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("fastseg_quality_script", _SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _slice(seed, H=24, W=20, C=4):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(H, W, C)).astype(np.float32)
+    b = np.zeros((H, W), dtype=bool)
+    b[3:H - 2, 2:W - 3] = True
+    b[5:8, 6:9] = False          # a hole: brain statistics must skip it
+    return z, b
+
+
+def test_list_names_every_row_and_unknown_names_are_refused(quality, capsys):
+    quality.main(["--list"])
+    names = capsys.readouterr().out.splitlines()
+    assert names == list(quality.CONFIGS) + list(quality.RECIPES)
+    assert {"+minmax", "+band-pass", "+dilated", "+rank", "+slice-area"} <= set(names)
+    with pytest.raises(SystemExit, match="no-such-row"):
+        quality.main(["no-such-row"])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_minmax_is_the_brain_extreme_of_each_box(quality, seed):
+    z, b = _slice(seed)
+    maps = quality._extra_maps(z, b, "minmax")
+    H, W, C = z.shape
+    assert maps.shape == (H, W, 4 * C)
+    for (y, x) in zip(*np.nonzero(b)):
+        for j, s in enumerate((5, 11)):
+            r = s // 2
+            box = z[max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1][b[max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1]]
+            np.testing.assert_array_equal(maps[y, x, 2 * j * C:(2 * j + 1) * C], box.max(axis=0))
+            np.testing.assert_array_equal(maps[y, x, (2 * j + 1) * C:(2 * j + 2) * C], box.min(axis=0))
+    assert not maps[~b].any()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rank_orders_each_channel_within_the_brain(quality, seed):
+    z, b = _slice(seed)
+    r = quality._extra_maps(z, b, "rank")
+    n = b.sum()
+    for c in range(z.shape[-1]):
+        order = np.argsort(z[..., c][b])
+        np.testing.assert_allclose(r[..., c][b][order], (np.arange(n) + 0.5) / n, rtol=1e-6)
+    assert not r[~b].any()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_dilated_and_band_pass_from_brain_means(quality, seed):
+    z, b = _slice(seed)
+    H, W, C = z.shape
+    y, x = 12, 9  # 6 pixels from the neighbours the dilated family reads, all inside the image
+
+    def box_mean(cy, cx):  # brain mean of the 5x5 box at (cy, cx), brute force
+        rows, cols = slice(max(cy - 2, 0), cy + 3), slice(max(cx - 2, 0), cx + 3)
+        return z[rows, cols][b[rows, cols]].mean(axis=0)
+
+    dilated = quality._extra_maps(z, b, "dilated")
+    offsets = [(dy, dx) for dy in (-6, 0, 6) for dx in (-6, 0, 6) if dy or dx]
+    assert dilated.shape == (H, W, 8 * C)
+    for j, (dy, dx) in enumerate(offsets):
+        np.testing.assert_allclose(dilated[y, x, j * C:(j + 1) * C], box_mean(y + dy, x + dx), rtol=1e-5, atol=1e-6)
+    bands = quality._extra_maps(z, b, "band-pass")
+    assert bands.shape == (H, W, 3 * C) and not bands[~b].any()
+    flat = np.ones_like(z) * np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)
+    assert np.abs(quality._extra_maps(flat, b, "band-pass")[b]).max() < 1e-5  # no band in a flat image
+
+
+def test_slice_area_and_unknown_family(quality):
+    z, b = _slice(0)
+    area = quality._extra_maps(z, b, "slice-area")
+    assert area.shape == z.shape[:2] + (1,)
+    np.testing.assert_allclose(area[b], b.sum() / 20000.0)
+    assert not area[~b].any()
+    with pytest.raises(ValueError, match="unknown family"):
+        quality._extra_maps(z, b, "fourier")
+
+
+def test_extra_features_recipe_appends_the_family_and_predicts_masks(quality):
+    sample = load_sample()
+    x, y, b = sample.images[:6], sample.masks[:6], sample.brain[:6]
+    recipe = quality.ExtraFeatures("rank", max_pixels=100).fit(x, y, b, np.arange(6))
+    seg = recipe.seg_
+    assert seg.classifier_[-1].coefs_[0].shape[0] == len(seg.feature_names_) + 4
+    masks = recipe.predict(x, b)
+    assert masks.dtype == bool and masks.shape == y.shape and not masks[~b].any()
+    # predict_proba is the classifier's probability of the appended rows, pixel by pixel
+    p = seg.predict_proba(x[:1], b[:1])
+    z = fastseg.normalize_brain(x[:1], b[:1])
+    rows = np.hstack([seg._features(z, b[:1], b[:1])[:, :-4], quality._extra_maps(z[0], b[0], "rank")[b[0]]])
+    np.testing.assert_allclose(p[0][b[0]], seg.classifier_.predict_proba(rows)[:, 1], rtol=1e-6)
