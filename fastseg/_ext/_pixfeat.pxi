@@ -11,152 +11,136 @@ from ._normalize cimport normalize_one
 from ._padded cimport check_pad_maps
 
 
-cdef inline void _integrals_c(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
-                     Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
-                     double* I1, double* I2, double* Id, double* acc) noexcept nogil:
-    """One pass over the box rows [r0, r0 + h) x columns [c0, c0 + w), pixels outside the brain as 0:
-    integral images of x (I1), of x * x (I2, if not NULL) and of x - x[mirror] (Id, if not NULL),
-    each (h + 1, w + 1, C).  ``acc`` holds 3 C running row sums."""
-    cdef Py_ssize_t stride = (w + 1) * C, y, x, c, here, above, p, q
+cdef inline void _integral_row_c(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
+                                 Py_ssize_t yi, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                                 const double* P1, double* I1, const double* P2, double* I2,
+                                 const double* Pd, double* Id, double* acc) noexcept nogil:
+    """One row of the integral images over the box columns [c0, c0 + w) of image row ``yi``, pixels
+    outside the brain as 0: I1 = P1 + the running row sums of x, I2 = P2 + those of x * x (if I2 is not
+    NULL), Id = Pd + those of x - x[mirror] (if Id is not NULL); P* the integral rows above, each row
+    (w + 1) C values.  ``acc`` holds 3 C running row sums."""
+    cdef Py_ssize_t x, c, here, p, q
     cdef double* a1 = acc
     cdef double* a2 = acc + C
     cdef double* ad = acc + 2 * C
     cdef const float* src
     cdef const float* mir
-    for x in range(stride):
-        I1[x] = 0.0
+    for c in range(3 * C):
+        acc[c] = 0.0
+    for c in range(C):
+        I1[c] = 0.0
         if I2 != NULL:
-            I2[x] = 0.0
+            I2[c] = 0.0
         if Id != NULL:
-            Id[x] = 0.0
-    for y in range(h):
-        here = (y + 1) * stride
-        for c in range(3 * C):
-            acc[c] = 0.0
-        for c in range(C):
-            I1[here + c] = 0.0
-            if I2 != NULL:
-                I2[here + c] = 0.0
-            if Id != NULL:
-                Id[here + c] = 0.0
-        for x in range(w):
-            p = (r0 + y) * W + c0 + x
-            src = img + p * C
-            here = (y + 1) * stride + (x + 1) * C
-            above = here - stride
-            if inside[p]:
-                for c in range(C):
-                    a1[c] += src[c]
-                if I2 != NULL:
-                    for c in range(C):
-                        a2[c] += <double>src[c] * src[c]
-                if Id != NULL:
-                    for c in range(C):
-                        ad[c] += src[c]
-                    q = (r0 + y) * W + mirror[c0 + x]
-                    if inside[q]:
-                        mir = img + q * C
-                        for c in range(C):
-                            ad[c] -= mir[c]
+            Id[c] = 0.0
+    for x in range(w):
+        p = yi * W + c0 + x
+        src = img + p * C
+        here = (x + 1) * C
+        if inside[p]:
             for c in range(C):
-                I1[here + c] = I1[above + c] + a1[c]
+                a1[c] += src[c]
             if I2 != NULL:
                 for c in range(C):
-                    I2[here + c] = I2[above + c] + a2[c]
+                    a2[c] += <double>src[c] * src[c]
             if Id != NULL:
                 for c in range(C):
-                    Id[here + c] = Id[above + c] + ad[c]
+                    ad[c] += src[c]
+                q = yi * W + mirror[c0 + x]
+                if inside[q]:
+                    mir = img + q * C
+                    for c in range(C):
+                        ad[c] -= mir[c]
+        for c in range(C):
+            I1[here + c] = P1[here + c] + a1[c]
+        if I2 != NULL:
+            for c in range(C):
+                I2[here + c] = P2[here + c] + a2[c]
+        if Id != NULL:
+            for c in range(C):
+                Id[here + c] = Pd[here + c] + ad[c]
 
 
-cdef void _integrals4(const float* img, const unsigned char* inside, Py_ssize_t W,
-                      Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
-                      double* I1, double* I2, double* Id) noexcept nogil:
-    """``_integrals_c`` for four channels, the same sums in the same order, with the running row sums in
-    local variables: in ``acc`` (memory that may alias the integral images, as far as the compiler
+cdef void _integral_row4(const float* img, const unsigned char* inside, Py_ssize_t W,
+                         Py_ssize_t yi, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                         const double* P1, double* I1, const double* P2, double* I2,
+                         const double* Pd, double* Id) noexcept nogil:
+    """``_integral_row_c`` for four channels, the same sums in the same order, with the running row sums
+    in local variables: in ``acc`` (memory that may alias the integral images, as far as the compiler
     knows) every addition went through a store and a reload."""
-    cdef Py_ssize_t stride = (w + 1) * 4, y, x, here, above, p, q
+    cdef Py_ssize_t x, here, p, q
     cdef double a0, a1, a2, a3, s0, s1, s2, s3, d0, d1, d2, d3
     cdef const float* src
     cdef const float* mir
-    for x in range(stride):
+    a0 = a1 = a2 = a3 = s0 = s1 = s2 = s3 = d0 = d1 = d2 = d3 = 0.0
+    for x in range(4):
         I1[x] = 0.0
         if I2 != NULL:
             I2[x] = 0.0
         if Id != NULL:
             Id[x] = 0.0
-    for y in range(h):
-        a0 = a1 = a2 = a3 = s0 = s1 = s2 = s3 = d0 = d1 = d2 = d3 = 0.0
-        here = (y + 1) * stride
-        for x in range(4):
-            I1[here + x] = 0.0
+    for x in range(w):
+        p = yi * W + c0 + x
+        here = (x + 1) * 4
+        if inside[p]:
+            src = img + p * 4
+            a0 += src[0]
+            a1 += src[1]
+            a2 += src[2]
+            a3 += src[3]
             if I2 != NULL:
-                I2[here + x] = 0.0
+                s0 += <double>src[0] * src[0]
+                s1 += <double>src[1] * src[1]
+                s2 += <double>src[2] * src[2]
+                s3 += <double>src[3] * src[3]
             if Id != NULL:
-                Id[here + x] = 0.0
-        for x in range(w):
-            p = (r0 + y) * W + c0 + x
-            here = (y + 1) * stride + (x + 1) * 4
-            above = here - stride
-            if inside[p]:
-                src = img + p * 4
-                a0 += src[0]
-                a1 += src[1]
-                a2 += src[2]
-                a3 += src[3]
-                if I2 != NULL:
-                    s0 += <double>src[0] * src[0]
-                    s1 += <double>src[1] * src[1]
-                    s2 += <double>src[2] * src[2]
-                    s3 += <double>src[3] * src[3]
-                if Id != NULL:
-                    d0 += src[0]
-                    d1 += src[1]
-                    d2 += src[2]
-                    d3 += src[3]
-                    q = (r0 + y) * W + mirror[c0 + x]
-                    if inside[q]:
-                        mir = img + q * 4
-                        d0 -= mir[0]
-                        d1 -= mir[1]
-                        d2 -= mir[2]
-                        d3 -= mir[3]
-            I1[here] = I1[above] + a0
-            I1[here + 1] = I1[above + 1] + a1
-            I1[here + 2] = I1[above + 2] + a2
-            I1[here + 3] = I1[above + 3] + a3
-            if I2 != NULL:
-                I2[here] = I2[above] + s0
-                I2[here + 1] = I2[above + 1] + s1
-                I2[here + 2] = I2[above + 2] + s2
-                I2[here + 3] = I2[above + 3] + s3
-            if Id != NULL:
-                Id[here] = Id[above] + d0
-                Id[here + 1] = Id[above + 1] + d1
-                Id[here + 2] = Id[above + 2] + d2
-                Id[here + 3] = Id[above + 3] + d3
+                d0 += src[0]
+                d1 += src[1]
+                d2 += src[2]
+                d3 += src[3]
+                q = yi * W + mirror[c0 + x]
+                if inside[q]:
+                    mir = img + q * 4
+                    d0 -= mir[0]
+                    d1 -= mir[1]
+                    d2 -= mir[2]
+                    d3 -= mir[3]
+        I1[here] = P1[here] + a0
+        I1[here + 1] = P1[here + 1] + a1
+        I1[here + 2] = P1[here + 2] + a2
+        I1[here + 3] = P1[here + 3] + a3
+        if I2 != NULL:
+            I2[here] = P2[here] + s0
+            I2[here + 1] = P2[here + 1] + s1
+            I2[here + 2] = P2[here + 2] + s2
+            I2[here + 3] = P2[here + 3] + s3
+        if Id != NULL:
+            Id[here] = Pd[here] + d0
+            Id[here + 1] = Pd[here + 1] + d1
+            Id[here + 2] = Pd[here + 2] + d2
+            Id[here + 3] = Pd[here + 3] + d3
 
 
-cdef void _integrals(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
-                     Py_ssize_t r0, Py_ssize_t h, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
-                     double* I1, double* I2, double* Id, double* acc) noexcept nogil:
-    """``_integrals_c``; with C = 4 (every MRI slice), ``_integrals4``."""
+cdef void _integral_row(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
+                        Py_ssize_t yi, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
+                        const double* P1, double* I1, const double* P2, double* I2,
+                        const double* Pd, double* Id, double* acc) noexcept nogil:
+    """``_integral_row_c``; with C = 4 (every MRI slice), ``_integral_row4``."""
     if C == 4:
-        _integrals4(img, inside, W, r0, h, c0, w, mirror, I1, I2, Id)
+        _integral_row4(img, inside, W, yi, c0, w, mirror, P1, I1, P2, I2, Pd, Id)
     else:
-        _integrals_c(img, inside, W, C, r0, h, c0, w, mirror, I1, I2, Id, acc)
+        _integral_row_c(img, inside, W, C, yi, c0, w, mirror, P1, I1, P2, I2, Pd, Id, acc)
 
 
 cdef inline Py_ssize_t _clip(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
 
 
-cdef inline void _row_boxes_c(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+cdef inline void _row_boxes_c(const double* top, const double* bot, Py_ssize_t C,
                      Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
-    """Box sums along a row: res[i C + c] = the sum of channel c over rows [y0, y1) and columns
-    [clip(lo + i), clip(lo + i + span)) of the region whose integral image is I, for i < n
-    (the four reads of the integral image, in the same order, for every i at once)."""
-    cdef const double* top = I + y0 * stride
-    cdef const double* bot = I + y1 * stride
+    """Box sums along a row: res[i C + c] = the sum of channel c over the rows between the integral
+    image's rows ``top`` and ``bot`` and columns [clip(lo + i), clip(lo + i + span)) of its region, for
+    i < n (the four reads of the integral image, in the same order, for every i at once)."""
     cdef const double* t0
     cdef const double* t1
     cdef const double* b0
@@ -180,13 +164,13 @@ cdef inline void _row_boxes_c(const double* I, Py_ssize_t stride, Py_ssize_t y0,
             res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
 
 
-cdef void _row_boxes(const double* I, Py_ssize_t stride, Py_ssize_t y0, Py_ssize_t y1, Py_ssize_t C,
+cdef void _row_boxes(const double* top, const double* bot, Py_ssize_t C,
                      Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
     """``_row_boxes_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
     if C == 4:
-        _row_boxes_c(I, stride, y0, y1, 4, w, lo, span, n, res)
+        _row_boxes_c(top, bot, 4, w, lo, span, n, res)
     else:
-        _row_boxes_c(I, stride, y0, y1, C, w, lo, span, n, res)
+        _row_boxes_c(top, bot, C, w, lo, span, n, res)
 
 
 cdef inline void _put_c(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
@@ -243,7 +227,8 @@ cdef void _asym(const float* img, const unsigned char* inside, Py_ssize_t base, 
 
 def scratch_size(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t n_columns):
     """Number of float64 values of scratch pixel_context needs for (H, W, C) images and
-    ``n_columns`` context columns: four integral images, then row buffers."""
+    ``n_columns`` context columns: room for four integral images (three of them used as rings
+    of rows, whose pages beyond the rings are never touched), then row buffers."""
     return 4 * (H + 1) * (W + 1) * C + 3 * C + 5 * W * C + W * n_columns
 
 
@@ -450,6 +435,8 @@ cdef void _pixel_rows(
     cdef const unsigned char* want
     cdef float* dst
     cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
+    cdef const double* top
+    cdef const double* bot
     cdef double* I1 = &scratch[0]
     cdef double* I2 = &scratch[plane]
     cdef double* Id = &scratch[2 * plane]
@@ -465,6 +452,14 @@ cdef void _pixel_rows(
     cdef Py_ssize_t cs                                # ... and their stride
     cdef bint direct
     cdef Py_ssize_t filled, head = 0, t, count
+    cdef Py_ssize_t R, done, ahead, slot, prev
+    cdef Py_ssize_t rmax = gradient_size // 2  # the largest half box that reads I1, I2 or Id
+    for j in range(SM):
+        rmax = max(rmax, mean_sizes[j] // 2)
+    for j in range(SS):
+        rmax = max(rmax, std_sizes[j] // 2)
+    if asymmetry:
+        rmax = max(rmax, asymmetry_box // 2)
     with nogil:
         for n in range(n0, n1):
             if sc != NULL:  # this image's rows go to the start of out, its scores to its plane of scores
@@ -479,9 +474,18 @@ cdef void _pixel_rows(
             r0, c0 = bbox[n, 0], bbox[n, 2]
             h, w = bbox[n, 1] - r0 + 1, bbox[n, 3] - c0 + 1
             stride, bstride = (w + 1) * C, w + 1
+            # the integral images of x, x * x and the asymmetry are made a row at a time, just before
+            # the first image row that reads it, into rings of R rows (row i in slot i % R): the rows
+            # the boxes of one image row read, and no more, stay in cache
+            R = min(2 * rmax + 2, h + 1)
+            done = 0
             if need1 or asymmetry:
-                _integrals(img, inside, W, C, r0, h, c0, w, &mirror[n, 0],
-                           I1, I2 if need2 else NULL, Id if asymmetry else NULL, acc)
+                for x in range(stride):
+                    I1[x] = 0.0
+                    if need2:
+                        I2[x] = 0.0
+                    if asymmetry:
+                        Id[x] = 0.0
             if position and SB > 0:
                 for x in range(w + 1):
                     Ib[x] = 0.0
@@ -525,20 +529,29 @@ cdef void _pixel_rows(
                     cx, cs = &out[row - row_base, offset + KC], out.shape[1]
                 else:
                     cx, cs = ctx, Fc
+                if need1 or asymmetry:  # the integral rows up to the lowest this image row reads
+                    ahead = _clip(y + rmax + 1 - r0, h)
+                    while done < ahead:
+                        prev, slot = (done % R) * stride, ((done + 1) % R) * stride
+                        _integral_row(img, inside, W, C, r0 + done, c0, w, &mirror[n, 0],
+                                      I1 + prev, I1 + slot, I2 + prev if need2 else NULL,
+                                      I2 + slot if need2 else NULL, Id + prev if asymmetry else NULL,
+                                      Id + slot if asymmetry else NULL, acc)
+                        done += 1
                 col = 0
                 for j in range(SM):
                     s = mean_sizes[j]
                     r = s // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, s, m, T1)
+                    _row_boxes(I1 + (y0 % R) * stride, I1 + (y1 % R) * stride, C, w, xa - r - c0, s, m, T1)
                     _put(T1, m, C, inv_area[j], False, tmp, cx + col, cs)
                     col += C
                 for j in range(SS):
                     s = std_sizes[j]
                     r = s // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, s, m, T1)
-                    _row_boxes(I2, stride, y0, y1, C, w, xa - r - c0, s, m, T2)
+                    _row_boxes(I1 + (y0 % R) * stride, I1 + (y1 % R) * stride, C, w, xa - r - c0, s, m, T1)
+                    _row_boxes(I2 + (y0 % R) * stride, I2 + (y1 % R) * stride, C, w, xa - r - c0, s, m, T2)
                     inv = inv_area[SM + j]
                     for i in range(m * C):  # T2 := the variance
                         mean = T1[i] * inv
@@ -551,7 +564,8 @@ cdef void _pixel_rows(
                     col += C
                     r = asymmetry_box // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(Id, stride, y0, y1, C, w, xa - r - c0, asymmetry_box, m, T1)
+                    _row_boxes(Id + (y0 % R) * stride, Id + (y1 % R) * stride, C, w, xa - r - c0, asymmetry_box,
+                               m, T1)
                     _put(T1, m, C, inv_asym, False, tmp, cx + col, cs)
                     col += C
                 if gradient_size:
@@ -559,10 +573,11 @@ cdef void _pixel_rows(
                     s = gradient_size
                     r = s // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(I1, stride, y0, y1, C, w, xa + 1 - c0, r, m, T1)
-                    _row_boxes(I1, stride, y0, y1, C, w, xa - r - c0, r, m, T2)
-                    _row_boxes(I1, stride, _clip(y + 1 - r0, h), y1, C, w, xa - r - c0, s, m, T3)
-                    _row_boxes(I1, stride, y0, _clip(y - r0, h), C, w, xa - r - c0, s, m, T4)
+                    top, bot = I1 + (y0 % R) * stride, I1 + (y1 % R) * stride
+                    _row_boxes(top, bot, C, w, xa + 1 - c0, r, m, T1)
+                    _row_boxes(top, bot, C, w, xa - r - c0, r, m, T2)
+                    _row_boxes(I1 + (_clip(y + 1 - r0, h) % R) * stride, bot, C, w, xa - r - c0, s, m, T3)
+                    _row_boxes(top, I1 + (_clip(y - r0, h) % R) * stride, C, w, xa - r - c0, s, m, T4)
                     for i in range(m * C):  # T1 := the squared magnitude
                         gx = T1[i] - T2[i]
                         gy = T3[i] - T4[i]
@@ -579,7 +594,7 @@ cdef void _pixel_rows(
                         s = brain_boxes[j]
                         r = s // 2
                         y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                        _row_boxes(Ib, bstride, y0, y1, 1, w, xa - r - c0, s, m, T1)
+                        _row_boxes(Ib + y0 * bstride, Ib + y1 * bstride, 1, w, xa - r - c0, s, m, T1)
                         _put(T1, m, 1, inv_area[SM + SS + j], False, tmp, cx + col, cs)
                         col += 1
                 # the rows of the requested pixels: window, then context

@@ -3,9 +3,13 @@
 For each image the kernel builds the integral images it needs (float64, scratch
 owned by the caller): of the image (local means), of its square (local standard
 deviations), of its left-right asymmetry (mean asymmetry) and of the brain mask
-(position).  Every box statistic is then four reads per channel, so the cost
-per requested pixel is independent of the box sizes, and nothing of the size of
-(pixels x features) exists except the output rows.  The reads are made row by
+(position).  The first three are made a row at a time, just before the first
+image row whose boxes reach it, into rings of 2 r + 2 rows (r the largest half
+box that reads them): three whole float64 integral images of a brain would not
+fit in a core's cache beside the slice, the rows one image row reads do.  Every
+box statistic is then four reads per channel, so the cost per requested pixel is
+independent of the box sizes, and nothing of the size of (pixels x features)
+exists except the output rows.  The reads are made row by
 row: for the span of requested pixels in a row, each box family is one
 contiguous loop over the span (which the compiler vectorises), into a small
 row buffer from which each requested pixel's row is copied.
