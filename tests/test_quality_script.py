@@ -113,3 +113,32 @@ def test_extra_features_recipe_appends_the_family_and_predicts_masks(quality):
     z = fastseg.normalize_brain(x[:1], b[:1])
     rows = np.hstack([seg._features(z, b[:1], b[:1])[:, :-4], quality._extra_maps(z[0], b[0], "rank")[b[0]]])
     np.testing.assert_allclose(p[0][b[0]], seg.classifier_.predict_proba(rows)[:, 1], rtol=1e-6)
+
+
+def test_multislice_cv_never_scores_a_patient_with_a_model_that_saw_it(quality, monkeypatch):
+    sample = load_sample()
+    x, y, b = sample.images[:10], sample.masks[:10].astype(bool), sample.brain[:10]
+    patients = np.array(sample.patients[:10])
+    # the "multislice" slices: each patient's slice mirrored left-right, a different slice of the same patient
+    extra = (x[:, :, ::-1].copy(), y[:, :, ::-1].copy(), b[:, :, ::-1].copy(), patients)
+    key = {fp: p for fp, p in zip(np.round(x.sum(axis=(1, 2, 3)), 2), patients)}
+    key.update({fp: p for fp, p in zip(np.round(extra[0].sum(axis=(1, 2, 3)), 2), patients)})
+    scored = []
+
+    class Spy(quality.PixelSegmenter):
+        def fit(self, images, masks, brain=None):
+            self.seen_ = {key[fp] for fp in np.round(images.sum(axis=(1, 2, 3)), 2)}
+            return super().fit(images, masks, brain)
+
+        def predict(self, images, brain=None):
+            mine = {key[fp] for fp in np.round(images.sum(axis=(1, 2, 3)), 2)}
+            assert not mine & self.seen_
+            scored.extend(mine)
+            return super().predict(images, brain)
+
+    monkeypatch.setattr(quality, "PixelSegmenter", Spy)
+    rows = quality.multislice_cv(((x, y, b, patients), None, extra, None), dict(max_pixels=60))
+    assert sorted(scored) == sorted(patients)                    # every patient scored once
+    assert [r[0] for r in rows] and sorted(r[0] for r in rows) == sorted(patients)
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)    # worst first
+    assert all(0 <= r[1] <= 1 and r[2] > 0 for r in rows)
