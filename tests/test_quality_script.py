@@ -138,7 +138,39 @@ def test_multislice_cv_never_scores_a_patient_with_a_model_that_saw_it(quality, 
 
     monkeypatch.setattr(quality, "PixelSegmenter", Spy)
     rows = quality.multislice_cv(((x, y, b, patients), None, extra, None), dict(max_pixels=60))
+    with pytest.raises(SystemExit, match="at most one"):
+        quality.main(["--multislice-cv", "default", "+flip"])
     assert sorted(scored) == sorted(patients)                    # every patient scored once
     assert [r[0] for r in rows] and sorted(r[0] for r in rows) == sorted(patients)
     assert [r[1] for r in rows] == sorted(r[1] for r in rows)    # worst first
     assert all(0 <= r[1] <= 1 and r[2] > 0 for r in rows)
+
+
+def test_slice_adapted_is_a_linear_discriminant_on_the_confident_pixels(quality):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    sample = load_sample()
+    x, y, b = sample.images, sample.masks.astype(bool), sample.brain
+    recipe = quality.SliceAdapted(max_pixels=100).fit(x[:14], y[:14], b[:14], np.arange(14))
+    got = recipe.predict(x[14:], b[14:])
+    seg = recipe.seg_
+    p, z = seg.predict_proba(x[14:], b[14:]), fastseg.normalize_brain(x[14:], b[14:])
+    expected = np.zeros(got.shape, dtype=bool)
+    adapted = 0
+    for i in range(len(p)):
+        q = np.clip(p[i][b[14 + i]].astype(np.float64), 1e-4, 1 - 1e-4)
+        v, logit = z[i][b[14 + i]], np.log(q / (1 - q))
+        pos, neg = q >= 0.9, q <= 0.1
+        if pos.sum() >= 20 and neg.sum() >= 20:  # scikit-learn's LDA, priors from the confident counts
+            own = LinearDiscriminantAnalysis().fit(v[pos | neg], pos[pos | neg]).decision_function(v)
+            expected[i][b[14 + i]] = 0.5 * logit + 0.5 * own > 0
+            adapted += 1
+        else:
+            expected[i][b[14 + i]] = logit > 0
+    assert adapted >= 3  # the comparison exercises the discriminant, not only the fallback
+    expected = seg._post_process(expected)
+    assert (got != expected).sum() <= 2  # the same model up to the last bits of two solvers
+    # a slice without confident tumour keeps the segmenter's mask
+    strict = quality.SliceAdapted(high=1.0, max_pixels=100)
+    strict.seg_ = seg
+    np.testing.assert_array_equal(strict.predict(x[14:], b[14:]), seg.predict(x[14:], b[14:]))
