@@ -649,7 +649,8 @@ cdef void _pixel_rows(
                         _score_rows(sc, &out[head, 0], sc.tile_rows)
                         head += sc.tile_rows
                     if out.shape[0] - filled < W and head > 0:
-                        memmove(&out[0, 0], &out[head, 0], (filled - head) * out.shape[1] * sizeof(float))
+                        if filled > head:  # (all scored: nothing to move, and out[head] may be past the end)
+                            memmove(&out[0, 0], &out[head, 0], (filled - head) * out.shape[1] * sizeof(float))
                         row_base += head
                         head = 0
             if sc != NULL:  # the image's last rows, then 0 for the pixels after its last requested one
