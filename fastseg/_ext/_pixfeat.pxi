@@ -136,6 +136,11 @@ cdef inline Py_ssize_t _clip(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
 
 
+cdef inline double* _ring(double* I, Py_ssize_t i, Py_ssize_t R, Py_ssize_t stride) noexcept nogil:
+    """Row ``i`` of an integral image kept in a ring of ``R`` rows of ``stride`` values."""
+    return I + (i % R) * stride
+
+
 cdef inline void _row_boxes_c(const double* top, const double* bot, Py_ssize_t C,
                      Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
     """Box sums along a row: res[i C + c] = the sum of channel c over the rows between the integral
@@ -452,7 +457,7 @@ cdef void _pixel_rows(
     cdef Py_ssize_t cs                                # ... and their stride
     cdef bint direct
     cdef Py_ssize_t filled, head = 0, t, count
-    cdef Py_ssize_t R, done, ahead, slot, prev
+    cdef Py_ssize_t R, done, ahead
     cdef Py_ssize_t rmax = gradient_size // 2  # the largest half box that reads I1, I2 or Id
     for j in range(SM):
         rmax = max(rmax, mean_sizes[j] // 2)
@@ -532,26 +537,27 @@ cdef void _pixel_rows(
                 if need1 or asymmetry:  # the integral rows up to the lowest this image row reads
                     ahead = _clip(y + rmax + 1 - r0, h)
                     while done < ahead:
-                        prev, slot = (done % R) * stride, ((done + 1) % R) * stride
                         _integral_row(img, inside, W, C, r0 + done, c0, w, &mirror[n, 0],
-                                      I1 + prev, I1 + slot, I2 + prev if need2 else NULL,
-                                      I2 + slot if need2 else NULL, Id + prev if asymmetry else NULL,
-                                      Id + slot if asymmetry else NULL, acc)
+                                      _ring(I1, done, R, stride), _ring(I1, done + 1, R, stride),
+                                      _ring(I2, done, R, stride) if need2 else NULL,
+                                      _ring(I2, done + 1, R, stride) if need2 else NULL,
+                                      _ring(Id, done, R, stride) if asymmetry else NULL,
+                                      _ring(Id, done + 1, R, stride) if asymmetry else NULL, acc)
                         done += 1
                 col = 0
                 for j in range(SM):
                     s = mean_sizes[j]
                     r = s // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(I1 + (y0 % R) * stride, I1 + (y1 % R) * stride, C, w, xa - r - c0, s, m, T1)
+                    _row_boxes(_ring(I1, y0, R, stride), _ring(I1, y1, R, stride), C, w, xa - r - c0, s, m, T1)
                     _put(T1, m, C, inv_area[j], False, tmp, cx + col, cs)
                     col += C
                 for j in range(SS):
                     s = std_sizes[j]
                     r = s // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(I1 + (y0 % R) * stride, I1 + (y1 % R) * stride, C, w, xa - r - c0, s, m, T1)
-                    _row_boxes(I2 + (y0 % R) * stride, I2 + (y1 % R) * stride, C, w, xa - r - c0, s, m, T2)
+                    _row_boxes(_ring(I1, y0, R, stride), _ring(I1, y1, R, stride), C, w, xa - r - c0, s, m, T1)
+                    _row_boxes(_ring(I2, y0, R, stride), _ring(I2, y1, R, stride), C, w, xa - r - c0, s, m, T2)
                     inv = inv_area[SM + j]
                     for i in range(m * C):  # T2 := the variance
                         mean = T1[i] * inv
@@ -564,8 +570,8 @@ cdef void _pixel_rows(
                     col += C
                     r = asymmetry_box // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(Id + (y0 % R) * stride, Id + (y1 % R) * stride, C, w, xa - r - c0, asymmetry_box,
-                               m, T1)
+                    _row_boxes(_ring(Id, y0, R, stride), _ring(Id, y1, R, stride), C, w, xa - r - c0,
+                               asymmetry_box, m, T1)
                     _put(T1, m, C, inv_asym, False, tmp, cx + col, cs)
                     col += C
                 if gradient_size:
@@ -573,11 +579,11 @@ cdef void _pixel_rows(
                     s = gradient_size
                     r = s // 2
                     y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    top, bot = I1 + (y0 % R) * stride, I1 + (y1 % R) * stride
+                    top, bot = _ring(I1, y0, R, stride), _ring(I1, y1, R, stride)
                     _row_boxes(top, bot, C, w, xa + 1 - c0, r, m, T1)
                     _row_boxes(top, bot, C, w, xa - r - c0, r, m, T2)
-                    _row_boxes(I1 + (_clip(y + 1 - r0, h) % R) * stride, bot, C, w, xa - r - c0, s, m, T3)
-                    _row_boxes(top, I1 + (_clip(y - r0, h) % R) * stride, C, w, xa - r - c0, s, m, T4)
+                    _row_boxes(_ring(I1, _clip(y + 1 - r0, h), R, stride), bot, C, w, xa - r - c0, s, m, T3)
+                    _row_boxes(top, _ring(I1, _clip(y - r0, h), R, stride), C, w, xa - r - c0, s, m, T4)
                     for i in range(m * C):  # T1 := the squared magnitude
                         gx = T1[i] - T2[i]
                         gy = T3[i] - T4[i]
