@@ -414,15 +414,16 @@ class SliceAdapted(Recipe):
             q, v = np.clip(p[i][b[i]], 1e-4, 1 - 1e-4).astype(np.float64), z[i][b[i]].astype(np.float64)
             logit = np.log(q / (1 - q))
             pos, neg = q >= self.high, q <= self.low
-            if pos.sum() < 20 or neg.sum() < 20:
+            n1, n0 = int(pos.sum()), int(neg.sum())
+            if n1 < 20 or n0 < 20:
                 masks[i][b[i]] = logit > 0
                 continue
             # two Gaussians with a shared covariance: the classes' means, the pooled covariance
             m1, m0 = v[pos].mean(axis=0), v[neg].mean(axis=0)
-            pooled = (np.cov(v[pos], rowvar=False) * (pos.sum() - 1) + np.cov(v[neg], rowvar=False) * (neg.sum() - 1)) \
-                / (pos.sum() + neg.sum() - 2)
+            d1, d0 = v[pos] - m1, v[neg] - m0
+            pooled = (d1.T @ d1 + d0.T @ d0) / (n1 + n0 - 2)
             w = np.linalg.solve(pooled + 1e-6 * np.eye(len(m1)), m1 - m0)
-            own = v @ w - 0.5 * w @ (m1 + m0) + np.log(pos.sum() / neg.sum())
+            own = v @ w - 0.5 * w @ (m1 + m0) + np.log(n1 / n0)
             masks[i][b[i]] = self.mix * logit + (1 - self.mix) * own > 0
         return self.seg_._post_process(masks)
 
@@ -525,10 +526,10 @@ def evaluate(entry, multislice, data):
 
 def multislice_cv(data, entry=None):
     """Per-patient Dice of the default (or ``entry``: PixelSegmenter parameters or a recipe) on the 17
-    training patients' own multislice slices,
-    each predicted by a segmenter fitted in 5-fold patient-wise CV (GroupKFold on the brats2d slices)
-    without that patient: the test multislice column's question asked of more patients.  Returns the
-    (patient, Dice, predicted / true area) rows, worst first."""
+    training patients' own multislice slices, each predicted by a segmenter fitted in 5-fold
+    patient-wise CV (GroupKFold on the brats2d slices) without that patient: the test multislice
+    column's question asked of more patients.  Returns the (patient, Dice, predicted / true area) rows,
+    worst first."""
     train, _, m_train, _ = data
     recipe = entry if isinstance(entry, Recipe) else Recipe(**(entry or {}))
     patients = train[3]
