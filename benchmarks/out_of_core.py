@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 BRATS2D = REPO.parent / "shared" / "data" / "brats2d"
 MODELS = {
     "default": {},
-    "k5-linear": {"k": 5, "box_sizes": (), "asymmetry": False},
+    "k5-linear": {"k": 5, "mean_sizes": (), "asymmetry": False},
 }
 
 

@@ -17,6 +17,7 @@ from ._version import __version__
 #: Public name -> the submodule that defines it.
 _EXPORTS = {
     "MLPWeights": "scoring",
+    "PixelModel": "model",
     "PixelSegmenter": "segmenter",
     "cross_validate": "model_selection",
     "tune_threshold": "model_selection",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
     from .features import feature_offsets, n_window_features, window_features
     from .metrics import dice, segmentation_report
+    from .model import PixelModel
     from .model_selection import cross_validate, tune_threshold
     from .persistence import load, save
     from .preprocessing import brain_mask, normalize_brain

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 #: The PixelSegmenter that ``numpy_predict`` reproduces: a 5x5 linear SVM over the brain-normalised
 #: channels, no context features (the benchmarks' and ``fastseg bench``'s pipeline).
-K5_LINEAR = dict(k=5, classifier="linear-svm", max_pixels=4000, max_iter=200, box_sizes=(), std_sizes=(),
+K5_LINEAR = dict(k=5, classifier="linear-svm", max_pixels=4000, max_iter=200, mean_sizes=(), std_sizes=(),
                  asymmetry=False, gradient_size=0, position=False)
 
 
@@ -32,7 +32,7 @@ def numpy_predict(seg, images: np.ndarray, brain: np.ndarray) -> np.ndarray:
     out = np.zeros(brain.shape, dtype=bool)
     for i in range(len(images)):
         b = brain[i]
-        x = _normalise(images[i], b)
+        x = _normalize(images[i], b)
         features = numpy_window_features(x, seg.k, seg.mode)[b.ravel()]
         pred = np.zeros(b.shape, dtype=bool)
         pred[b] = seg.classifier_.decision_function(features) > seg.threshold_
@@ -50,8 +50,8 @@ def numpy_predict_context(seg, images: np.ndarray, brain: np.ndarray) -> np.ndar
     out = np.zeros(brain.shape, dtype=bool)
     for i in range(len(images)):
         b = brain[i]
-        x = _normalise(images[i], b)
-        features = pixel_features(x[None], b[None], seg.k, mode=seg.mode, mean_sizes=seg.box_sizes,
+        x = _normalize(images[i], b)
+        features = pixel_features(x[None], b[None], seg.k, mode=seg.mode, mean_sizes=seg.mean_sizes,
                                   std_sizes=seg.std_sizes, asymmetry=seg.asymmetry,
                                   gradient_size=seg.gradient_size, position=seg.position)
         pred = np.zeros(b.shape, dtype=bool)
@@ -60,7 +60,7 @@ def numpy_predict_context(seg, images: np.ndarray, brain: np.ndarray) -> np.ndar
     return out
 
 
-def _normalise(image: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _normalize(image: np.ndarray, b: np.ndarray) -> np.ndarray:
     values = image[b]
     x = (image - values.mean(0)) / values.std(0)
     x[~b] = 0

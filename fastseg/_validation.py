@@ -8,50 +8,41 @@ when (and only when) the dtype or memory layout has to change.
 """
 from __future__ import annotations
 
-import contextlib
 import numbers
 import os
-import threading
 
 import numpy as np
 
 __all__ = [
     "MODES",
+    "SEGMENTER_PARAMETERS",
+    "check_bool",
+    "check_bytes",
+    "check_connectivity",
+    "check_dask_images",
+    "check_dask_masks",
+    "check_finite_weights",
+    "check_fraction",
     "check_images",
     "check_k",
-    "check_mode",
     "check_k_fits",
-    "check_masks",
-    "check_connectivity",
-    "check_min_size",
-    "check_out",
-    "check_n_jobs",
-    "check_real",
-    "check_pipeline",
-    "check_scaler_width",
     "check_linear_model",
+    "check_masks",
+    "check_min_size",
     "check_mlp_model",
     "check_mlp_weights",
-    "check_finite_weights",
+    "check_mode",
+    "check_n_channels",
+    "check_n_features",
+    "check_n_jobs",
+    "check_out",
+    "check_params",
+    "check_path",
+    "check_pipeline",
+    "check_real",
+    "check_scaler_width",
+    "non_finite_error",
 ]
-
-_state = threading.local()
-
-
-@contextlib.contextmanager
-def assume_finite():
-    """Within this block (in this thread), :func:`check_images` skips its NaN/inf scan.
-
-    For internal pipelines that already checked their input once and only pass
-    on arrays computed from it (as scikit-learn's ``assume_finite`` config does).
-    """
-    previous = getattr(_state, "assume_finite", False)
-    _state.assume_finite = True
-    try:
-        yield
-    finally:
-        _state.assume_finite = previous
-
 
 #: Border modes understood by every window kernel (numpy.pad's meanings; constant = 0).
 MODES = ("reflect", "constant", "edge")
@@ -79,7 +70,7 @@ def _as_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def check_images(images, name: str = "images", *, check_finite: bool = True):
+def check_images(images, name: str = "images", *, finite: bool = True):
     """Validate an image or a stack of images and return it as a 4-D float32 array.
 
     Parameters
@@ -88,9 +79,10 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
         Any real (integer or floating) dtype.
     name : str
         Parameter name used in error messages.
-    check_finite : bool
+    finite : bool
         Reject NaN and infinite values (a NaN feature silently poisons a classifier).
-        Skipped inside :func:`assume_finite`.
+        False only where the caller's first kernel reads every value and reports
+        them (the brain normalisation), so that no separate pass is made.
 
     Returns
     -------
@@ -115,22 +107,15 @@ def check_images(images, name: str = "images", *, check_finite: bool = True):
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported below
         batch = np.ascontiguousarray(arr[None] if single else arr, dtype=np.float32)
     # Integers cannot be NaN and cannot overflow float32 (max ~3.4e38), so only floats are checked.
-    if check_finite and getattr(_state, "assume_finite", False):
-        check_finite = False
-    if check_finite and arr.dtype.kind == "f" and not _all_finite(batch):
+    if finite and arr.dtype.kind == "f" and not _all_finite(batch):
         raise non_finite_error(batch, name)
     return batch, single
 
 
-class NonFiniteError(ValueError):
-    """Images holding NaN or infinite values (a ValueError; its own class so that code checking a part
-    of a batch can re-raise with the count over the whole batch)."""
-
-
-def non_finite_error(batch: np.ndarray, name: str = "images") -> NonFiniteError:
-    """The ValueError :func:`check_images` raises for a float array holding NaN or infinite values."""
+def non_finite_error(batch: np.ndarray, name: str = "images") -> ValueError:
+    """The ValueError for images holding NaN or infinite values (``batch``: the checked float32 array)."""
     n_bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
-    return NonFiniteError(f"{name} must contain only finite values, got {n_bad} NaN or infinite value(s)")
+    return ValueError(f"{name} must contain only finite values, got {n_bad} NaN or infinite value(s)")
 
 
 def _all_finite(a: np.ndarray) -> bool:
@@ -313,7 +298,7 @@ def check_dask_images(images, name: str = "images", *, n_channels: int | None = 
     if 0 in images.shape:
         raise ValueError(f"{name} must not have zero-size axes, got shape {images.shape}")
     if n_channels is not None and images.shape[3] != n_channels:
-        raise ValueError(f"{name} have {images.shape[3]} channels but the segmenter was fitted on {n_channels}")
+        raise ValueError(f"{name} have {images.shape[3]} channels but the model was fitted on {n_channels}")
     return images
 
 
@@ -651,3 +636,144 @@ def check_finite_weights(arrays, name: str = "model") -> None:
                 f"{name} weights are not finite in float32 after folding the scaler "
                 "(a scale_ too close to zero?)"
             )
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+#
+# PixelSegmenter's parameters as a table of constraints (as scikit-learn's ``_parameter_constraints``):
+# ``fit`` checks every value through it, and loading a model file checks the file's values again.
+# Each constraint is a callable ``(value, name) -> checked value`` raising the usual errors.
+
+
+class Interval:
+    """A real or integral number in an interval; ``closed`` says which ends belong to it."""
+
+    def __init__(self, kind: str, low=None, high=None, closed: str = "both"):
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def describe(self) -> str:
+        noun = "an integer" if self.kind == "int" else "a number"
+        if self.low is not None and self.high is not None:
+            left = "[" if self.closed in ("both", "left") else "("
+            right = "]" if self.closed in ("both", "right") else ")"
+            return f"{noun} in {left}{self.low}, {self.high}{right}"
+        if self.low == 0 and self.closed in ("neither", "right"):
+            return "a positive integer" if self.kind == "int" else "a positive number"
+        if self.low is not None:
+            return f"{noun} {'>=' if self.closed in ('both', 'left') else '>'} {self.low}"
+        return noun
+
+    def __call__(self, value, name: str):
+        integral = isinstance(value, numbers.Integral)
+        if isinstance(value, (bool, np.bool_)) or not (integral if self.kind == "int" else isinstance(value, numbers.Real)):
+            raise TypeError(f"{name} must be {self.describe()}, got {_describe(value)}")
+        value = int(value) if self.kind == "int" else float(value)
+        lo_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
+        hi_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
+        if not (np.isfinite(value) and lo_ok and hi_ok):
+            raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
+        return value
+
+
+class Options:
+    """One of a few values (strings, or None)."""
+
+    def __init__(self, *values):
+        self.values = values
+
+    def __call__(self, value, name: str):
+        if not any(value is v or (isinstance(v, str) and isinstance(value, str) and value == v) for v in self.values):
+            raise ValueError(f"{name} must be one of {self.values}, got {value!r}")
+        return value
+
+
+class Sizes:
+    """A sequence of integers, each checked by ``item`` (a tuple is returned)."""
+
+    def __init__(self, item, what: str):
+        self.item, self.what = item, what
+
+    def __call__(self, value, name: str):
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            raise TypeError(f"{name} must be a sequence of {self.what}, got {value!r}")
+        return tuple(self.item(v, name) for v in value)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must hold positive integers, got {_describe(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must hold positive integers, got {value}")
+    return int(value)
+
+
+def check_gradient_size(value, name: str = "gradient_size") -> int:
+    """0 (no gradient family) or an odd integer >= 3."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be 0 (no gradient) or an odd integer >= 3, got {value!r}")
+    if value != 0 and (value < 3 or value % 2 == 0):
+        raise ValueError(f"{name} must be 0 (no gradient) or an odd integer >= 3, got {value!r}")
+    return int(value)
+
+
+def _threshold(value, name: str):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) and np.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number or None, got {value!r}")
+    return float(value)
+
+
+def _n_jobs(value, name: str):
+    check_n_jobs(value, name)
+    return value
+
+
+def _estimator_or(*names):
+    def check(value, name: str):
+        if isinstance(value, str):
+            if value not in names:
+                raise ValueError(f"{name} must be one of {names} or an estimator, got {value!r}")
+        elif not hasattr(value, "fit"):
+            raise TypeError(f"{name} must be one of {names} or an estimator, got {type(value).__name__}")
+        return value
+    return check
+
+
+def _anything(value, name: str):
+    return value
+
+
+#: Every parameter of ``PixelSegmenter``, in its signature's order, with its constraint.
+SEGMENTER_PARAMETERS = {
+    "k": check_k,
+    "classifier": _estimator_or("mlp", "linear-svm", "logistic"),
+    "C": Interval("real", 0, None, closed="neither"),
+    "hidden_layer_sizes": Sizes(_positive_int, "positive integers"),
+    "alpha": Interval("real", 0, None),
+    "max_iter": Interval("int", 1, None),
+    "max_pixels": Interval("int", 2, None),
+    "tumour_fraction": Interval("real", 0, 1, closed="neither"),
+    "class_weight": _anything,  # checked by the classifier that takes it
+    "threshold": _threshold,
+    "mean_sizes": Sizes(check_k, "odd integers"),
+    "std_sizes": Sizes(check_k, "odd integers"),
+    "asymmetry": check_bool,
+    "gradient_size": check_gradient_size,
+    "position": check_bool,
+    "min_size": check_min_size,
+    "min_relative_size": check_fraction,
+    "fill_holes": check_bool,
+    "connectivity": check_connectivity,
+    "mode": check_mode,
+    "normalize": Options("brain", "none"),
+    "n_jobs": _n_jobs,
+    "random_state": _anything,  # scikit-learn's check_random_state takes it
+    "verbose": Interval("int", 0, None),
+}
+
+
+def check_params(params: dict, constraints: dict = SEGMENTER_PARAMETERS) -> dict:
+    """The values of ``params`` checked against ``constraints`` (a ``TypeError`` or ``ValueError``
+    naming the first bad parameter); parameters absent from ``params`` are not checked."""
+    return {name: check(params[name], name) for name, check in constraints.items() if name in params}

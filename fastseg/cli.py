@@ -62,11 +62,12 @@ def _is_case_dir(path: Path) -> bool:
 
 
 def _load_model(path):
-    """The model file's predict path, without scikit-learn (whose import alone takes about 1 s)."""
-    from .persistence import _load_predictor
+    """The model file's :class:`~fastseg.model.PixelModel`, without scikit-learn (whose import alone
+    takes about 1 s)."""
+    from .persistence import _load_model as load_model
 
     try:
-        return _load_predictor(path)
+        return load_model(path)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
@@ -215,7 +216,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    seg = _load_model(args.model)
+    model = _load_model(args.model)
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
         raise UsageError(f"--input: no file or folder at {str(src)!r}")
@@ -231,11 +232,11 @@ def cmd_predict(args) -> int:
         masks = np.zeros(case.brain.shape, dtype=bool)
         has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))  # empty slices stay empty
         if has_brain.size:
-            masks[has_brain] = seg.predict(case.images[has_brain], case.brain[has_brain])
+            masks[has_brain] = model.predict(case.images[has_brain], case.brain[has_brain])
         if not args.no_3d:
             from .components import clean_volume
 
-            masks = clean_volume(masks, min_relative_size=seg.min_relative_size)
+            masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
         save_case_prediction(masks, case, out)
         print(f"wrote {out}: {masks.sum()} tumour voxels in {masks.any(axis=(1, 2)).sum()} of "
               f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)")
@@ -262,7 +263,7 @@ def cmd_predict(args) -> int:
             np.lib.format.write_array_header_1_0(fh, header)
             batches = _read_batches(src, images, stack.shape, _PREDICT_BATCH)
             for batch in _progress(batches, -(-n_slices // _PREDICT_BATCH), "segmenting"):
-                fh.write(seg.predict(batch).tobytes())
+                fh.write(model.predict(batch).tobytes())
 
     _atomic_write(out, write)
     print(f"wrote {out}: {n_slices} slices ({time.perf_counter() - t0:.2f} s)")

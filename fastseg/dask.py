@@ -2,7 +2,8 @@
 
 ``predict(segmenter, images)`` takes a dask array of slices of shape
 (N, H, W, C) and returns a lazy dask array of masks (N, H, W): one task per
-chunk of slices, each calling :meth:`PixelSegmenter.predict` on its chunk.
+chunk of slices, each calling the fitted model's ``predict``
+(:class:`fastseg.model.PixelModel`, the segmenter's ``model_``) on its chunk.
 Nothing is computed until you call ``.compute()``, ``.persist()``,
 ``.to_zarr(...)``, ``dask.array.store(...)``, ... on the result, with whatever
 scheduler is active (threads by default, or a ``dask.distributed.Client``).
@@ -21,9 +22,9 @@ How it works:
   once, with :func:`fastseg.persistence.dumps` (the JSON spec and float64
   weights that :func:`fastseg.save` writes: a few kilobytes, no pickle),
   and put in the graph as a single key that every task depends on, so each
-  worker receives it once.  A worker rebuilds the segmenter with
-  :func:`fastseg.persistence.loads` on its first task and keeps it, keyed by
-  the SHA-256 of those bytes, for the tasks that follow.  Segmenters whose
+  worker receives it once.  A worker rebuilds the model from those bytes on
+  its first task (the model alone: workers never import scikit-learn for it)
+  and keeps it, keyed by their SHA-256, for the tasks that follow.  Segmenters whose
   classifier cannot be saved as plain arrays (trees, kernel SVMs, ...) are
   refused.
 - **Threads.**  Each task runs single-threaded by default (``n_jobs=1``):
@@ -67,7 +68,6 @@ does not import it.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import threading
@@ -87,7 +87,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import check_dask_images, check_dask_masks, check_n_channels, check_n_jobs, check_path
-from .persistence import dumps, loads
+from .persistence import _model_from_bytes, dumps
 from .segmenter import PixelSegmenter
 
 __all__ = ["predict", "predict_proba", "decision_function", "read_npy", "compute_into"]
@@ -98,30 +98,31 @@ _CACHE_SIZE = 8
 _CACHE_LOCK = threading.Lock()
 
 
-def _cached_segmenter(model: bytes, digest: str) -> PixelSegmenter:
-    """The segmenter ``model`` holds, rebuilt once per process (worker) and then reused."""
+def _cached_model(model: bytes, digest: str):
+    """The :class:`~fastseg.model.PixelModel` ``model`` holds, rebuilt once per process (worker) and
+    then reused."""
     with _CACHE_LOCK:
-        seg = _CACHE.get(digest)
-        if seg is not None:
+        cached = _CACHE.get(digest)
+        if cached is not None:
             _CACHE.move_to_end(digest)
-            return seg
-    seg = loads(model)  # outside the lock: two threads may both build it; either copy is right
+            return cached
+    rebuilt = _model_from_bytes(model)  # outside the lock: two threads may both build it; either copy is right
     with _CACHE_LOCK:
-        seg = _CACHE.setdefault(digest, seg)
+        rebuilt = _CACHE.setdefault(digest, rebuilt)
         _CACHE.move_to_end(digest)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return seg
+    return rebuilt
 
 
-def _segment_block(images: list, brain, model: bytes, digest: str, method: str) -> np.ndarray:
-    """One task: the segmenter's ``method`` on a chunk of whole slices.
+def _segment_block(images: list, brain, model: bytes, digest: str, method: str, n_jobs) -> np.ndarray:
+    """One task: the model's ``method`` on a chunk of whole slices.
 
     ``images`` comes as the list of the chunk's blocks along the channel axis, which the output drops:
     exactly one, since :func:`_blockwise` rechunks to whole slices (with ``concatenate=True`` dask would
     pass it through ``concatenate3``, which copies even a single block: 118 MB per 128 slices)."""
     (block,) = images
-    return getattr(_cached_segmenter(model, digest), method)(block, brain)
+    return getattr(_cached_model(model, digest), method)(block, brain, n_jobs=n_jobs)
 
 
 def _check_segmenter(segmenter) -> PixelSegmenter:
@@ -129,7 +130,7 @@ def _check_segmenter(segmenter) -> PixelSegmenter:
 
     if not isinstance(segmenter, PixelSegmenter):
         raise TypeError(f"segmenter must be a fitted fastseg.PixelSegmenter, got {type(segmenter).__name__}")
-    check_is_fitted(segmenter, "score_kind_")
+    check_is_fitted(segmenter, "model_")
     return segmenter
 
 
@@ -144,10 +145,8 @@ def _blockwise(segmenter, images, brain, n_jobs, method: str, dtype) -> da.Array
     if brain is not None:
         brain = check_dask_masks(brain, "brain", shape=(N, H, W))
         brain = brain.rechunk((images.chunks[0], H, W))  # a no-op when it already matches
-    shipped = copy.copy(seg)  # a shallow copy: only n_jobs differs, the weights are shared
-    shipped.n_jobs = n_jobs
     try:
-        model = dumps(shipped)
+        model = dumps(seg)
     except TypeError as exc:
         raise TypeError(f"fastseg.dask sends the segmenter to workers as a model file: {exc}") from None
     digest = hashlib.sha256(model).hexdigest()
@@ -155,11 +154,11 @@ def _blockwise(segmenter, images, brain, n_jobs, method: str, dtype) -> da.Array
     brain_args = (brain, "nhw") if brain is not None else (None, None)
     return da.blockwise(
         _segment_block, "nhw",
-        images, "nhwc", *brain_args, model_key, None, digest, None, method, None,
+        images, "nhwc", *brain_args, model_key, None, digest, None, method, None, n_jobs, None,
         concatenate=False,  # one block along C (see _segment_block): no copy
         dtype=dtype,
         meta=np.empty((0, 0, 0), dtype=dtype),
-        name=f"fastseg-{method}-{tokenize(images, brain, digest, method)}",
+        name=f"fastseg-{method}-{tokenize(images, brain, digest, method, n_jobs)}",
     )
 
 
@@ -302,7 +301,7 @@ def predict(
     >>> x = rng.standard_normal((6, 24, 24, 4)).astype(np.float32)
     >>> y = np.zeros((6, 24, 24), bool); y[:, 6:16, 8:18] = True; x[y] += 2
     >>> brain = np.ones_like(y)
-    >>> seg = PixelSegmenter(k=3, box_sizes=(), asymmetry=False, min_size=5, random_state=0)
+    >>> seg = PixelSegmenter(k=3, mean_sizes=(), asymmetry=False, min_size=5, random_state=0)
     >>> seg = seg.fit(x, y, brain)
     >>> images = da.from_array(x, chunks=(2, 24, 24, 4))     # 3 chunks of 2 slices
     >>> masks = fastseg.dask.predict(seg, images, brain)
@@ -348,7 +347,7 @@ def predict_proba(
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((4, 24, 24, 4)).astype(np.float32)
     >>> y = np.zeros((4, 24, 24), bool); y[:, 6:16, 8:18] = True; x[y] += 2
-    >>> seg = PixelSegmenter(k=3, classifier="logistic", box_sizes=(), asymmetry=False, random_state=0)
+    >>> seg = PixelSegmenter(k=3, classifier="logistic", mean_sizes=(), asymmetry=False, random_state=0)
     >>> seg = seg.fit(x, y, np.ones_like(y))
     >>> proba = fastseg.dask.predict_proba(seg, da.from_array(x, chunks=(1, 12, 12, 4)), np.ones_like(y))
     >>> proba.chunks                  # chunks along H and W were merged into whole slices
@@ -369,7 +368,7 @@ def decision_function(
     segmenter: PixelSegmenter, images: da.Array, brain: da.Array | ArrayLike | None = None, *,
     n_jobs: int | None = 1,
 ) -> da.Array:
-    """Per-pixel scores (see ``score_kind_``) of a dask array of slices, computed blockwise (lazily).
+    """Per-pixel decision values (the output unit's input) of a dask array of slices, computed blockwise (lazily).
 
     Parameters and errors as :func:`predict`.
 
@@ -386,7 +385,7 @@ def decision_function(
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((4, 24, 24, 4)).astype(np.float32)
     >>> y = np.zeros((4, 24, 24), bool); y[:, 6:16, 8:18] = True; x[y] += 2
-    >>> seg = PixelSegmenter(k=3, box_sizes=(), asymmetry=False, random_state=0).fit(x, y, np.ones_like(y))
+    >>> seg = PixelSegmenter(k=3, mean_sizes=(), asymmetry=False, random_state=0).fit(x, y, np.ones_like(y))
     >>> scores = fastseg.dask.decision_function(seg, da.from_array(x, chunks=2), np.ones_like(y))
     >>> scores.dtype, bool((scores.compute() == seg.decision_function(x, np.ones_like(y))).all())
     (dtype('float32'), True)

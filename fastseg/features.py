@@ -8,6 +8,8 @@ with the channel fastest, ``dy`` and ``dx`` running from ``-(k // 2)`` to
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -16,6 +18,7 @@ from ._ext import _boxmeans, _windows
 from ._ext import _pixfeat as _pixfeat_baseline
 from ._validation import (
     check_bool,
+    check_gradient_size as _check_gradient_size,
     check_images,
     check_k,
     check_k_fits,
@@ -23,6 +26,7 @@ from ._validation import (
     check_mode,
     check_n_channels,
     check_n_features,
+    check_n_jobs,
     check_out,
 )
 
@@ -44,7 +48,7 @@ _pixfeat = _pixfeat_module()
 
 __all__ = [
     "window_features", "feature_offsets", "n_window_features", "context_channels", "box_means", "mirror_columns",
-    "pixel_features", "pixel_feature_names",
+    "pixel_features", "pixel_feature_names", "FeatureSpec",
 ]
 
 #: Default box of the asymmetry family's mean (context_channels, pixel_features, PixelSegmenter).
@@ -207,15 +211,20 @@ def window_features(
 
 # ----------------------------------------------------------------------------- context channels
 
-def _check_box_sizes(box_sizes, name="box_sizes") -> tuple[int, ...]:
-    if not isinstance(box_sizes, (list, tuple, np.ndarray)):
-        raise TypeError(f"{name} must be a sequence of odd integers, got {box_sizes!r}")
-    sizes = tuple(check_k(s, name) for s in box_sizes)
-    return sizes
+def _deprecated(name: str) -> None:
+    warnings.warn(
+        f"fastseg.features.{name} is deprecated since fastseg 0.3 and will be removed in 0.4: "
+        "pixel_features computes the context families for the pixels you ask for",
+        FutureWarning, stacklevel=3,
+    )
 
 
 def box_means(images: ArrayLike, sizes=(7, 15, 31)) -> NDArray[np.float32]:
     """Local means of every channel over s x s boxes, zero outside the image.
+
+    .. deprecated:: 0.3
+        Removed in 0.4; use :func:`pixel_features`, which computes the context
+        families for the requested pixels only.
 
     Computed by a Cython kernel from one integral image per slice (float64), so
     each size costs the same whatever its width.  Equal to ``scipy.ndimage.uniform_filter(...,
@@ -234,16 +243,21 @@ def box_means(images: ArrayLike, sizes=(7, 15, 31)) -> NDArray[np.float32]:
     Examples
     --------
     >>> import numpy as np
+    >>> import warnings
     >>> from fastseg.features import box_means
     >>> image = np.ones((4, 4, 1), dtype=np.float32)
-    >>> box_means(image, sizes=(3,))[..., 0]
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     means = box_means(image, sizes=(3,))
+    >>> means[..., 0]
     array([[0.44444445, 0.6666667 , 0.6666667 , 0.44444445],
            [0.6666667 , 1.        , 1.        , 0.6666667 ],
            [0.6666667 , 1.        , 1.        , 0.6666667 ],
            [0.44444445, 0.6666667 , 0.6666667 , 0.44444445]], dtype=float32)
     """
+    _deprecated("box_means")
     batch, single = check_images(images)
-    sizes = _check_box_sizes(sizes, "sizes")
+    sizes = _check_sizes(sizes, "sizes")
     N, H, W, C = batch.shape
     out = np.empty((N, H, W, C * len(sizes)), dtype=np.float32)
     if sizes:
@@ -254,6 +268,10 @@ def box_means(images: ArrayLike, sizes=(7, 15, 31)) -> NDArray[np.float32]:
 
 def mirror_columns(brain: ArrayLike) -> NDArray[np.intp]:
     """For each slice, the column each column mirrors to across the brain's vertical midline.
+
+    .. deprecated:: 0.3
+        Removed in 0.4; use :func:`pixel_features`, which computes the context
+        families for the requested pixels only.
 
     The midline is halfway between the brain's leftmost and rightmost columns
     (the image centre for an empty mask); mirrored columns outside the image are
@@ -271,14 +289,23 @@ def mirror_columns(brain: ArrayLike) -> NDArray[np.intp]:
     --------
     >>> import numpy as np
     >>> from fastseg.features import mirror_columns
+    >>> import warnings
     >>> brain = np.zeros((2, 6), bool); brain[:, 1:4] = True     # midline at column 2
-    >>> mirror_columns(brain).tolist()
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     mirror = mirror_columns(brain)
+    >>> mirror.tolist()
     [4, 3, 2, 1, 0, 0]
     """
+    _deprecated("mirror_columns")
     single = np.ndim(brain) == 2
     b = check_masks(brain, "brain", ndims=(2, 3)).view(bool)
-    if single:
-        b = b[None]
+    out = _mirror_columns(b if not single else b[None])
+    return out[0] if single else out
+
+
+def _mirror_columns(b: np.ndarray) -> NDArray[np.intp]:
+    """:func:`mirror_columns` of checked (N, H, W) bool masks."""
     N, H, W = b.shape
     out = np.empty((N, W), dtype=np.intp)
     columns = np.arange(W)
@@ -286,7 +313,7 @@ def mirror_columns(brain: ArrayLike) -> NDArray[np.intp]:
         cols = np.flatnonzero(b[n].any(axis=0))
         twice_mid = (cols[0] + cols[-1]) if cols.size else W - 1
         out[n] = np.clip(twice_mid - columns, 0, W - 1)
-    return out[0] if single else out
+    return out
 
 
 def context_channels(
@@ -298,6 +325,10 @@ def context_channels(
     asymmetry_box: int = ASYMMETRY_BOX,
 ) -> NDArray[np.float32]:
     """Stack each pixel's context onto its channels: local means and left-right asymmetry.
+
+    .. deprecated:: 0.3
+        Removed in 0.4; use :func:`pixel_features`, which computes the context
+        families for the requested pixels only.
 
     The result is a new multichannel image whose windows
     (:func:`window_features`) carry information from far beyond the k x k
@@ -333,13 +364,18 @@ def context_channels(
     >>> import numpy as np
     >>> from fastseg.features import context_channels
     >>> x = np.random.default_rng(0).standard_normal((2, 30, 30, 4)).astype(np.float32)
-    >>> context_channels(x, np.ones((2, 30, 30), bool)).shape
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     stacked = context_channels(x, np.ones((2, 30, 30), bool))
+    >>> stacked.shape
     (2, 30, 30, 24)
     """
+    _deprecated("context_channels")
     batch, single = check_images(images)
     N, H, W, C = batch.shape
     b = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
-    sizes = _check_box_sizes(box_sizes)
+    sizes = _check_sizes(box_sizes, "box_sizes")
     asymmetry = check_bool(asymmetry, "asymmetry")
     if asymmetry:
         asymmetry_box = check_k(asymmetry_box, "asymmetry_box")
@@ -351,7 +387,7 @@ def context_channels(
     if sizes:
         _boxmeans.box_means(batch, np.asarray(sizes, dtype=np.intp), out, integral, C)
     if asymmetry:
-        mirror = mirror_columns(b)
+        mirror = _mirror_columns(b.view(bool))
         diff = np.empty_like(batch)
         for n in range(N):
             np.subtract(batch[n], batch[n][:, mirror[n]], out=diff[n])
@@ -365,12 +401,132 @@ def context_channels(
 POSITION_BOXES = (15, 31)
 
 
-def _check_gradient_size(gradient_size) -> int:
-    if isinstance(gradient_size, (bool, np.bool_)) or not isinstance(gradient_size, (int, np.integer)):
-        raise TypeError(f"gradient_size must be 0 (no gradient) or an odd integer >= 3, got {gradient_size!r}")
-    if gradient_size != 0 and (gradient_size < 3 or gradient_size % 2 == 0):
-        raise ValueError(f"gradient_size must be 0 (no gradient) or an odd integer >= 3, got {gradient_size!r}")
-    return int(gradient_size)
+def _check_sizes(sizes, name: str) -> tuple[int, ...]:
+    """A sequence of odd box sizes >= 1, as a tuple of int."""
+    if not isinstance(sizes, (list, tuple, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of odd integers, got {sizes!r}")
+    return tuple(check_k(s, name) for s in sizes)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the feature rows of :func:`pixel_features` hold: the families, their sizes, the channels.
+
+    Validated once when built; immutable afterwards.  A fitted model keeps one
+    (``PixelModel.features``), and the model file stores its fields.
+
+    Parameters
+    ----------
+    n_channels : int
+        Image channels C.
+    k : odd int, default=1
+        Window size of the window family.
+    mode : {"reflect", "constant", "edge"}, default="reflect"
+        Border handling of the window.
+    mean_sizes, std_sizes : sequence of odd int
+        Boxes of the mean and standard-deviation families.
+    asymmetry : bool, default=True
+        The left-right asymmetry family and its ``asymmetry_box`` mean.
+    asymmetry_box : odd int, default=15
+    gradient_size : int, default=5
+        Box-gradient size (0: no gradient family).
+    position : bool, default=True
+        The position family.
+
+    Examples
+    --------
+    >>> from fastseg.features import FeatureSpec
+    >>> spec = FeatureSpec(4, k=3)
+    >>> spec.n_features, spec.names[:2]
+    (60, ('window[-1,-1,c0]', 'window[-1,-1,c1]'))
+    >>> FeatureSpec(4, k=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be an odd integer >= 1, got 2
+    """
+
+    n_channels: int
+    k: int = 1
+    mode: str = "reflect"
+    mean_sizes: tuple = ()
+    std_sizes: tuple = (7, 15)
+    asymmetry: bool = True
+    asymmetry_box: int = ASYMMETRY_BOX
+    gradient_size: int = 5
+    position: bool = True
+
+    def __post_init__(self):
+        fields = {
+            "n_channels": check_n_channels(self.n_channels),
+            "k": check_k(self.k),
+            "mode": check_mode(self.mode),
+            "mean_sizes": _check_sizes(self.mean_sizes, "mean_sizes"),
+            "std_sizes": _check_sizes(self.std_sizes, "std_sizes"),
+            "asymmetry": check_bool(self.asymmetry, "asymmetry"),
+            "asymmetry_box": check_k(self.asymmetry_box, "asymmetry_box"),
+            "gradient_size": _check_gradient_size(self.gradient_size),
+            "position": check_bool(self.position, "position"),
+        }
+        check_n_features(fields["k"], fields["n_channels"])
+        for name, value in fields.items():  # the checked values, as plain Python types
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "names", tuple(self._names()))
+
+    @property
+    def n_features(self) -> int:
+        """Columns of a feature row."""
+        return len(self.names)
+
+    @property
+    def has_context(self) -> bool:
+        """Whether any family besides the window is on."""
+        return bool(self.mean_sizes or self.std_sizes or self.asymmetry or self.gradient_size or self.position)
+
+    def _names(self) -> list[str]:
+        C, k = self.n_channels, self.k
+        channels = [f"c{c}" for c in range(C)]
+        if k == 1:
+            names = [f"value[{c}]" for c in channels]
+        else:
+            names = [f"window[{dy},{dx},c{c}]" for dy, dx, c in feature_offsets(k, C)]
+        names += [f"mean{s}[{c}]" for s in self.mean_sizes for c in channels]
+        names += [f"std{s}[{c}]" for s in self.std_sizes for c in channels]
+        if self.asymmetry:
+            names += [f"asymmetry[{c}]" for c in channels]
+            names += [f"asymmetry_mean{self.asymmetry_box}[{c}]" for c in channels]
+        if self.gradient_size:
+            names += [f"gradient{self.gradient_size}[{c}]" for c in channels]
+        if self.position:
+            names += ["row_in_brain", "column_off_midline"] + [f"brain_share{s}" for s in POSITION_BOXES]
+        return names
+
+    def _kernel_plan(self, brain: np.ndarray, rows: np.ndarray) -> dict:
+        """The arguments the row kernels take besides the images (``_pixfeat.pixel_context`` and the
+        fused scorer), for a batch: ``brain`` and ``rows`` (N, H, W) uint8."""
+        N, H, W = brain.shape
+        # (vectorised: this runs for every chunk predict scores, where numpy calls per image cost about a
+        # twentieth of predict's time)
+        row_start = np.zeros(N + 1, dtype=np.intp)
+        np.cumsum([np.count_nonzero(rows[n]) for n in range(N)], out=row_start[1:])
+        bb = brain.view(bool)
+        any_rows, any_cols = bb.any(axis=2), bb.any(axis=1)
+        bbox = np.stack([any_rows.argmax(axis=1), H - 1 - any_rows[:, ::-1].argmax(axis=1),
+                         any_cols.argmax(axis=1), W - 1 - any_cols[:, ::-1].argmax(axis=1)], axis=1).astype(np.intp)
+        bbox[~any_rows.any(axis=1)] = 0  # an empty brain
+        if self.asymmetry:  # each column's mirror across the midline of the brain's bounding box
+            twice_mid = np.where(any_rows.any(axis=1), bbox[:, 2] + bbox[:, 3], W - 1)
+            mirror = np.clip(twice_mid[:, None] - np.arange(W), 0, W - 1).astype(np.intp)
+        else:
+            mirror = np.zeros((N, W), dtype=np.intp)
+        r = self.k // 2
+        return dict(
+            brain=brain, rows=rows, row_start=row_start, mirror=mirror, bbox=bbox,
+            mean_sizes=np.asarray(self.mean_sizes, dtype=np.intp), std_sizes=np.asarray(self.std_sizes, dtype=np.intp),
+            brain_boxes=np.asarray(POSITION_BOXES if self.position else (), dtype=np.intp), k=self.k,
+            rowmap=pad_index(H, r, self.mode), colmap=pad_index(W, r, self.mode), asymmetry=self.asymmetry,
+            asymmetry_box=self.asymmetry_box if self.asymmetry else 0, gradient_size=self.gradient_size,
+            position=self.position,
+        )
 
 
 def pixel_feature_names(
@@ -394,25 +550,8 @@ def pixel_feature_names(
     >>> pixel_feature_names(2, std_sizes=(7,), asymmetry=False, gradient_size=0)
     ['value[c0]', 'value[c1]', 'std7[c0]', 'std7[c1]', 'row_in_brain', 'column_off_midline', 'brain_share15', 'brain_share31']
     """
-    C, k = check_n_channels(n_channels), check_k(k)
-    check_n_features(k, C)
-    means, stds = _check_box_sizes(mean_sizes, "mean_sizes"), _check_box_sizes(std_sizes, "std_sizes")
-    gradient_size = _check_gradient_size(gradient_size)
-    channels = [f"c{c}" for c in range(C)]
-    if k == 1:
-        names = [f"value[{c}]" for c in channels]
-    else:
-        names = [f"window[{dy},{dx},c{c}]" for dy, dx, c in feature_offsets(k, C)]
-    names += [f"mean{s}[{c}]" for s in means for c in channels]
-    names += [f"std{s}[{c}]" for s in stds for c in channels]
-    if check_bool(asymmetry, "asymmetry"):
-        asymmetry_box = check_k(asymmetry_box, "asymmetry_box")
-        names += [f"asymmetry[{c}]" for c in channels] + [f"asymmetry_mean{asymmetry_box}[{c}]" for c in channels]
-    if gradient_size:
-        names += [f"gradient{gradient_size}[{c}]" for c in channels]
-    if check_bool(position, "position"):
-        names += ["row_in_brain", "column_off_midline"] + [f"brain_share{s}" for s in POSITION_BOXES]
-    return names
+    return list(FeatureSpec(n_channels, k, mean_sizes=mean_sizes, std_sizes=std_sizes, asymmetry=asymmetry,
+                            asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position).names)
 
 
 def pixel_features(
@@ -491,72 +630,28 @@ def pixel_features(
     >>> X.shape, len(pixel_feature_names(4))
     ((880, 28), 28)
     """
-    from ._validation import check_n_jobs
-
     batch, single = check_images(images)
     N, H, W, C = batch.shape
     shape = (H, W) if single else (N, H, W)
-    k = check_k(k)
-    mode = check_mode(mode)
-    check_k_fits(k, mode, H, W)
-    b = check_masks(brain, "brain", shape=shape).reshape(N, H, W)
-    rows = b if mask is None else check_masks(mask, "mask", shape=shape).reshape(N, H, W)
-    names = pixel_feature_names(C, k, mean_sizes=mean_sizes, std_sizes=std_sizes, asymmetry=asymmetry,
-                                asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position)
-    spec = _row_spec(k, mode, mean_sizes, std_sizes, asymmetry, asymmetry_box, gradient_size, position)
-    return _context_rows(batch, b, rows, spec, len(names), check_n_jobs(n_jobs))
+    spec = FeatureSpec(C, k, mode=mode, mean_sizes=mean_sizes, std_sizes=std_sizes, asymmetry=asymmetry,
+                       asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position)
+    check_k_fits(spec.k, spec.mode, H, W)
+    b = check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(np.uint8)
+    rows = b if mask is None else check_masks(mask, "mask", shape=shape).reshape(N, H, W).view(np.uint8)
+    return _pixel_rows(batch, b, rows, spec, check_n_jobs(n_jobs))
 
 
-def _row_spec(k, mode, mean_sizes, std_sizes, asymmetry, asymmetry_box, gradient_size, position) -> tuple:
-    """The families' parameters, checked, as :func:`_context_rows` takes them: (k, mode, mean sizes,
-    std sizes, asymmetry, asymmetry box, gradient size, position)."""
-    means = np.asarray(_check_box_sizes(mean_sizes, "mean_sizes"), dtype=np.intp)
-    stds = np.asarray(_check_box_sizes(std_sizes, "std_sizes"), dtype=np.intp)
-    asymmetry = check_bool(asymmetry, "asymmetry")
-    box = check_k(asymmetry_box, "asymmetry_box") if asymmetry else 0  # unused without the family
-    return (check_k(k), check_mode(mode), means, stds, asymmetry, box, _check_gradient_size(gradient_size),
-            check_bool(position, "position"))
-
-
-def _context_plan(brain: np.ndarray, rows: np.ndarray, spec: tuple) -> dict:
-    """The per-image arguments the context kernels take besides the images (``_pixfeat.pixel_context``
-    and ``pixel_mlp_scores``), computed for the whole batch at once: ``brain`` and ``rows`` (N, H, W)
-    uint8, ``spec`` as :func:`_row_spec` returns it."""
-    k, mode, means, stds, asymmetry, asymmetry_box, gradient_size, position = spec
-    N, H, W = brain.shape
-    # (vectorised: this runs for every chunk predict scores, where numpy calls per image cost about a
-    # twentieth of predict's time)
-    row_start = np.zeros(N + 1, dtype=np.intp)
-    np.cumsum([np.count_nonzero(rows[n]) for n in range(N)], out=row_start[1:])
-    bb = brain.view(bool)
-    any_rows, any_cols = bb.any(axis=2), bb.any(axis=1)
-    bbox = np.stack([any_rows.argmax(axis=1), H - 1 - any_rows[:, ::-1].argmax(axis=1),
-                     any_cols.argmax(axis=1), W - 1 - any_cols[:, ::-1].argmax(axis=1)], axis=1).astype(np.intp)
-    bbox[~any_rows.any(axis=1)] = 0  # an empty brain
-    if asymmetry:  # mirror_columns(brain), from the bounding box's columns
-        twice_mid = np.where(any_rows.any(axis=1), bbox[:, 2] + bbox[:, 3], W - 1)
-        mirror = np.clip(twice_mid[:, None] - np.arange(W), 0, W - 1).astype(np.intp)
-    else:
-        mirror = np.zeros((N, W), dtype=np.intp)
-    return dict(
-        brain=brain, rows=rows, row_start=row_start, mirror=mirror, bbox=bbox, mean_sizes=means,
-        std_sizes=stds, brain_boxes=np.asarray(POSITION_BOXES if position else (), dtype=np.intp), k=k,
-        rowmap=pad_index(H, k // 2, mode), colmap=pad_index(W, k // 2, mode), asymmetry=asymmetry,
-        asymmetry_box=asymmetry_box, gradient_size=gradient_size, position=position,
-    )
-
-
-def _context_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: tuple, n_columns: int,
-                  n_jobs: int = 1, out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`pixel_features` on checked arguments: ``batch`` (N, H, W, C) float32, ``brain`` and
-    ``rows`` (N, H, W) uint8, ``spec`` = (k, mode, mean sizes, std sizes, asymmetry, asymmetry box,
-    gradient size, position) checked, ``n_columns`` their column count.  Writes into ``out`` (a
-    C-contiguous float32 buffer of at least n_rows x n_columns values) when given; returns the rows."""
+def _pixel_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: "FeatureSpec",
+                n_jobs: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`pixel_features` on checked arguments: ``batch`` (N, H, W, C) float32 C-contiguous,
+    ``brain`` and ``rows`` (N, H, W) uint8, ``spec`` a :class:`FeatureSpec` of C channels whose window
+    fits the images.  Writes into ``out`` (a C-contiguous float32 buffer of at least n_rows x
+    n_features values) when given; returns the rows."""
     from ._parallel import run_chunks, thread_buffer
 
     N, H, W, C = batch.shape
-    plan = _context_plan(brain, rows, spec)
-    n_rows = int(plan["row_start"][-1])
+    plan = spec._kernel_plan(brain, rows)
+    n_rows, n_columns = int(plan["row_start"][-1]), spec.n_features
     if out is None:
         out = np.empty((n_rows, n_columns), dtype=np.float32)
     else:

@@ -194,7 +194,7 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     (True, 3)
     >>> seg = seg.set_params(threshold=result["threshold"]).fit(x, y, np.ones_like(y))
     """
-    from .preprocessing import brain_mask
+    from .preprocessing import _brain_mask
 
     batch, y, b, groups = _check_folds(segmenter, images, masks, groups, cv, brain,
                                        ("fit", "score_maps", "get_params"))
@@ -205,7 +205,7 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
             raise TypeError(f"thresholds must be a sequence of numbers, got {thresholds!r}") from None
         if thresholds.size == 0 or not np.isfinite(thresholds).all():
             raise ValueError(f"thresholds must be a non-empty sequence of finite numbers, got {thresholds!r}")
-    inside = brain_mask(batch) if b is None else b
+    inside = _brain_mask(batch) if b is None else b
     scores = np.zeros(y.shape, dtype=np.float32)
     fold_patients = []
     for fold, (train, test) in enumerate(GroupKFold(n_splits=int(cv)).split(batch, groups=groups)):
@@ -217,11 +217,11 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
             print(f"[tune_threshold] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients "
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     if thresholds is None:
-        thresholds = DEFAULT_THRESHOLDS[model.score_kind_]
+        thresholds = DEFAULT_THRESHOLDS[model.model_.score_kind]
     dice = np.empty(thresholds.size)
     for i, t in enumerate(thresholds):
         # post-processing is per slice and depends only on the parameters, the same in every fold's clone
-        masks_t = model._post_process(np.greater(scores, t) & inside)
+        masks_t = model.model_.postprocessing._apply(np.greater(scores, t) & inside)
         dice[i] = segmentation_report(y, masks_t, groups).mean_group["dice"]
     return {
         "threshold": float(thresholds[int(np.argmax(dice))]),

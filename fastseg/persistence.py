@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._validation import check_bytes, check_path
+from ._validation import SEGMENTER_PARAMETERS, check_bytes, check_params, check_path
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -38,14 +38,13 @@ if TYPE_CHECKING:
 
 __all__ = ["save", "load", "dumps", "loads", "FORMAT_VERSION", "atomic_write"]
 
-#: Version of the file layout; a file with another major version is refused.
-FORMAT_VERSION = "2.0"
+#: Version of the file layout; a file with another major version is refused.  2.1 names the box
+#: means ``mean_sizes`` (2.0: ``box_sizes``); both are read.
+FORMAT_VERSION = "2.1"
 
-_PARAMS = (
-    "k", "C", "hidden_layer_sizes", "alpha", "max_iter", "max_pixels", "tumour_fraction",
-    "class_weight", "threshold", "box_sizes", "std_sizes", "asymmetry", "gradient_size", "position", "min_size", "min_relative_size", "fill_holes", "connectivity", "mode", "normalize",
-    "n_jobs", "random_state", "verbose",
-)
+#: The segmenter's parameters a file stores (all but the classifier, stored by name, and the
+#: deprecated alias).
+_STORED = tuple(name for name in SEGMENTER_PARAMETERS if name != "classifier")
 
 
 def atomic_write(path, write) -> Path:
@@ -92,38 +91,51 @@ def _bundle(segmenter) -> dict:
 
     if not isinstance(segmenter, PixelSegmenter):
         raise TypeError(f"segmenter must be a PixelSegmenter, got {type(segmenter).__name__}")
-    if not hasattr(segmenter, "score_kind_"):
+    if not hasattr(segmenter, "model_"):
         raise ValueError("segmenter is not fitted: call fit before saving it")
-    if segmenter.scorer_ is None:
-        name = type(segmenter.classifier_[-1]).__name__ if hasattr(segmenter, "classifier_") else "classifier"
+    params = segmenter._checked_params()
+    return _model_bundle(segmenter.model_, params)
+
+
+def _model_bundle(model, params: dict) -> dict:
+    """The arrays of a model file for a :class:`~fastseg.model.PixelModel` and the checked parameters
+    of the segmenter that fitted it (``classifier`` is stored by name only)."""
+    network = model.network
+    if network is None:
+        name = type(model.estimator[-1] if hasattr(model.estimator, "steps") else model.estimator).__name__
         raise TypeError(
             f"only linear and MLP classifiers can be saved as plain arrays; {name} cannot "
             "(pickle it yourself if you trust the file, or use classifier='mlp'/'linear-svm')"
         )
-    kind, arrays = segmenter.scorer_
-    params = {name: _jsonable(getattr(segmenter, name)) for name in _PARAMS}
-    params["classifier"] = segmenter.classifier if isinstance(segmenter.classifier, str) else None
+    # what the model predicts with comes from the model itself, whatever set_params did after fit
+    features, post = model.features, model.postprocessing
+    params = dict(params, k=features.k, mode=features.mode, mean_sizes=features.mean_sizes,
+                  std_sizes=features.std_sizes, asymmetry=features.asymmetry, gradient_size=features.gradient_size,
+                  position=features.position, min_size=post.min_size, min_relative_size=post.min_relative_size,
+                  fill_holes=post.fill_holes, connectivity=post.connectivity, normalize=model.normalize)
+    stored = {name: _jsonable(params[name]) for name in _STORED}
+    stored["classifier"] = params["classifier"] if isinstance(params["classifier"], str) else None
     spec = {
         "fastseg_version": __version__,
         "format_version": FORMAT_VERSION,
-        "model_kind": kind,
-        "params": params,
-        "n_channels": int(segmenter.n_channels_),
-        "score_kind": segmenter.score_kind_,
-        "threshold": float(segmenter.threshold_),
-        "n_training_pixels": int(segmenter.n_training_pixels_),
-        "features": list(segmenter.feature_names_),
+        "model_kind": network.kind,
+        "params": stored,
+        "n_channels": model.n_channels,
+        "score_kind": model.score_kind,
+        "threshold": model.threshold,
+        "n_training_pixels": model.n_training_pixels,
+        "features": model.feature_names,
     }
     data = {}
-    if kind == "linear":
-        data["coef"] = np.asarray(arrays["coef"], dtype=np.float64)
-        data["intercept"] = np.asarray(arrays["intercept"], dtype=np.float64)
+    if network.kind == "linear":
+        data["coef"] = network.coefs[0][:, 0]
+        data["intercept"] = network.intercepts[0].reshape(())
     else:
-        spec["activation"] = arrays["activation"]
-        spec["n_layers"] = len(arrays["coefs"])
-        for i, (w, b) in enumerate(zip(arrays["coefs"], arrays["intercepts"])):
-            data[f"coef_{i}"] = np.asarray(w, dtype=np.float64)
-            data[f"intercept_{i}"] = np.asarray(b, dtype=np.float64)
+        spec["activation"] = network.activation
+        spec["n_layers"] = len(network.coefs)
+        for i, (w, b) in enumerate(zip(network.coefs, network.intercepts)):
+            data[f"coef_{i}"] = w
+            data[f"intercept_{i}"] = b
     data["spec"] = np.array(json.dumps(spec))
     return data
 
@@ -194,8 +206,9 @@ def load(path) -> PixelSegmenter:
     Returns
     -------
     PixelSegmenter
-        Fitted (for prediction): ``scorer_``, ``threshold_``, ``score_kind_`` and
-        ``n_channels_`` are restored; ``classifier_`` is None.
+        Fitted for prediction: its ``model_`` (:class:`fastseg.model.PixelModel`)
+        is the saved one, its parameters the saved segmenter's; ``classifier_``
+        is None.
 
     Raises
     ------
@@ -222,31 +235,39 @@ def load(path) -> PixelSegmenter:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     where = repr(str(path))
-    return _restore(_read_npz(path, where), where)
+    return _segmenter(*_restore(_read_npz(path, where), where))
 
 
-def _load_predictor(path):
-    """:func:`load` without scikit-learn: the model's predict path (``predict``, ``score_maps``, ...)
-    as a ``_predictor._LoadedPredictor``, with the same checks of the file; for the ``fastseg`` command."""
+def _load_model(path):
+    """The :class:`~fastseg.model.PixelModel` of a model file, with :func:`load`'s checks and without
+    scikit-learn (whose import alone takes about a second): for the ``fastseg`` command."""
     path = Path(check_path(path))
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     where = repr(str(path))
-    return _restore(_read_npz(path, where), where, light=True)
+    return _restore(_read_npz(path, where), where)[0]
 
 
 def _read_npz(source, where) -> dict:
     """The arrays of an ``.npz`` (a path or a binary file object), read without unpickling anything."""
     try:
+        if isinstance(source, (str, os.PathLike)):
+            # opened here so that it is closed whatever np.load makes of it (a damaged zip is not)
+            with open(source, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
         with np.load(source, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
         _fail(where, f"not a readable .npz model file ({type(exc).__name__}: {exc})")
 
 
-def _restore(files: dict, path: str, light: bool = False) -> PixelSegmenter:
-    """A fitted segmenter from a model file's arrays; ``path`` describes the source in error messages.
-    ``light``: a ``_LoadedPredictor`` (no scikit-learn) instead of a PixelSegmenter."""
+def _restore(files: dict, path: str) -> tuple:
+    """(model, params) from a model file's arrays: the :class:`~fastseg.model.PixelModel` and the
+    segmenter's parameters, every one checked; ``path`` describes the source in error messages."""
+    from .features import FeatureSpec
+    from .model import PixelModel, PostProcessing
+    from .scoring import Network
+
     if "spec" not in files:
         _fail(path, "it has no 'spec' entry")
     try:
@@ -267,29 +288,28 @@ def _restore(files: dict, path: str, light: bool = False) -> PixelSegmenter:
         threshold = float(spec["threshold"])
     except (KeyError, TypeError, ValueError) as exc:
         _fail(path, f"its spec misses or mangles a field ({exc!r})")
+    if "box_sizes" in params and "mean_sizes" not in params:  # format 2.0
+        params["mean_sizes"] = params.pop("box_sizes")
     classifier = params.pop("classifier", None)
-    for name in ("hidden_layer_sizes", "box_sizes", "std_sizes"):
-        if isinstance(params.get(name), list):
-            params[name] = tuple(params[name])
-    unknown = set(params) - set(_PARAMS)
+    unknown = set(params) - set(_STORED)
     if unknown:
         _fail(path, f"its spec has unknown parameters {sorted(unknown)}")
-    classifier = classifier or ("mlp" if kind == "mlp" else "linear-svm")
-    if light and set(params) != set(_PARAMS):
-        _fail(path, f"its spec misses parameters {sorted(set(_PARAMS) - set(params))}")
+    if set(params) != set(_STORED):
+        _fail(path, f"its spec misses parameters {sorted(set(_STORED) - set(params))}")
+    params["classifier"] = classifier or ("mlp" if kind == "mlp" else "linear-svm")
+    for name in ("hidden_layer_sizes", "mean_sizes", "std_sizes"):
+        if isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
     try:
-        if light:
-            from ._predictor import _LoadedPredictor
-
-            seg = _LoadedPredictor(dict(params, classifier=classifier))
-        else:
-            from .segmenter import PixelSegmenter
-
-            seg = PixelSegmenter(classifier=classifier, **params)
-        seg._check_params()
+        params = check_params(params, SEGMENTER_PARAMETERS)
+        features = FeatureSpec(n_channels, params["k"], mode=params["mode"], mean_sizes=params["mean_sizes"],
+                               std_sizes=params["std_sizes"], asymmetry=params["asymmetry"],
+                               gradient_size=params["gradient_size"], position=params["position"])
+        postprocessing = PostProcessing(params["min_size"], params["min_relative_size"], params["fill_holes"],
+                                        params["connectivity"])
     except (TypeError, ValueError) as exc:
         _fail(path, f"its parameters are invalid ({exc})")
-    names = seg._feature_names(n_channels)
+    names = list(features.names)
     if spec.get("features") != names:
         _fail(path, "its feature list does not match its parameters")
     n_features = len(names)
@@ -299,8 +319,8 @@ def _restore(files: dict, path: str, light: bool = False) -> PixelSegmenter:
         coef, intercept = files.get("coef"), files.get("intercept")
         if coef is None or intercept is None or coef.shape != (n_features,) or intercept.shape != ():
             _fail(path, f"a linear model needs coef of shape ({n_features},) and a scalar intercept")
-        arrays = {"coef": coef.astype(np.float64), "intercept": float(intercept)}
         weights = [coef, intercept]
+        make = lambda: Network.linear(coef.astype(np.float64), float(intercept))  # noqa: E731
     elif kind == "mlp":
         n_layers = spec.get("n_layers")
         activation = spec.get("activation")
@@ -316,20 +336,29 @@ def _restore(files: dict, path: str, light: bool = False) -> PixelSegmenter:
             width = w.shape[1]
         if width != 1:
             _fail(path, "the MLP's last layer must have one output")
-        arrays = {"coefs": coefs, "intercepts": intercepts, "activation": activation}
         weights = coefs + intercepts
+        make = lambda: Network.mlp(coefs, intercepts, activation)  # noqa: E731
     else:
         _fail(path, f"unknown model kind {kind!r}")
     if not all(np.isfinite(w).all() for w in weights):
         _fail(path, "its weights are not all finite")
-    seg.scorer_ = (kind, arrays)
+    try:
+        with np.errstate(over="ignore"):
+            model = PixelModel(features, make(), threshold, score_kind, postprocessing, params["normalize"],
+                               n_training_pixels=int(spec.get("n_training_pixels", 0)))
+    except (TypeError, ValueError) as exc:
+        _fail(path, f"its model is invalid ({exc})")
+    return model, params
+
+
+def _segmenter(model, params: dict):
+    """A fitted PixelSegmenter holding ``model``, its parameters ``params`` (for :func:`load`)."""
+    from .segmenter import PixelSegmenter
+
+    seg = PixelSegmenter(**params)
+    seg.model_ = model
     seg.classifier_ = None
     seg.classes_ = np.array([False, True])
-    seg.n_channels_ = n_channels
-    seg.score_kind_ = score_kind
-    seg.threshold_ = threshold
-    seg.n_training_pixels_ = int(spec.get("n_training_pixels", 0))
-    seg.feature_names_ = names
     return seg
 
 
@@ -408,4 +437,11 @@ def loads(data: bytes) -> PixelSegmenter:
     """
     data = check_bytes(data, "data")
     where = f"bytes ({len(data)} bytes)"
-    return _restore(_read_npz(io.BytesIO(data), where), where)
+    return _segmenter(*_restore(_read_npz(io.BytesIO(data), where), where))
+
+
+def _model_from_bytes(data: bytes):
+    """The :class:`~fastseg.model.PixelModel` of a model file's bytes (no scikit-learn): how
+    ``fastseg.dask``'s workers rebuild a model."""
+    where = f"bytes ({len(data)} bytes)"
+    return _restore(_read_npz(io.BytesIO(data), where), where)[0]

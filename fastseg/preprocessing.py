@@ -84,6 +84,12 @@ def brain_mask(images: ArrayLike) -> NDArray[np.bool_]:
            [0, 0, 0, 0, 0, 0]])
     """
     batch, single = check_images(images)
+    out = _brain_mask(batch)
+    return out[0] if single else out
+
+
+def _brain_mask(batch: np.ndarray) -> NDArray[np.bool_]:
+    """:func:`brain_mask` of a checked (N, H, W, C) float32 batch: (N, H, W) bool."""
     N, H, W, C = batch.shape
     # Fast path, one pass for the whole batch: the top-left pixel is background.
     out = _differs(batch, batch[:, 0, 0, :])
@@ -94,7 +100,7 @@ def brain_mask(images: ArrayLike) -> NDArray[np.bool_]:
             out[n] = True
         else:
             out[n] = _differs(batch[n:n + 1], values[None])[0]
-    return out[0] if single else out
+    return out
 
 
 def normalize_brain(images: ArrayLike, brain: ArrayLike) -> NDArray[np.float32]:
@@ -125,19 +131,19 @@ def normalize_brain(images: ArrayLike, brain: ArrayLike) -> NDArray[np.float32]:
     >>> normalize_brain(image, np.array([[True, True, False]]))[..., 0]
     array([[-1.,  1.,  0.]], dtype=float32)
     """
-    batch, single = check_images(images, check_finite=False)  # the kernel checks, slice by slice
+    batch, single = check_images(images, finite=False)  # the kernel checks, slice by slice
     N, H, W, C = batch.shape
     m = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W)
-    out = _normalize_brain_into(batch, m, np.empty_like(batch))
+    out = np.empty_like(batch)
+    if not _normalize_brain_into(batch, m, out):
+        raise non_finite_error(batch)
     return out[0] if single else out
 
 
-def _normalize_brain_into(batch: np.ndarray, brain: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _normalize_brain_into(batch: np.ndarray, brain: np.ndarray, out: np.ndarray) -> bool:
     """:func:`normalize_brain` of a (N, H, W, C) float32 batch (checked but for finiteness) and
-    (N, H, W) uint8 or bool masks, written into ``out`` (the batch's shape and dtype); returns ``out``.
+    (N, H, W) uint8 or bool masks, written into ``out`` (the batch's shape and dtype).
 
-    Raises check_images' ValueError if the batch holds a NaN or an infinite value (the kernel looks
-    at every value of a slice before normalising it)."""
-    if _normalize.normalize_brain(batch, brain.view(np.uint8), out, np.empty((2, batch.shape[3])), _MIN_STD) >= 0:
-        raise non_finite_error(batch)
-    return out
+    Returns False, leaving ``out`` undefined, if the batch holds a NaN or an infinite value (the
+    kernel looks at every value of a slice before normalising it)."""
+    return _normalize.normalize_brain(batch, brain.view(np.uint8), out, np.empty((2, batch.shape[3])), _MIN_STD) < 0

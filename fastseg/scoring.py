@@ -37,8 +37,9 @@ agree with ``window_features(images, k) @ coef + intercept`` and with
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -57,13 +58,14 @@ from ._validation import (
     check_mode,
     check_n_jobs,
     check_out,
+    non_finite_error,
     check_pipeline,
     check_real,
     check_scaler_width,
 )
 from .features import pad_index, padded_scratch
 
-__all__ = ["linear_scores", "mlp_scores", "MLPWeights"]
+__all__ = ["linear_scores", "mlp_scores", "MLPWeights", "Network"]
 
 
 class MLPWeights(NamedTuple):
@@ -162,9 +164,9 @@ def _pad_map(size: int, r: int, mode: str) -> NDArray[np.intp]:
     return index
 
 
-def _prepare(images, k, mode, mask, fill_value, n_jobs, *, check_finite=True):
+def _check_image_args(images, k, mode, mask, fill_value, n_jobs, *, finite=True):
     """Shared validation of the image-side arguments."""
-    batch, single = check_images(images, check_finite=check_finite)
+    batch, single = check_images(images, finite=finite)
     k = check_k(k)
     mode = check_mode(mode)
     fill_value = check_real(fill_value, "fill_value")
@@ -259,13 +261,10 @@ def linear_scores(
     >>> int(np.isnan(s).sum())
     24
     """
-    # The kernel checks finiteness during its padding copy (in parallel, at no
-    # extra pass over memory); the exact check of check_images runs only if it flags.
-    # Without a mask every pixel is scored, and a NaN or infinite input makes its
-    # own pixel's score non-finite (0 * inf is NaN): the kernels report that, so the
-    # exact O(n) check of check_images only runs when they flag (or with a mask).
-    batch, single, k, mode, m, fill_value, n_jobs, rowmap, colmap = _prepare(
-        images, k, mode, mask, fill_value, n_jobs, check_finite=mask is not None
+    # Without a mask every pixel is scored, and a NaN or infinite input makes its own pixel's score
+    # non-finite (0 * inf is NaN): the kernels report that as they pad, so no separate pass is made.
+    batch, single, k, mode, m, fill_value, n_jobs, rowmap, colmap = _check_image_args(
+        images, k, mode, mask, fill_value, n_jobs, finite=mask is not None
     )
     N, H, W, C = batch.shape
     scalers, classifier = check_pipeline(model)
@@ -276,9 +275,18 @@ def linear_scores(
         weights = w[:, 0].astype(np.float32).reshape(k, k, C)  # feature order (dy, dx, c)
         bias = np.float32(b[0])
     check_finite_weights((weights, bias))
-
     result = check_out(out, (H, W) if single else (N, H, W), inputs=(images, mask))
-    out = result.reshape(N, H, W)
+    if _linear_scores(batch, weights, bias, rowmap, colmap, m, fill_value, n_jobs, result.reshape(N, H, W)):
+        raise non_finite_error(batch)
+    return result
+
+
+def _linear_scores(batch, weights, bias, rowmap, colmap, mask, fill_value, n_jobs, out) -> int:
+    """:func:`linear_scores` on checked arguments: ``batch`` (N, H, W, C) float32, ``weights``
+    (k, k, C) float32 and ``bias`` float32, the pad maps of k, ``mask`` (N, H, W) uint8 or None,
+    ``out`` (N, H, W) float32.  Returns the number of images with a non-finite score."""
+    N, H, W, C = batch.shape
+    k = weights.shape[0]
     r = k // 2
     if _linear.interleaved_ok(C, W):
         kernel = _linear.linear_scores_interleaved
@@ -297,12 +305,10 @@ def linear_scores(
     def work(start: int, stop: int) -> int:
         return kernel(
             batch[start:stop], rowmap, colmap, weights, bias,
-            None if m is None else m[start:stop], fill_value, out[start:stop], scratch(),
+            None if mask is None else mask[start:stop], fill_value, out[start:stop], scratch(),
         )
 
-    if sum(run_chunks(work, N, n_jobs)):
-        check_images(images)  # raises the usual ValueError if an input value is NaN or infinite
-    return result
+    return sum(run_chunks(work, N, n_jobs))
 
 
 def mlp_scores(
@@ -382,7 +388,7 @@ def mlp_scores(
     >>> np.allclose(proba.ravel(), mlp.predict_proba(X)[:, 1], rtol=1e-4, atol=1e-6)
     True
     """
-    batch, single, k, mode, m, fill_value, n_jobs, rowmap, colmap = _prepare(
+    batch, single, k, mode, m, fill_value, n_jobs, rowmap, colmap = _check_image_args(
         images, k, mode, mask, fill_value, n_jobs
     )
     N, H, W, C = batch.shape
@@ -396,15 +402,18 @@ def mlp_scores(
     intercepts = list(intercepts)
     coefs[0], intercepts[0] = _fold_scalers(scalers, coefs[0], intercepts[0])
     with np.errstate(over="ignore"):  # overflow to inf is reported just below
-        weights = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
-        biases = np.concatenate(intercepts).astype(np.float32)
-    check_finite_weights((weights, biases))
-    sizes = np.array([coefs[0].shape[0]] + [w.shape[1] for w in coefs], dtype=np.intp)
-    widest = int(sizes[1:].max())
-    code = _ACTIVATION_CODES[activation]
-
+        network = Network.mlp(coefs, intercepts, activation)
+    check_finite_weights((network.weights, network.biases))
     result = check_out(out, (H, W) if single else (N, H, W), inputs=(images, mask))
-    out = result.reshape(N, H, W)
+    _mlp_scores(batch, network, k, rowmap, colmap, m, fill_value, n_jobs, result.reshape(N, H, W))
+    return result
+
+
+def _mlp_scores(batch, network: "Network", k: int, rowmap, colmap, mask, fill_value, n_jobs, out) -> None:
+    """:func:`mlp_scores` on checked arguments (``network`` of k*k*C inputs, the probability as its
+    output), into ``out`` (N, H, W) float32."""
+    N, H, W, C = batch.shape
+    widest = int(network.sizes[1:].max())
     tile_rows = _MLP_TILE
 
     def score(start: int, stop: int, pos_start: int, pos_stop: int) -> None:
@@ -413,8 +422,8 @@ def mlp_scores(
         act = np.empty((2, tile_rows * widest), dtype=np.float32)
         index = np.empty(tile_rows, dtype=np.intp)
         _mlp.mlp_scores(
-            batch[start:stop], rowmap, colmap, k, weights, biases, sizes, code,
-            None if m is None else m[start:stop], fill_value, out[start:stop],
+            batch[start:stop], rowmap, colmap, k, network.weights, network.biases, network.sizes,
+            network.activation_code, None if mask is None else mask[start:stop], fill_value, out[start:stop],
             padded, tile, act, index, pos_start, pos_stop,
         )
 
@@ -423,61 +432,103 @@ def mlp_scores(
             run_chunks(lambda a, b: score(a, b, 0, H * W), N, n_jobs)
         else:  # fewer images than threads: threads share each image, split on tile boundaries
             for n in range(N):
-                splits = _tile_splits(None if m is None else m[n], H * W, tile_rows, n_jobs)
+                splits = _tile_splits(None if mask is None else mask[n], H * W, tile_rows, n_jobs)
                 run_chunks(lambda a, b: score(n, n + 1, splits[a], splits[b]), len(splits) - 1, n_jobs)
-    return result
 
 
-#: Rows per GEMM in :func:`mlp_row_scores`: the activations of a tile stay in L1/L2.
+#: Rows per GEMM in :func:`_network_row_scores`: the activations of a tile stay in L1/L2.
 _ROWS_TILE = 256
 
-
-def mlp_arrays(weights: MLPWeights) -> tuple:
-    """(weights, biases, sizes, activation code) as the row kernels take them: the layers' matrices and
-    biases each concatenated into one float32 vector, the layer widths, the hidden activation's code."""
-    coefs, intercepts, activation = weights
-    sizes = np.array([coefs[0].shape[0]] + [np.shape(w)[1] for w in coefs], dtype=np.intp)
-    flat_w = np.concatenate([np.ravel(w) for w in coefs]).astype(np.float32)
-    flat_b = np.concatenate([np.ravel(b) for b in intercepts]).astype(np.float32)
-    return flat_w, flat_b, sizes, _ACTIVATION_CODES[activation]
-
-
-def linear_arrays(coef: ArrayLike, intercept: float) -> tuple:
-    """A linear model as the row kernels take a network (:func:`mlp_arrays`): the network without hidden
-    layers, sizes (F, 1); its output unit is the decision value (or, through the logistic, the
-    probability of a logistic regression)."""
-    flat_w = np.ravel(np.asarray(coef, dtype=np.float64)).astype(np.float32)
-    flat_b = np.array([intercept], dtype=np.float32)
-    return flat_w, flat_b, np.array([flat_w.size, 1], dtype=np.intp), _ACTIVATION_CODES["identity"]
-
-
-#: The output unit's activation code for the row kernels: probabilities (MLP, logistic regression) or
-#: decision values (linear SVM).
+#: The output unit's activation code for the row kernels: the probability (logistic) or the unit's
+#: input itself (the logit of an MLP or a logistic regression, the margin of a linear SVM).
 OUTPUT_CODES = {"proba": _ACTIVATION_CODES["logistic"], "decision": _ACTIVATION_CODES["identity"]}
 
 
-def mlp_row_scores(rows: np.ndarray, weights: MLPWeights, n_jobs: int = 1,
-                   segments: np.ndarray | None = None) -> NDArray[np.float32]:
-    """Probabilities of an MLP for feature rows already in memory (no window gather).
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
 
-    ``rows`` is a C-contiguous float32 (n, F) matrix of finite values (the
-    caller's: :class:`~fastseg.PixelSegmenter` passes the rows
-    :func:`~fastseg.features.pixel_features` made); ``weights`` an
-    :class:`MLPWeights` with F inputs and one output.  ``segments`` (the first
-    row of each segment, e.g. of each image, then n) keeps every GEMM tile inside
-    one segment, so that a segment's results do not depend on what else is in
-    the batch; threads share the segments (or the tiles of a single one).  The
-    results are the same for any ``n_jobs``.
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A fitted binary classifier as the scoring kernels run it: layers, activation, one output unit.
+
+    A linear model is the network without hidden layers.  The float64 weights
+    (any scaler already folded into the first layer) are kept as given, read-only;
+    the kernels' float32 arrays are made once, when the network is built.
+
+    Parameters
+    ----------
+    coefs : tuple of ndarray of shape (n_in, n_out)
+        One matrix per layer, the last with one column.
+    intercepts : tuple of ndarray of shape (n_out,)
+        One bias vector per layer.
+    activation : {"identity", "relu", "tanh", "logistic"}
+        Activation of the hidden layers.
+    kind : {"mlp", "linear"}
+        How the model file names it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.scoring import Network
+    >>> net = Network.linear(np.array([1.0, -2.0]), 0.5)
+    >>> net.kind, net.n_inputs, net.sizes.tolist()
+    ('linear', 2, [2, 1])
     """
-    return _network_row_scores(rows, mlp_arrays(weights), OUTPUT_CODES["proba"], n_jobs, segments)
+
+    coefs: tuple
+    intercepts: tuple
+    activation: str
+    kind: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "coefs", tuple(_read_only(np.asarray(w, dtype=np.float64)) for w in self.coefs))
+        object.__setattr__(self, "intercepts",
+                           tuple(_read_only(np.ravel(np.asarray(b, dtype=np.float64))) for b in self.intercepts))
+        # what the row kernels take: every layer's matrix, then every bias, each concatenated in float32
+        with np.errstate(over="ignore"):  # weights beyond float32 become inf, which callers reject
+            weights = np.concatenate([np.ravel(w) for w in self.coefs]).astype(np.float32)
+            biases = np.concatenate(self.intercepts).astype(np.float32)
+        sizes = np.array([self.coefs[0].shape[0]] + [w.shape[1] for w in self.coefs], dtype=np.intp)
+        for name, value in (("weights", weights), ("biases", biases), ("sizes", sizes)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "activation_code", _ACTIVATION_CODES[self.activation])
+
+    @classmethod
+    def linear(cls, coef: ArrayLike, intercept: float) -> "Network":
+        """A linear model ``x @ coef + intercept`` (its output unit's input is the decision value)."""
+        coef = np.ravel(np.asarray(coef, dtype=np.float64))
+        return cls((coef[:, None],), (np.array([float(intercept)]),), "identity", "linear")
+
+    @classmethod
+    def mlp(cls, coefs, intercepts, activation: str) -> "Network":
+        """An MLP laid out as scikit-learn's ``MLPClassifier`` stores it."""
+        return cls(tuple(coefs), tuple(intercepts), activation, "mlp")
+
+    @property
+    def n_inputs(self) -> int:
+        """Width of the first layer's input."""
+        return int(self.sizes[0])
+
+    @property
+    def widest(self) -> int:
+        """Width of the widest layer's output."""
+        return int(self.sizes[1:].max())
 
 
-def _network_row_scores(rows: np.ndarray, network: tuple, output: int, n_jobs: int = 1,
+def _network_row_scores(rows: np.ndarray, network: Network, output: int, n_jobs: int = 1,
                         segments: np.ndarray | None = None) -> NDArray[np.float32]:
-    """:func:`mlp_row_scores` of a network as :func:`mlp_arrays` or :func:`linear_arrays` give it, its
-    output unit's activation ``output`` (:data:`OUTPUT_CODES`)."""
+    """The network's output for feature rows already in memory (no window gather): the probability
+    or the output unit's input, as ``output`` (:data:`OUTPUT_CODES`) says.
+
+    ``rows`` is a C-contiguous float32 (n, F) matrix of finite values; ``segments`` (the first row
+    of each segment, e.g. of each image, then n) keeps every GEMM tile inside one segment, so that
+    a segment's results do not depend on what else is in the batch; threads share the segments (or
+    the tiles of a single one).  The results are the same for any ``n_jobs``."""
     rows = np.ascontiguousarray(rows, dtype=np.float32)
-    flat_w, flat_b, sizes, code = network
     tile = _ROWS_TILE
     n = rows.shape[0]
     out = np.empty(n, dtype=np.float32)
@@ -486,10 +537,11 @@ def _network_row_scores(rows: np.ndarray, network: tuple, output: int, n_jobs: i
         bounds = np.append(np.arange(0, n, tile), n) if n else bounds
 
     def work(a: int, b: int) -> None:
-        act = np.empty((2, tile * int(sizes[1:].max())), dtype=np.float32)
+        act = np.empty((2, tile * network.widest), dtype=np.float32)
         for i in range(a, b):
             lo, hi = bounds[i], bounds[i + 1]
-            _mlp.mlp_rows(rows[lo:hi], flat_w, flat_b, sizes, code, out[lo:hi], act, tile, output)
+            _mlp.mlp_rows(rows[lo:hi], network.weights, network.biases, network.sizes, network.activation_code,
+                          out[lo:hi], act, tile, output)
 
     with _single_threaded_blas():
         run_chunks(work, len(bounds) - 1, n_jobs)

@@ -11,11 +11,12 @@ predict:  brain mask -> normalisation -> pixel features of the brain pixels
 """
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -25,17 +26,18 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from ._predictor import _Predictor
-from ._validation import check_masks
+from ._validation import SEGMENTER_PARAMETERS, check_images, check_k_fits, check_masks, check_params
+from .features import FeatureSpec, _pixel_rows
+from .model import PixelModel, PostProcessing
+from .preprocessing import _brain_mask, _normalize_brain_into
+from .scoring import Network
 
 __all__ = ["PixelSegmenter"]
 
-def _fold_pipeline(pipe):
-    """(kind, arrays) of a fitted StandardScaler + linear/MLP pipeline, scaler folded into layer 1.
 
-    kind is "linear" (arrays: coef (F,), intercept ()) or "mlp" (coefs, intercepts
-    lists, activation).  Folding is done in float64.
-    """
+def _fold_pipeline(pipe) -> Network:
+    """The network of a fitted StandardScaler + linear/MLP pipeline, the scaler folded into layer 1
+    (in float64)."""
     scaler, clf = pipe[0], pipe[-1]
     mean = scaler.mean_.astype(np.float64)
     scale = scaler.scale_.astype(np.float64)
@@ -44,13 +46,13 @@ def _fold_pipeline(pipe):
         intercepts = [np.asarray(b, dtype=np.float64) for b in clf.intercepts_]
         coefs[0] = coefs[0] / scale[:, None]
         intercepts[0] = intercepts[0] - mean @ coefs[0]
-        return "mlp", {"coefs": coefs, "intercepts": intercepts, "activation": clf.activation}
+        return Network.mlp(coefs, intercepts, clf.activation)
     coef = np.asarray(clf.coef_, dtype=np.float64).ravel() / scale
     intercept = float(np.ravel(clf.intercept_)[0]) - float(mean @ coef)
-    return "linear", {"coef": coef, "intercept": intercept}
+    return Network.linear(coef, intercept)
 
 
-class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
+class PixelSegmenter(ClassifierMixin, BaseEstimator):
     """Per-pixel tumour segmenter: window features, a linear SVM or small MLP, post-processing.
 
     Parameters
@@ -88,7 +90,7 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         Decision threshold on the score: default 0.5 for probabilities
         (``"mlp"``, ``"logistic"``, estimators with ``predict_proba``), 0.0 for
         decision values (``"linear-svm"``).
-    box_sizes : tuple of odd int, default=()
+    mean_sizes : tuple of odd int, default=()
         Context features (:func:`fastseg.features.pixel_features`): each
         channel's local mean over these box sizes.
     std_sizes : tuple of odd int, default=(7, 15)
@@ -122,20 +124,29 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         Seeds pixel sampling and the classifier.
     verbose : int, default=0
         Print progress of fit and predict to stderr.
+    box_sizes : tuple of odd int
+        Deprecated alias of ``mean_sizes`` (removed in 0.4).
+
+    Every parameter is checked by :meth:`fit` (a ``TypeError`` or ``ValueError``
+    naming it).  A fitted segmenter predicts with its fitted :attr:`model_`:
+    ``set_params`` changes nothing it predicts until it is fitted again, except
+    ``n_jobs`` and ``verbose``, which are read at every call.
 
     Attributes
     ----------
-    classifier_ : Pipeline
-        The fitted ``StandardScaler`` + classifier.
+    model_ : PixelModel
+        The fitted model, immutable: features, network, threshold, post-processing
+        (:class:`fastseg.model.PixelModel`).  Everything predict does, it does.
+    classifier_ : Pipeline or None
+        The fitted ``StandardScaler`` + classifier (None for a loaded model).
+    classes_ : ndarray of shape (2,)
+        ``[False, True]``.
     n_channels_ : int
         Channels seen in fit.
     score_kind_ : {"proba", "decision"}
         What :meth:`score_maps` returns and ``threshold`` applies to.
     threshold_ : float
         The threshold in use.
-    scorer_ : tuple or None
-        ``("linear", {...})`` or ``("mlp", {...})``: the folded weights the fused
-        kernels use (None for other estimators).
     n_training_pixels_ : int
         Pixels the classifier was trained on.
     feature_names_ : list of str
@@ -171,7 +182,7 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         tumour_fraction: float = 0.5,
         class_weight=None,
         threshold: float | None = None,
-        box_sizes=(),
+        mean_sizes=(),
         std_sizes=(7, 15),
         asymmetry: bool = True,
         gradient_size: int = 5,
@@ -185,6 +196,7 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         n_jobs: int | None = None,
         random_state=None,
         verbose: int = 0,
+        box_sizes="deprecated",
     ):
         self.k = k
         self.classifier = classifier
@@ -196,7 +208,7 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         self.tumour_fraction = tumour_fraction
         self.class_weight = class_weight
         self.threshold = threshold
-        self.box_sizes = box_sizes
+        self.mean_sizes = mean_sizes
         self.std_sizes = std_sizes
         self.asymmetry = asymmetry
         self.gradient_size = gradient_size
@@ -210,35 +222,61 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.box_sizes = box_sizes
+
+    # ------------------------------------------------------------------ fitted state
+
+    n_channels_ = property(lambda self: self.model_.n_channels, doc="Channels seen in fit.")
+    threshold_ = property(lambda self: self.model_.threshold, doc="The threshold in use.")
+    score_kind_ = property(lambda self: self.model_.score_kind,
+                           doc="What :meth:`score_maps` returns and the threshold applies to.")
+    feature_names_ = property(lambda self: self.model_.feature_names, doc="The classifier's input columns.")
+    n_training_pixels_ = property(lambda self: self.model_.n_training_pixels,
+                                  doc="Pixels the classifier was trained on.")
+
+    def _fitted_model(self) -> PixelModel:
+        check_is_fitted(self, "model_")
+        return self.model_
+
+    def _checked_params(self) -> dict:
+        """Every parameter checked (:data:`fastseg._validation.SEGMENTER_PARAMETERS`), the deprecated
+        ``box_sizes`` resolved into ``mean_sizes``."""
+        params = self.get_params(deep=False)
+        box_sizes = params.pop("box_sizes")
+        if not (isinstance(box_sizes, str) and box_sizes == "deprecated"):
+            warnings.warn("PixelSegmenter's box_sizes was renamed mean_sizes in fastseg 0.3; box_sizes will be "
+                          "removed in 0.4", FutureWarning, stacklevel=3)
+            params["mean_sizes"] = box_sizes
+        return check_params(params, SEGMENTER_PARAMETERS)
 
     # ------------------------------------------------------------------ helpers
 
-    def _check_fitted(self) -> None:
-        check_is_fitted(self, "score_kind_")
-
-    def _make_classifier(self):
-        seed = self.random_state
+    def _make_classifier(self, params: dict):
+        seed = params["random_state"]
         if isinstance(seed, np.random.RandomState):
             seed = seed.randint(np.iinfo(np.int32).max)
-        if self.classifier == "mlp":
+        classifier, max_iter, C, class_weight = params["classifier"], params["max_iter"], params["C"], params["class_weight"]
+        if classifier == "mlp":
             clf = MLPClassifier(
-                hidden_layer_sizes=tuple(self.hidden_layer_sizes), alpha=self.alpha,
-                max_iter=self.max_iter, random_state=seed,
+                hidden_layer_sizes=tuple(params["hidden_layer_sizes"]), alpha=params["alpha"],
+                max_iter=max_iter, random_state=seed,
             )
-        elif self.classifier == "linear-svm":
-            clf = LinearSVC(C=self.C, class_weight=self.class_weight, dual=False, max_iter=self.max_iter * 5, random_state=seed)
-        elif self.classifier == "logistic":
-            clf = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter * 5)
+        elif classifier == "linear-svm":
+            clf = LinearSVC(C=C, class_weight=class_weight, dual=False, max_iter=max_iter * 5, random_state=seed)
+        elif classifier == "logistic":
+            clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter * 5)
         else:
-            clf = clone(self.classifier)
-            params = clf.get_params()
-            if "random_state" in params and params["random_state"] is None and seed is not None:
+            clf = clone(classifier)
+            clf_params = clf.get_params()
+            if "random_state" in clf_params and clf_params["random_state"] is None and seed is not None:
                 clf.set_params(random_state=seed)
-            if "class_weight" in params and self.class_weight is not None:
-                clf.set_params(class_weight=self.class_weight)
+            if "class_weight" in clf_params and class_weight is not None:
+                clf.set_params(class_weight=class_weight)
         return make_pipeline(StandardScaler(), clf)
 
-    def _sample(self, y: np.ndarray, brain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    @staticmethod
+    def _sample(y: np.ndarray, brain: np.ndarray, rng: np.random.Generator, max_pixels: int,
+                tumour_fraction: float) -> np.ndarray:
         """Class-aware sample of brain pixels, per image: (N, H, W) bool."""
         N = y.shape[0]
         sample = np.zeros(y.shape, dtype=bool)
@@ -246,13 +284,17 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
             inside = brain[i].ravel()
             pos = np.flatnonzero(inside & y[i].ravel())
             neg = np.flatnonzero(inside & ~y[i].ravel())
-            n_total = min(self.max_pixels, pos.size + neg.size)
-            n_pos = min(pos.size, int(round(self.tumour_fraction * n_total)))
+            n_total = min(max_pixels, pos.size + neg.size)
+            n_pos = min(pos.size, int(round(tumour_fraction * n_total)))
             n_neg = min(neg.size, n_total - n_pos)
             n_pos = min(pos.size, n_total - n_neg)  # top up from tumour when the brain is mostly tumour
             chosen = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
             sample[i].ravel()[chosen] = True
         return sample
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(f"[PixelSegmenter] {message}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ fit
 
@@ -272,50 +314,98 @@ class PixelSegmenter(_Predictor, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
+        p = self._checked_params()
         t0 = time.perf_counter()
-        x, b, single, C = self._prepare(images, brain)
-        N, H, W = b.shape
-        y = check_masks(masks, "masks", shape=(H, W) if single else (N, H, W)).reshape(N, H, W).view(bool)
+        batch, single = check_images(images)
+        N, H, W, C = batch.shape
+        shape = (H, W) if single else (N, H, W)
+        spec = FeatureSpec(C, p["k"], mode=p["mode"], mean_sizes=p["mean_sizes"], std_sizes=p["std_sizes"],
+                           asymmetry=p["asymmetry"], gradient_size=p["gradient_size"], position=p["position"])
+        check_k_fits(spec.k, spec.mode, H, W)
+        b = _brain_mask(batch) if brain is None else check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(bool)
+        y = check_masks(masks, "masks", shape=shape).reshape(N, H, W).view(bool)
         if not (y & b).any() or not (~y & b).any():
             raise ValueError("masks must contain both tumour and non-tumour pixels inside the brain")
-        rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
-                                    else self.random_state.randint(np.iinfo(np.int32).max))
-        sample = self._sample(y, b, rng)
-        X = self._features(x, b, sample)
+        x = batch
+        if p["normalize"] == "brain":
+            x = np.empty_like(batch)
+            _normalize_brain_into(batch, b, x)  # finite: checked above
+        seed = p["random_state"]
+        rng = np.random.default_rng(seed if not isinstance(seed, np.random.RandomState)
+                                    else seed.randint(np.iinfo(np.int32).max))
+        sample = self._sample(y, b, rng, p["max_pixels"], p["tumour_fraction"])
+        X = _pixel_rows(x, b.view(np.uint8), sample.view(np.uint8), spec)
         target = y[sample]
         self._log(f"sampled {X.shape[0]} brain pixels from {N} images ({target.mean():.0%} tumour), "
                   f"{X.shape[1]} features each")
-        pipe = self._make_classifier()
+        pipe = self._make_classifier(p)
         with warnings.catch_warnings():
-            if isinstance(self.classifier, str):  # the built-in budgets are deliberate
+            if isinstance(p["classifier"], str):  # the built-in budgets are deliberate
                 warnings.filterwarnings("ignore", category=ConvergenceWarning)
             pipe.fit(X, target)
         clf = pipe[-1]
         classes = getattr(clf, "classes_", None)
         if classes is None or len(classes) != 2:
             raise ValueError("the classifier must be binary (tumour / not tumour)")
+        is_linear = hasattr(clf, "coef_") and np.ravel(getattr(clf, "intercept_", [0])).size == 1
+        network = _fold_pipeline(pipe) if isinstance(clf, MLPClassifier) or is_linear else None
+        if isinstance(clf, (MLPClassifier, LogisticRegression)) or (network is None and hasattr(clf, "predict_proba")):
+            score_kind = "proba"
+        else:
+            score_kind = "decision"
+        threshold = p["threshold"]
+        if threshold is None:
+            threshold = 0.5 if score_kind == "proba" else 0.0
+        postprocessing = PostProcessing(p["min_size"], p["min_relative_size"], p["fill_holes"], p["connectivity"])
+        self.model_ = PixelModel(spec, network, threshold, score_kind, postprocessing, p["normalize"],
+                                 estimator=pipe if network is None else None, n_training_pixels=X.shape[0])
         self.classifier_ = pipe
         self.classes_ = np.array([False, True])
-        self.n_channels_ = C
-        self.n_training_pixels_ = int(X.shape[0])
-        self.feature_names_ = self._feature_names(C)
-        is_linear = hasattr(clf, "coef_") and np.ravel(getattr(clf, "intercept_", [0])).size == 1
-        if isinstance(clf, MLPClassifier) or is_linear:
-            self.scorer_ = _fold_pipeline(pipe)
-        else:
-            self.scorer_ = None
-        if isinstance(clf, MLPClassifier) or (self.scorer_ is None and hasattr(clf, "predict_proba")) \
-                or isinstance(clf, LogisticRegression):
-            self.score_kind_ = "proba"
-        else:
-            self.score_kind_ = "decision"
-        default = 0.5 if self.score_kind_ == "proba" else 0.0
-        self.threshold_ = float(default if self.threshold is None else self.threshold)
         self._log(f"fitted {type(clf).__name__} in {time.perf_counter() - t0:.1f} s")
         return self
 
-    # ------------------------------------------------------------------ predict
+    # ------------------------------------------------------------------ predict (the model's)
+
+    def predict(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.bool_]:
+        """Tumour masks: score above the threshold inside the brain, then small components removed
+        and holes filled (:meth:`fastseg.model.PixelModel.predict`).
+
+        Parameters
+        ----------
+        images : array-like of shape (N, H, W, C) or (H, W, C)
+        brain : array-like of shape (N, H, W) or (H, W), optional
+            Brain masks; None derives them with :func:`fastseg.brain_mask`.
+
+        Returns
+        -------
+        ndarray of shape (N, H, W) or (H, W), dtype=bool
+
+        Notes
+        -----
+        Slices are processed 16 at a time, each chunk end to end by one thread
+        (``n_jobs`` threads share the chunks), through scratch buffers the thread
+        keeps for its next call: about 40 MiB for 240 x 240 x 4 slices with the
+        default features (fresh memory would cost a page fault per 4 KB on every
+        call).
+        """
+        return self._fitted_model().predict(images, brain, n_jobs=self.n_jobs, verbose=self.verbose)
+
+    def predict_proba(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
+        """Tumour probability of every pixel, shape (N, H, W) or (H, W); 0 outside the brain.
+
+        Available when the classifier gives probabilities (``score_kind_ == "proba"``:
+        the MLP, logistic regression, estimators with ``predict_proba``).
+        """
+        return self._fitted_model().predict_proba(images, brain, n_jobs=self.n_jobs)
+
+    def decision_function(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
+        """The output unit's input at every pixel, 0 outside the brain: the logit of the MLP and of
+        logistic regression, the margin of the linear SVM (as scikit-learn's ``decision_function``)."""
+        return self._fitted_model().decision_function(images, brain, n_jobs=self.n_jobs)
+
+    def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
+        """The per-pixel scores the threshold applies to (see ``score_kind_``), 0 outside the brain."""
+        return self._fitted_model().score_maps(images, brain, n_jobs=self.n_jobs)
 
     def score(self, images, masks, brain=None) -> float:
         """Mean per-slice Dice of :meth:`predict` against ``masks`` (both-empty slices count 1)."""

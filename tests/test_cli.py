@@ -188,7 +188,7 @@ def test_missing_modality_and_mismatched_shapes(trained_model, brats2d_dir, tmp_
     np.save(tmp_path / "three.npy", np.zeros((2, 16, 16, 3), np.float32))
     code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "three.npy",
                        "--out", tmp_path / "o.npy")
-    assert code == 2 and "images have 3 channels but the segmenter was fitted on 4" in err
+    assert code == 2 and "images have 3 channels but the model was fitted on 4" in err
     assert not (tmp_path / "o.npy").exists()
 
     np.save(tmp_path / "p.npy", np.zeros((2, 8, 8), bool))
@@ -216,12 +216,12 @@ def test_usage_errors_exit_2(capsys):
 @pytest.mark.parametrize("when", ["while segmenting", "while writing", "after the first batch"])
 def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, capsys, monkeypatch, when):
     """Ctrl-C during predict: exit 1, no output file, no temporary file left behind."""
-    from fastseg._predictor import _Predictor  # the predict path of PixelSegmenter and of the command
+    from fastseg.model import PixelModel  # the predict path of PixelSegmenter and of the command
 
     n = 70 if when == "after the first batch" else 3  # 70 slices: a second batch of 6
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((n, 32, 32, 4)).astype(np.float32))
     calls = []
-    predict = _Predictor.predict
+    predict = PixelModel.predict
 
     def interrupt(*args, **kwargs):
         calls.append(1)
@@ -232,7 +232,7 @@ def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, c
     if when == "while writing":  # the header is the first thing written into the temporary file
         monkeypatch.setattr(np.lib.format, "write_array_header_1_0", interrupt)
     else:
-        monkeypatch.setattr(_Predictor, "predict", interrupt)
+        monkeypatch.setattr(PixelModel, "predict", interrupt)
     code, _, err = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
                        "--out", tmp_path / "out.npy")
     assert code == 1 and "interrupted" in err
@@ -243,7 +243,7 @@ def test_interrupted_predict_leaves_no_partial_output(trained_model, tmp_path, c
 @pytest.mark.parametrize("layout", ["C", "Fortran", "big-endian", "single slice"])
 def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path, capsys, monkeypatch, layout):
     """A .npy stack is segmented 64 slices at a time, from plain arrays, into masks equal to predict's."""
-    from fastseg._predictor import _Predictor  # the predict path of PixelSegmenter and of the command
+    from fastseg.model import PixelModel  # the predict path of PixelSegmenter and of the command
     from fastseg.persistence import load
 
     x = np.load(brats2d_dir / "test_x.npy")
@@ -255,13 +255,13 @@ def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path
     else:
         np.save(tmp_path / "x.npy", stack)
     seen = []
-    predict = _Predictor.predict
+    predict = PixelModel.predict
 
     def recording(self, images, *args, **kwargs):
         seen.append((type(images), images.shape))
         return predict(self, images, *args, **kwargs)
 
-    monkeypatch.setattr(_Predictor, "predict", recording)
+    monkeypatch.setattr(PixelModel, "predict", recording)
     code, out, _ = run(capsys, "predict", "--model", trained_model, "--input", tmp_path / "x.npy",
                        "--out", tmp_path / "masks.npy")
     assert code == 0 and "wrote" in out
@@ -270,7 +270,7 @@ def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path
     else:
         assert seen == [(np.ndarray, (64, 240, 240, 4)), (np.ndarray, (6, 240, 240, 4))]
     masks = np.load(tmp_path / "masks.npy")
-    expected = predict(load(trained_model), stack)
+    expected = load(trained_model).predict(stack)
     assert masks.dtype == bool and masks.shape == expected.shape and expected.any()
     np.testing.assert_array_equal(masks, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks.npy", "x.npy"]

@@ -11,6 +11,10 @@ from scipy import ndimage
 from fastseg import _reference as ref
 from fastseg.features import box_means, context_channels, mirror_columns
 
+#: The 0.1 context API (box_means, context_channels, mirror_columns) warns that it goes in 0.4; its
+#: tests stay until then.
+pytestmark = pytest.mark.filterwarnings("ignore:fastseg.features.* is deprecated:FutureWarning")
+
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 1, 9, 3), (1, 9, 1, 2), (3, 13, 17, 4), (1, 240, 240, 4)])
 @pytest.mark.parametrize("sizes", [(1,), (3,), (7, 15, 31), (5, 61)])
@@ -90,3 +94,12 @@ def test_kernel_rejects_inconsistent_buffers(rng):
         _boxmeans.box_means(x, sizes, np.empty((1, 5, 5, 2), np.float32), np.empty((5, 6, 2)))
     with pytest.raises(ValueError, match="box sizes must be odd"):
         _boxmeans.box_means(x, np.array([2], np.intp), np.empty((1, 5, 5, 2), np.float32), np.empty((6, 6, 2)))
+
+
+@pytest.mark.filterwarnings("default")
+def test_the_context_api_warns_that_it_goes(rng):
+    x = rng.standard_normal((1, 8, 8, 2)).astype(np.float32)
+    brain = np.ones((1, 8, 8), bool)
+    for call in (lambda: box_means(x, (3,)), lambda: context_channels(x, brain), lambda: mirror_columns(brain)):
+        with pytest.warns(FutureWarning, match=r"is deprecated since fastseg 0\.3 and will be removed in 0\.4"):
+            call()

@@ -157,16 +157,16 @@ def test_workers_rebuild_the_model_from_its_file_once(client, da, fdask, slices,
     model_bytes = getattr(model_bytes, "value", model_bytes)  # a literal node in the graph
     # 100 weights and the JSON spec (which names the 100 feature columns): about 12 kB, not a pickled estimator
     assert isinstance(model_bytes, bytes) and model_bytes[:2] == b"PK" and len(model_bytes) < 20_000
-    shipped = loads(model_bytes)  # a copy with n_jobs=1 (dask runs the tasks in parallel); the caller's is unchanged
-    assert shipped.n_jobs == 1 and linear_k5.n_jobs is None
-    assert shipped.get_params() == {**linear_k5.get_params(), "n_jobs": 1}
+    shipped = loads(model_bytes)  # the caller's segmenter as it is; the tasks' n_jobs travel beside it
+    assert shipped.get_params() == linear_k5.get_params()
+    np.testing.assert_array_equal(shipped.model_.network.weights, linear_k5.model_.network.weights)
     assert b"sklearn" not in pickle.dumps({k: v for k, v in graph.items() if str(k).startswith("fastseg-")})
 
     client.compute(masks).result()
     digest = __import__("hashlib").sha256(model_bytes).hexdigest()
     cached = client.run(lambda: {d: type(s).__name__ for d, s in __import__("fastseg.dask").dask._CACHE.items()})
     assert len(cached) == 2  # two worker processes
-    assert all(c.get(digest) == "PixelSegmenter" for c in cached.values()), cached
+    assert all(c.get(digest) == "PixelModel" for c in cached.values()), cached  # no scikit-learn estimator
 
 
 def test_read_npy_reads_on_the_workers(client, fdask, slices, linear_k5, tmp_path):
@@ -259,10 +259,10 @@ def test_default_scheduler_and_cache(da, fdask, slices, linear_k5):
     np.testing.assert_array_equal(masks.compute(scheduler="synchronous"), linear_k5.predict(x[:3], brain[:3]))
     np.testing.assert_array_equal(masks.compute(scheduler="threads"), linear_k5.predict(x[:3], brain[:3]))
     digest = "0" * 64
-    fdask._CACHE[digest] = linear_k5
-    assert fdask._cached_segmenter(b"never read: the digest is found first", digest) is linear_k5
+    fdask._CACHE[digest] = linear_k5.model_
+    assert fdask._cached_model(b"never read: the digest is found first", digest) is linear_k5.model_
     with pytest.raises(ValueError, match="not a readable .npz model file"):
-        fdask._cached_segmenter(b"garbage", "1" * 64)
+        fdask._cached_model(b"garbage", "1" * 64)
     fdask._CACHE.clear()
 
 
@@ -318,17 +318,20 @@ def test_tasks_get_their_chunk_without_a_copy(da, fdask, slices, linear_k5, monk
         return block
 
     class Recorder:
-        def predict(self, images, brain):
+        def predict(self, images, brain, n_jobs=None):
             seen.append(any(images is block for block in made))
             return np.zeros(images.shape[:3], dtype=bool)
 
-    monkeypatch.setattr(fdask, "_cached_segmenter", lambda model, digest: Recorder())
+    monkeypatch.setattr(fdask, "_cached_model", lambda model, digest: Recorder())
     images = da.from_array(x, chunks=(3, -1, -1, -1)).map_blocks(source, meta=np.empty((0, 0, 0, 0), np.float32))
     fdask.predict(linear_k5, images, brain).compute(scheduler="synchronous")
     assert seen == [True, True, True]
 
 
 def test_cache_is_bounded(da, fdask, slices, linear_k5):
+    import dataclasses
+
+    from fastseg.model import PostProcessing
     from fastseg.persistence import dumps
 
     fdask._CACHE.clear()
@@ -336,11 +339,12 @@ def test_cache_is_bounded(da, fdask, slices, linear_k5):
     for k in range(fdask._CACHE_SIZE + 2):
         seg = PixelSegmenter(**{**K5_LINEAR, "min_size": k})
         seg.__dict__.update({name: value for name, value in vars(linear_k5).items() if name.endswith("_")})
+        seg.model_ = dataclasses.replace(linear_k5.model_, postprocessing=PostProcessing(min_size=k))
         blobs.append(dumps(seg))
-    first = fdask._cached_segmenter(blobs[0], "d0")
-    assert fdask._cached_segmenter(blobs[0], "d0") is first and first.min_size == 0
+    first = fdask._cached_model(blobs[0], "d0")
+    assert fdask._cached_model(blobs[0], "d0") is first and first.postprocessing.min_size == 0
     for i, blob in enumerate(blobs[1:], 1):
-        fdask._cached_segmenter(blob, f"d{i}")
+        fdask._cached_model(blob, f"d{i}")
     assert len(fdask._CACHE) == fdask._CACHE_SIZE and "d0" not in fdask._CACHE
     fdask._CACHE.clear()
 
@@ -366,7 +370,7 @@ def test_bad_input(da, fdask, slices, linear_k5, brats_train):
         fdask.predict(linear_k5, images > 0)
     with pytest.raises(ValueError, match="images must not have zero-size axes"):
         fdask.predict(linear_k5, images[:0])
-    with pytest.raises(ValueError, match="images have 3 channels but the segmenter was fitted on 4"):
+    with pytest.raises(ValueError, match="images have 3 channels but the model was fitted on 4"):
         fdask.predict(linear_k5, images[..., :3])
     with pytest.raises(ValueError, match="images must have known chunk sizes"):
         fdask.predict(linear_k5, images[images[:, 0, 0, 0] > -100])
@@ -375,7 +379,7 @@ def test_bad_input(da, fdask, slices, linear_k5, brats_train):
     with pytest.raises(TypeError, match="segmenter must be a fitted fastseg.PixelSegmenter, got LinearSVC"):
         fdask.predict(linear_k5.classifier_[-1], images)
     t = brats_train
-    tree = PixelSegmenter(k=1, classifier=DecisionTreeClassifier(max_depth=2), box_sizes=(), asymmetry=False,
+    tree = PixelSegmenter(k=1, classifier=DecisionTreeClassifier(max_depth=2), mean_sizes=(), asymmetry=False,
                           max_pixels=50, random_state=0).fit(t["x"][:2], t["y"][:2], t["brain"][:2])
     with pytest.raises(TypeError, match="sends the segmenter to workers as a model file: only linear and MLP"):
         fdask.predict(tree, images)

@@ -14,7 +14,7 @@ MODULES = sorted(
     for _, name, _ in pkgutil.walk_packages(fastseg.__path__, prefix="fastseg.")
     if not name.startswith("fastseg._ext")
 )
-OPTIONAL = {"fastseg.viz": "matplotlib", "fastseg.dask": "dask", "fastseg.nifti": "nibabel"}
+OPTIONAL = {"fastseg.viz": "matplotlib", "fastseg.dask": "dask"}
 
 
 @pytest.mark.parametrize("name", MODULES)

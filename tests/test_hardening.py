@@ -41,8 +41,13 @@ from fastseg import (
 from fastseg._ext import _boxmeans, _components, _linear, _mlp, _normalize, _windows
 from fastseg.features import _pixfeat  # the build fastseg uses on this CPU (baseline or AVX2)
 from fastseg.datasets import load_case, load_slices
-from fastseg.features import box_means, context_channels, pixel_features
-from fastseg.scoring import MLPWeights, mlp_row_scores
+from fastseg.features import FeatureSpec, box_means, context_channels, pixel_features
+from fastseg.model import PixelModel
+from fastseg.scoring import OUTPUT_CODES, MLPWeights, Network, _network_row_scores
+
+#: The 0.1 context API (box_means, context_channels, mirror_columns) warns that it goes in 0.4; its
+#: tests stay until then.
+pytestmark = pytest.mark.filterwarnings("ignore:fastseg.features.* is deprecated:FutureWarning")
 
 N_THREADS = 8
 
@@ -219,8 +224,8 @@ GIL_CASES = {
     "normalize_brain": (_normalize, ("normalize_brain",), lambda x, b, m: normalize_brain(x, b)),
     "pixel_features": (_pixfeat, ("pixel_context",), lambda x, b, m: pixel_features(x, b, 3)),
     "pixel_mlp_scores": (_pixfeat, ("pixel_mlp_scores",), lambda x, b, m: _fit_small().decision_function(x, b)),
-    "mlp_row_scores": (_mlp, ("mlp_rows",), lambda x, b, m: mlp_row_scores(
-        x.reshape(-1, 4), MLPWeights(*mlp_model(1, 4, hidden=16)[:2], "relu"))),
+    "mlp_row_scores": (_mlp, ("mlp_rows",), lambda x, b, m: _network_row_scores(
+        x.reshape(-1, 4), Network.mlp(*mlp_model(1, 4, hidden=16)[:2], "relu"), OUTPUT_CODES["proba"])),
 }
 
 
@@ -287,7 +292,7 @@ def _leak_cases():
         "box_means": lambda: box_means(x1, (3, 7)),
         "context_channels": lambda: context_channels(x1, b1),
         "pixel_features": lambda: pixel_features(x1, b1, 3, mean_sizes=(5,)),
-        "mlp_row_scores": lambda: mlp_row_scores(x1.reshape(-1, 4), MLPWeights(*mlp_model(1, 4)[:2], "relu")),
+        "mlp_row_scores": lambda: _network_row_scores(x1.reshape(-1, 4), Network.mlp(*mlp_model(1, 4)[:2], "relu"), OUTPUT_CODES["proba"]),
         "normalize_brain": lambda: normalize_brain(x1, b1),
         "brain_mask": lambda: brain_mask(x1),
     }
@@ -419,6 +424,10 @@ HUGE = 10**9 + 1
 LIN = linear_model(3, 4)
 MLP = mlp_model(3, 4)
 GROUPS = ["a", "b"]
+
+
+_SPEC = FeatureSpec(4)  # 28 feature columns
+_NET = Network.linear(np.zeros(_SPEC.n_features), 0.0)
 
 
 def _fit_small(**params):
@@ -589,7 +598,18 @@ BAD = [
     ("PixelSegmenter-connectivity-3", lambda: PixelSegmenter(connectivity=3).fit(X, Y), ValueError, "connectivity must be 1 .* got 3"),
     ("PixelSegmenter-mode", lambda: PixelSegmenter(mode="wrap").fit(X, Y), ValueError, "mode must be one of"),
     ("PixelSegmenter-n_jobs-0", lambda: PixelSegmenter(n_jobs=0).fit(X, Y), ValueError, "n_jobs must be None or a non-zero integer, got 0"),
-    ("PixelSegmenter-box_sizes-even", lambda: PixelSegmenter(box_sizes=(4,)).fit(X, Y), ValueError, "box_sizes must be an odd integer >= 1, got 4"),
+    ("PixelSegmenter-mean_sizes-even", lambda: PixelSegmenter(mean_sizes=(4,)).fit(X, Y), ValueError, "mean_sizes must be an odd integer >= 1, got 4"),
+    ("PixelSegmenter-normalize-Brain", lambda: PixelSegmenter(normalize="Brain").fit(X, Y), ValueError, r"normalize must be one of \('brain', 'none'\), got 'Brain'"),
+    ("PixelSegmenter-verbose-negative", lambda: PixelSegmenter(verbose=-1).fit(X, Y), ValueError, "verbose must be an integer >= 0, got -1"),
+    ("PixelSegmenter-hidden_layer_sizes-zero", lambda: PixelSegmenter(hidden_layer_sizes=(0,)).fit(X, Y), ValueError, "hidden_layer_sizes must hold positive integers, got 0"),
+    # the fitted model
+    ("PixelModel-features-None", lambda: PixelModel(None, _NET, 0.5, "proba"), TypeError, "features must be a FeatureSpec, got NoneType"),
+    ("PixelModel-threshold-nan", lambda: PixelModel(_SPEC, _NET, np.nan, "proba"), ValueError, "threshold must be a finite number, got nan"),
+    ("PixelModel-score_kind", lambda: PixelModel(_SPEC, _NET, 0.5, "probability"), ValueError, "score_kind must be one of"),
+    ("PixelModel-network-width", lambda: PixelModel(_SPEC, Network.linear(np.zeros(3), 0.0), 0.5, "proba"), ValueError, "network must take the 28 feature columns"),
+    ("PixelModel-normalize", lambda: PixelModel(_SPEC, _NET, 0.5, "proba", normalize="Brain"), ValueError, "normalize must be one of"),
+    ("PixelModel.predict-None", lambda: _fit_small().model_.predict(None), TypeError, "images must be an array, got None"),
+    ("PixelModel.predict-channels", lambda: _fit_small().model_.predict(X[..., :3]), ValueError, "images have 3 channels but the model was fitted on 4"),
     ("PixelSegmenter-tumour_fraction-0", lambda: PixelSegmenter(tumour_fraction=0).fit(X, Y), ValueError, r"tumour_fraction must be a number in \(0, 1\)"),
     ("PixelSegmenter.predict-None", lambda: _fit_small().predict(None), TypeError, "images must be an array, got None"),
     ("PixelSegmenter.predict-complex", lambda: _fit_small().predict(X + 0j), TypeError, "images must have a real .* dtype"),

@@ -196,18 +196,18 @@ def test_kernel_rejects_inconsistent_buffers(rng):
 
 def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3, normalize=False):
     """``_pixfeat.pixel_mlp_scores`` over the whole batch, its arguments made as PixelSegmenter makes them;
-    ``weights`` an MLPWeights or the tuple of ``scoring.linear_arrays``; with ``normalize``, the kernel
+    ``weights`` an MLPWeights or a ``scoring.Network``; with ``normalize``, the kernel
     normalises each image over ``b`` itself (x is then raw)."""
     from fastseg._ext import _pixfeat
-    from fastseg.features import _context_plan, _row_spec
-    from fastseg.scoring import MLPWeights, mlp_arrays
+    from fastseg.features import FeatureSpec
+    from fastseg.scoring import MLPWeights, Network
 
     N, H, W, C = x.shape
-    spec = _row_spec(family.get("k", 1), "reflect", family.get("mean_sizes", ()), family.get("std_sizes", (7, 15)),
+    spec = FeatureSpec(1, family.get("k", 1), "reflect", family.get("mean_sizes", ()), family.get("std_sizes", (7, 15)),
                      family.get("asymmetry", True), family.get("asymmetry_box", 15),
                      family.get("gradient_size", 5), family.get("position", True))
-    plan = _context_plan(b.view(np.uint8), rows.view(np.uint8), spec)
-    flat_w, flat_b, sizes, code = mlp_arrays(weights) if isinstance(weights, MLPWeights) else weights
+    plan = spec._kernel_plan(b.view(np.uint8), rows.view(np.uint8))
+    flat_w, flat_b, sizes, code = _network_arrays(Network.mlp(*weights) if isinstance(weights, MLPWeights) else weights)
     F = int(sizes[0])
     widest = int(sizes[1:].max())
     scores = np.full((N, H, W), np.nan, np.float32)  # every pixel must be written
@@ -220,6 +220,11 @@ def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3, norm
         act=np.empty((2, tile_rows * widest), np.float32), tile_rows=tile_rows, n0=0, n1=N,
         normalized=np.empty((H, W, C), np.float32) if normalize else None, min_std=1e-6, **plan)
     return scores
+
+
+def _network_arrays(network):
+    """A network's arrays as the row kernels take them."""
+    return network.weights, network.biases, network.sizes, network.activation_code
 
 
 def _random_mlp(rng, n_in, hidden, activation):
@@ -240,7 +245,7 @@ def _random_mlp(rng, n_in, hidden, activation):
 def test_fused_mlp_scores_equal_rows_then_network(x, data):
     """The fused kernel gives, bit for bit, what the row kernel and the row scorer give in turn, image by
     image (the path it replaced), and what a float64 numpy network gives on the reference rows."""
-    from fastseg.scoring import mlp_row_scores
+    from fastseg.scoring import OUTPUT_CODES, Network, _network_row_scores
 
     N, H, W, C = x.shape
     b = data.draw(hnp.arrays(np.bool_, (N, H, W)))
@@ -264,7 +269,7 @@ def test_fused_mlp_scores_equal_rows_then_network(x, data):
     for n in range(N):
         R = pixel_features(x[n:n + 1], b[n:n + 1], mask=rows[n:n + 1], **family)
         if R.shape[0]:
-            expected[n][rows[n]] = mlp_row_scores(R, weights, 1)
+            expected[n][rows[n]] = _network_row_scores(R, Network.mlp(*weights), OUTPUT_CODES["proba"])
     np.testing.assert_array_equal(got, expected)
 
     a = ref.pixel_features(x, b, mask=rows, **family).astype(np.float64)
@@ -297,7 +302,7 @@ def test_fused_linear_scores_equal_rows_then_dot(x, data):
     """A linear model through the fused kernel (the network without hidden layers): its decision values
     (output identity) or logistic regression's probabilities (output logistic), bit for bit what the
     row scorer gives image by image, and close to a float64 dot product on the reference rows."""
-    from fastseg.scoring import OUTPUT_CODES, _network_row_scores, linear_arrays
+    from fastseg.scoring import OUTPUT_CODES, Network, _network_row_scores
 
     N, H, W, C = x.shape
     b = data.draw(hnp.arrays(np.bool_, (N, H, W)))
@@ -310,7 +315,7 @@ def test_fused_linear_scores_equal_rows_then_dot(x, data):
     F = len(pixel_feature_names(C, **family))
     coef, intercept = rng.standard_normal(F) / np.sqrt(F), float(rng.standard_normal())
     kind = data.draw(st.sampled_from(["decision", "proba"]))
-    network = linear_arrays(coef, intercept)
+    network = Network.linear(coef, intercept)
     got = _fused_mlp_scores(x, b, rows, family, network, output=OUTPUT_CODES[kind])
 
     expected = np.zeros((N, H, W), np.float32)
@@ -320,8 +325,8 @@ def test_fused_linear_scores_equal_rows_then_dot(x, data):
             expected[n][rows[n]] = _network_row_scores(R, network, OUTPUT_CODES[kind])
     np.testing.assert_array_equal(got, expected)
 
-    z = ref.pixel_features(x, b, mask=rows, **family).astype(np.float64) @ network[0].astype(np.float64) \
-        + network[1][0]
+    z = ref.pixel_features(x, b, mask=rows, **family).astype(np.float64) @ network.coefs[0][:, 0] \
+        + network.intercepts[0][0]
     want = z if kind == "decision" else 1.0 / (1.0 + np.exp(-z))
     # tolerance: float32 rows and sums against float64 ones (values up to 20, F up to 60 columns)
     np.testing.assert_allclose(got[rows], want, rtol=1e-4, atol=2e-3)
@@ -330,15 +335,15 @@ def test_fused_linear_scores_equal_rows_then_dot(x, data):
 
 def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
     from fastseg._ext import _pixfeat
-    from fastseg.features import _context_plan, _row_spec
-    from fastseg.scoring import mlp_arrays
+    from fastseg.features import FeatureSpec
+    from fastseg.scoring import Network
 
     x = rng.standard_normal((2, 6, 5, 2)).astype(np.float32)
     b = np.ones((2, 6, 5), np.uint8)
     b[1, :2] = 0
-    spec = _row_spec(1, "reflect", (), (3,), False, 15, 0, False)
-    plan = _context_plan(b, b, spec)
-    flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, 4, (3,), "relu"))
+    spec = FeatureSpec(1, 1, "reflect", (), (3,), False, 15, 0, False)
+    plan = spec._kernel_plan(b, b)
+    flat_w, flat_b, sizes, code = _network_arrays(Network.mlp(*_random_mlp(rng, 4, (3,), "relu")))
     good = dict(weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=np.empty((2, 6, 5), np.float32),
                 rowbuf=np.empty((30, 4), np.float32), scratch=np.empty(_pixfeat.scratch_size(6, 5, 2, 4)),
                 act=np.empty((2, 8 * 3), np.float32), tile_rows=8, n0=0, n1=2)
@@ -406,8 +411,8 @@ def test_fused_mlp_scores_normalising_each_image_equal_normalize_brain_first(x, 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, where, value):
     from fastseg._ext import _pixfeat
-    from fastseg.features import _context_plan, _row_spec
-    from fastseg.scoring import mlp_arrays
+    from fastseg.features import FeatureSpec
+    from fastseg.scoring import Network
 
     x = rng.standard_normal((3, 12, 10, 4)).astype(np.float32)
     b = _brain(rng, (3, 12, 10), "disc")
@@ -415,9 +420,9 @@ def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, whe
     assert b[1][at[:2]] == (where == "brain")
     x[1][at] = value
     raw = x.copy()
-    spec = _row_spec(3, "reflect", (), (7, 15), True, 15, 5, True)
-    plan = _context_plan(b.view(np.uint8), b.view(np.uint8), spec)
-    flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, len(pixel_feature_names(4, 3)), (5,), "relu"))
+    spec = FeatureSpec(1, 3, "reflect", (), (7, 15), True, 15, 5, True)
+    plan = spec._kernel_plan(b.view(np.uint8), b.view(np.uint8))
+    flat_w, flat_b, sizes, code = _network_arrays(Network.mlp(*_random_mlp(rng, len(pixel_feature_names(4, 3)), (5,), "relu")))
     scores = np.full((3, 12, 10), np.nan, np.float32)
     bad = _pixfeat.pixel_mlp_scores(
         x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
@@ -476,21 +481,21 @@ def test_avx2_build_gives_the_same_bits(x, data):
     """Both builds of the kernels, on the same arguments, write the same rows and scores, bit for bit
     (AVX2 without FMA, nothing reassociated)."""
     from fastseg._ext import _pixfeat
-    from fastseg.features import _context_plan, _row_spec
-    from fastseg.scoring import mlp_arrays
+    from fastseg.features import FeatureSpec
+    from fastseg.scoring import Network
 
     avx2 = _avx2_module()
     N, H, W, C = x.shape
     b = data.draw(hnp.arrays(np.bool_, (N, H, W))) | data.draw(st.booleans())  # random, or every pixel
     rows = b if data.draw(st.booleans()) else data.draw(hnp.arrays(np.bool_, (N, H, W)))
     k = data.draw(st.sampled_from([1, 3, 5])) if min(H, W) >= 3 else 1
-    spec = _row_spec(k, data.draw(st.sampled_from(["reflect", "constant", "edge"])),
+    spec = FeatureSpec(1, k, data.draw(st.sampled_from(["reflect", "constant", "edge"])),
                      data.draw(st.lists(st.sampled_from([1, 3, 7]), max_size=2)),
                      data.draw(st.lists(st.sampled_from([1, 5, 15]), max_size=2)), data.draw(st.booleans()),
                      data.draw(st.sampled_from([3, 15])), data.draw(st.sampled_from([0, 3, 5])),
                      data.draw(st.booleans()))
-    plan = _context_plan(b.view(np.uint8), rows.view(np.uint8), spec)
-    F = _pixfeat.n_context_columns(C, k, len(spec[2]), len(spec[3]), spec[4], spec[6] > 0, spec[7],
+    plan = spec._kernel_plan(b.view(np.uint8), rows.view(np.uint8))
+    F = _pixfeat.n_context_columns(C, k, len(spec.mean_sizes), len(spec.std_sizes), spec.asymmetry, spec.gradient_size > 0, spec.position,
                                    len(plan["brain_boxes"]))
     size = _pixfeat.scratch_size(H, W, C, F)
     n_rows = int(plan["row_start"][-1])
@@ -502,7 +507,7 @@ def test_avx2_build_gives_the_same_bits(x, data):
     np.testing.assert_array_equal(got["fastseg._ext._pixfeat"], got["fastseg._ext._pixfeat_avx2"])
 
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    flat_w, flat_b, sizes, code = mlp_arrays(_random_mlp(rng, F, (9,), "relu"))
+    flat_w, flat_b, sizes, code = _network_arrays(Network.mlp(*_random_mlp(rng, F, (9,), "relu")))
     for module in (_pixfeat, avx2):
         scores = np.full((N, H, W), np.nan, np.float32)
         module.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,

@@ -684,19 +684,19 @@ def test_mlp_threads_sharing_one_image_give_identical_results(rng, density, n_jo
 def test_mlp_row_scores_equal_predict_proba(rng, hidden, activation, n_rows):
     from sklearn.neural_network import MLPClassifier
 
-    from fastseg.scoring import MLPWeights, mlp_row_scores
+    from fastseg.scoring import OUTPUT_CODES, MLPWeights, Network, _network_row_scores
 
     X = rng.standard_normal((max(n_rows, 40), 11)).astype(np.float32)
     y = X[:, 0] + X[:, 3] ** 2 > 1
     mlp = MLPClassifier(hidden, activation=activation, max_iter=50, random_state=0).fit(X, y)
     rows = X[:n_rows]
     weights = MLPWeights(mlp.coefs_, mlp.intercepts_, activation)
-    got = mlp_row_scores(rows, weights)
+    got = _network_row_scores(rows, Network.mlp(*weights), OUTPUT_CODES["proba"])
     assert got.shape == (n_rows,) and got.dtype == np.float32
     if n_rows:
         np.testing.assert_allclose(got, mlp.predict_proba(rows)[:, 1], rtol=1e-4, atol=1e-6)
     for n_jobs in (2, 3):
-        np.testing.assert_array_equal(mlp_row_scores(rows, weights, n_jobs), got)
+        np.testing.assert_array_equal(_network_row_scores(rows, Network.mlp(*weights), OUTPUT_CODES["proba"], n_jobs), got)
 
 
 def test_mlp_rows_kernel_rejects_inconsistent_buffers(rng):
@@ -753,11 +753,11 @@ def test_logistic_cut_gives_the_masks_of_the_probabilities(rng, threshold):
 
 def test_kernel_logistic_is_the_output_unit_of_the_kernels(rng):
     """The probabilities the cut is searched on are those of an MLP's output unit in the kernels."""
-    from fastseg.scoring import OUTPUT_CODES, MLPWeights, _kernel_logistic, _network_row_scores, mlp_arrays, mlp_row_scores
+    from fastseg.scoring import OUTPUT_CODES, MLPWeights, Network, _kernel_logistic, _network_row_scores
 
     rows = rng.standard_normal((500, 6)).astype(np.float32)
     w = MLPWeights([rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((4, 1)).astype(np.float32)],
                    [rng.standard_normal(4).astype(np.float32), rng.standard_normal(1).astype(np.float32)], "relu")
 
-    logits = _network_row_scores(rows, mlp_arrays(w), OUTPUT_CODES["decision"])
-    np.testing.assert_array_equal(_kernel_logistic(logits), mlp_row_scores(rows, w))
+    logits = _network_row_scores(rows, Network.mlp(*w), OUTPUT_CODES["decision"])
+    np.testing.assert_array_equal(_kernel_logistic(logits), _network_row_scores(rows, Network.mlp(*w), OUTPUT_CODES["proba"]))

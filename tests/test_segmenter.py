@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,13 +15,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import fastseg
+from fastseg.model import PostProcessing
 from fastseg import PixelSegmenter, cross_validate, load, save, segmentation_report, tune_threshold
 from fastseg.features import pixel_features
 from fastseg.preprocessing import normalize_brain
 
 #: The seed recipe of the course: per-pixel linear SVM on the raw channels, every brain pixel, no post-processing.
 SEED_RECIPE = dict(
-    k=1, classifier="linear-svm", normalize="none", box_sizes=(), std_sizes=(), asymmetry=False, gradient_size=0,
+    k=1, classifier="linear-svm", normalize="none", mean_sizes=(), std_sizes=(), asymmetry=False, gradient_size=0,
     position=False, max_pixels=10**6, min_size=0, min_relative_size=0, fill_holes=False,
 )
 
@@ -107,7 +109,7 @@ def test_derived_brain_mask_gives_the_same_predictions(fitted_default, brats_tes
 def test_background_never_reaches_the_classifier(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=5, random_state=0)
-    sample = seg._sample(y, brain, np.random.default_rng(0))
+    sample = seg._sample(y, brain, np.random.default_rng(0), seg.max_pixels, seg.tumour_fraction)
     assert sample.any() and not (sample & ~brain).any()
     # Whatever the background holds (even the "tumour" label), the fitted model is the same.
     noisy = x.copy()
@@ -115,19 +117,19 @@ def test_background_never_reaches_the_classifier(rng):
     y_bg = y | ~brain
     a = clone(seg).fit(x, y, brain)
     b = clone(seg).fit(noisy, y_bg, brain)
-    np.testing.assert_array_equal(a.scorer_[1]["coef"], b.scorer_[1]["coef"])
+    np.testing.assert_array_equal(a.model_.network.coefs[0], b.model_.network.coefs[0])
     assert not a.predict(noisy, brain)[~brain].any()
 
 
 def test_class_aware_sampling(rng):
     x, y, brain = synthetic(rng, n=3)
     seg = PixelSegmenter(max_pixels=200, tumour_fraction=0.25)
-    sample = seg._sample(y, brain, np.random.default_rng(1))
+    sample = seg._sample(y, brain, np.random.default_rng(1), 200, 0.25)
     for i in range(3):
         assert sample[i].sum() == 200
         assert (sample[i] & y[i]).sum() == 50
     # all pixels when the brain is smaller than max_pixels
-    full = PixelSegmenter(max_pixels=10**6)._sample(y, brain, np.random.default_rng(1))
+    full = PixelSegmenter._sample(y, brain, np.random.default_rng(1), 10**6, 0.5)
     np.testing.assert_array_equal(full, brain)
 
 
@@ -147,8 +149,8 @@ def test_fit_returns_self_and_is_repeatable(rng):
     seg = PixelSegmenter(k=3, classifier="linear-svm", min_size=5, random_state=0)
     assert seg.fit(x, y, brain) is seg
     again = clone(seg).fit(x, y, brain)
-    np.testing.assert_array_equal(seg.scorer_[1]["coef"], again.scorer_[1]["coef"])
-    for attr in ("classifier_", "n_channels_", "score_kind_", "threshold_", "scorer_", "n_training_pixels_",
+    np.testing.assert_array_equal(seg.model_.network.coefs[0], again.model_.network.coefs[0])
+    for attr in ("model_", "classifier_", "n_channels_", "score_kind_", "threshold_", "n_training_pixels_",
                  "feature_names_"):
         assert hasattr(seg, attr)
 
@@ -201,9 +203,9 @@ def test_fused_linear_scores_equal_the_pipeline(rng):
 def test_mlp_path_and_probabilities(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="mlp", hidden_layer_sizes=(8,), max_iter=50, max_pixels=300,
-                         box_sizes=(5,), asymmetry=False, min_size=5, random_state=0)
+                         mean_sizes=(5,), asymmetry=False, min_size=5, random_state=0)
     seg.fit(x, y, brain)
-    assert seg.score_kind_ == "proba" and seg.threshold_ == 0.5 and seg.scorer_[0] == "mlp"
+    assert seg.score_kind_ == "proba" and seg.threshold_ == 0.5 and seg.model_.network.kind == "mlp"
     features = pixel_features(normalize_brain(x, brain), brain, 3, mean_sizes=(5,), asymmetry=False)
     proba = seg.predict_proba(x, brain)
     np.testing.assert_allclose(proba[brain], seg.classifier_.predict_proba(features)[:, 1], rtol=1e-4, atol=1e-5)
@@ -222,7 +224,7 @@ def test_other_estimators_fall_back_to_features(rng):
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier=DecisionTreeClassifier(max_depth=3), min_size=5, random_state=0)
     seg.fit(x, y, brain)
-    assert seg.scorer_ is None and seg.score_kind_ == "proba"
+    assert seg.model_.network is None and seg.score_kind_ == "proba"
     pred = seg.predict(x, brain)
     assert pred.shape == y.shape and (pred == y).mean() > 0.9
     with pytest.raises(AttributeError, match="predict_proba is not available"):
@@ -235,17 +237,18 @@ def test_predict_is_the_post_processed_thresholded_probabilities(fitted_default,
     """predict compares the output unit's input with a cut instead of each probability with the threshold
     (no exp per pixel): the masks must be exactly those of the probabilities, on real slices."""
     import copy
+    import dataclasses
 
     from fastseg import clean_mask
 
     seg = copy.deepcopy(fitted_default).set_params(n_jobs=n_jobs)
-    if threshold is not None:
-        seg.threshold_ = threshold  # as tune_threshold sets it
+    if threshold is not None:  # another threshold on the same fitted network
+        seg.model_ = dataclasses.replace(seg.model_, threshold=threshold)
     ms = brats_multislice["test"]
     proba = seg.predict_proba(ms["x"], ms["brain"])
     expected = clean_mask((proba > seg.threshold_) & ms["brain"], seg.min_size, seg.fill_holes, seg.connectivity,
                           min_relative_size=seg.min_relative_size)
-    assert seg._mask_cut() is not None  # the default takes the cut
+    assert seg.model_._cut is not None  # the default takes the cut
     np.testing.assert_array_equal(seg.predict(ms["x"], ms["brain"]), expected)
 
 
@@ -256,7 +259,7 @@ def test_predict_is_the_thresholded_probabilities_for_logistic_regression(rng, t
     x, y, brain = synthetic(rng)
     seg = PixelSegmenter(k=3, classifier="logistic", min_size=0, min_relative_size=0, fill_holes=False,
                          threshold=threshold, random_state=0).fit(x, y, brain)
-    assert seg._mask_cut() is not None
+    assert seg.model_._cut is not None
     np.testing.assert_array_equal(seg.predict(x, brain), (seg.predict_proba(x, brain) > seg.threshold_) & brain)
 
 
@@ -271,13 +274,13 @@ def test_threshold_changes_the_masks(rng):
 
 
 def test_post_processing_removes_relatively_small_components():
-    seg = PixelSegmenter(min_size=3, min_relative_size=0.2, connectivity=2)
+    post = PostProcessing(min_size=3, min_relative_size=0.2, connectivity=2)
     masks = np.zeros((1, 30, 30), bool)
     masks[0, 2:12, 2:12] = True       # 100 px
     masks[0, 20:24, 20:24] = True     # 16 px: < 20 % of 100, removed
     masks[0, 20:26, 2:6] = True       # 24 px: kept
     masks[0, 5, 5] = False            # a hole: filled
-    out = seg._post_process(masks.copy())
+    out = post.apply(masks.copy())
     expected = masks.copy()
     expected[0, 20:24, 20:24] = False
     expected[0, 5, 5] = True
@@ -291,7 +294,7 @@ def test_bad_input(rng):
     with pytest.raises(NotFittedError):
         PixelSegmenter().predict(x, brain)
     seg = PixelSegmenter(k=3, min_size=5, random_state=0).fit(x, y, brain)
-    with pytest.raises(ValueError, match="images have 3 channels but the segmenter was fitted on 4"):
+    with pytest.raises(ValueError, match="images have 3 channels but the model was fitted on 4"):
         seg.predict(x[..., :3], brain)
     with pytest.raises(ValueError, match=r"brain must have shape \(4, 32, 32\)"):
         seg.predict(x, brain[0])
@@ -478,15 +481,16 @@ class _Recorder(PixelSegmenter):
 
 
 class _Scorer(_Recorder):
-    """A recorder that scores like a fitted segmenter (all zeros) and post-processes as the identity."""
+    """A recorder that scores like a fitted segmenter (all zeros), its model without post-processing."""
 
-    score_kind_ = "proba"
+    def fit(self, images, masks, brain=None):
+        super().fit(images, masks, brain)
+        self.model_ = SimpleNamespace(score_kind="proba",
+                                      postprocessing=PostProcessing(0, 0.0, fill_holes=False))
+        return self
 
     def score_maps(self, images, brain=None):
         return np.zeros(np.shape(images)[:3], np.float32)
-
-    def _post_process(self, masks):
-        return masks
 
 
 def test_cross_validate_extra_slices_never_leak_validation_patients():
@@ -511,7 +515,7 @@ def test_tune_threshold_scores_every_candidate_as_predict_would(rng, classifier)
     x, y, brain = synthetic(rng, n=6)
     x += rng.standard_normal(x.shape).astype(np.float32)  # noisy enough that thresholds matter
     groups = np.array([0, 0, 1, 1, 2, 2])
-    seg = PixelSegmenter(k=1, classifier=classifier, box_sizes=(), std_sizes=(), asymmetry=False,
+    seg = PixelSegmenter(k=1, classifier=classifier, mean_sizes=(), std_sizes=(), asymmetry=False,
                          gradient_size=0, position=False, min_size=3, random_state=0)
     candidates = [0.2, 0.5, 0.8] if classifier == "logistic" else [-0.5, 0.0, 0.5]
     result = tune_threshold(seg, x, y, groups, cv=3, brain=brain, thresholds=candidates)
@@ -592,7 +596,8 @@ def test_import_fastseg_is_lazy(tmp_path):
 
 def test_loaded_predictor_predicts_as_the_segmenter(rng, tmp_path):
     """The model file's scikit-learn-free predict path (the fastseg command's) equals load()'s."""
-    from fastseg.persistence import _load_predictor
+    from fastseg.model import PixelModel
+    from fastseg.persistence import _load_model
 
     x, y, brain = synthetic(rng)
     for params in (dict(k=3, min_size=5), dict(k=3, classifier="linear-svm", std_sizes=(), position=False),
@@ -600,8 +605,8 @@ def test_loaded_predictor_predicts_as_the_segmenter(rng, tmp_path):
                         position=False)):
         seg = PixelSegmenter(random_state=0, **params).fit(x, y, brain)
         path = save(seg, tmp_path / "model.npz")
-        light, full = _load_predictor(path), load(path)
-        assert not isinstance(light, PixelSegmenter)
+        light, full = _load_model(path), load(path)
+        assert isinstance(light, PixelModel) and not isinstance(light, PixelSegmenter)
         np.testing.assert_array_equal(light.predict(x, brain), full.predict(x, brain))
         np.testing.assert_array_equal(light.score_maps(x), full.score_maps(x))
         np.testing.assert_array_equal(light.predict(x[0], brain[0]), seg.predict(x[0], brain[0]))
