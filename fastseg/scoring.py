@@ -43,7 +43,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._ext import _linear, _mlp
+from ._ext import _mlp, for_this_cpu
 from ._parallel import run_chunks, thread_buffer as _scratch
 from ._validation import (
     check_finite_weights,
@@ -62,6 +62,8 @@ from ._validation import (
     check_scaler_width,
 )
 from .features import pad_index, padded_scratch
+
+_linear = for_this_cpu("_linear")  # the linear kernels built for this CPU
 
 __all__ = ["linear_scores", "mlp_scores", "MLPWeights"]
 

@@ -38,8 +38,9 @@ from fastseg import (
     segmentation_report,
     window_features,
 )
-from fastseg._ext import _boxmeans, _components, _linear, _mlp, _normalize, _windows
+from fastseg._ext import _boxmeans, _components, _mlp, _normalize, _windows
 from fastseg.features import _pixfeat  # the build fastseg uses on this CPU (baseline or AVX2)
+from fastseg.scoring import _linear  # (likewise)
 from fastseg.datasets import load_case, load_slices
 from fastseg.features import box_means, context_channels, pixel_features
 from fastseg.scoring import MLPWeights, mlp_row_scores

@@ -439,8 +439,8 @@ def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, whe
 def _avx2_module():
     from fastseg._ext import _pixfeat
 
-    if not _pixfeat.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
+    if not _pixfeat.cpu_has_avx2_fma():
+        pytest.skip("this CPU has no AVX2 and FMA")
     from fastseg._ext import _pixfeat_avx2
 
     return _pixfeat_avx2
@@ -450,7 +450,7 @@ def test_features_use_the_avx2_build_where_the_cpu_has_it():
     import fastseg.features as features
     from fastseg._ext import _pixfeat
 
-    expected = "fastseg._ext._pixfeat_avx2" if _pixfeat.cpu_has_avx2() else "fastseg._ext._pixfeat"
+    expected = "fastseg._ext._pixfeat_avx2" if _pixfeat.cpu_has_avx2_fma() else "fastseg._ext._pixfeat"
     assert features._pixfeat.__name__ == expected
 
 
@@ -459,11 +459,11 @@ def test_the_avx2_build_can_be_turned_off(tmp_path):
     import subprocess
     import sys
 
-    code = "import fastseg.features as f; print(f._pixfeat.__name__)"
+    code = "import fastseg.features as f, fastseg.scoring as s; print(f._pixfeat.__name__, s._linear.__name__)"
     env = {**os.environ, "FASTSEG_DISABLE_AVX2": "1"}
     # outside the repository: from its root, "-c" would import the uncompiled source tree
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert out.stdout.strip() == "fastseg._ext._pixfeat", out.stderr
+    assert out.stdout.strip() == "fastseg._ext._pixfeat fastseg._ext._linear", out.stderr
 
 
 @settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
@@ -474,7 +474,7 @@ def test_the_avx2_build_can_be_turned_off(tmp_path):
 )
 def test_avx2_build_gives_the_same_bits(x, data):
     """Both builds of the kernels, on the same arguments, write the same rows and scores, bit for bit
-    (AVX2 without FMA, nothing reassociated)."""
+    (AVX2 and FMA instructions, but no multiply-add fused and nothing reassociated)."""
     from fastseg._ext import _pixfeat
     from fastseg.features import _context_plan, _row_spec
     from fastseg.scoring import mlp_arrays

@@ -20,11 +20,19 @@ typedef float fs_v8 __attribute__((vector_size(32)));
 #define FS_ALWAYS_INLINE inline
 #endif
 
-#if FS_LIN_VECTOR && (defined(__x86_64__) || defined(__i386__))
-#define FS_LIN_DISPATCH 1
+/* The AVX2 build of the module (compiled with AVX2 and FMA, see setup.py) has the interleaved
+   kernel and accumulates with explicit fused multiply-adds; the baseline build has neither.
+   Nothing is contracted implicitly (-ffp-contract=off): an FMA is one written here. */
+#if FS_LIN_VECTOR && defined(__AVX2__) && defined(__FMA__)
+#define FS_LIN_AVX2 1
 #include <immintrin.h>
+/* a + w * v, rounded once */
+#define FS_LIN_MADD(a, w, v) ((a) = (fs_v8)_mm256_fmadd_ps(_mm256_set1_ps(w), (__m256)(v), (__m256)(a)))
+#define FS_LIN_SIMD_PATH "avx2+fma"
 #else
-#define FS_LIN_DISPATCH 0
+#define FS_LIN_AVX2 0
+#define FS_LIN_MADD(a, w, v) ((a) += (w) * (v))
+#define FS_LIN_SIMD_PATH "baseline"
 #endif
 
 static FS_ALWAYS_INLINE int fs_is_finite(float v)
@@ -55,14 +63,14 @@ static FS_ALWAYS_INLINE void fs_lin_block(
             for (dx = 0; dx < k; dx++) {
                 const float *s = src + dx;
                 const float wd = w[dx * C];
-                memcpy(&v, s, 32);      a0 += wd * v;
-                memcpy(&v, s + 8, 32);  a1 += wd * v;
-                memcpy(&v, s + 16, 32); a2 += wd * v;
-                memcpy(&v, s + 24, 32); a3 += wd * v;
-                memcpy(&v, s + 32, 32); a4 += wd * v;
-                memcpy(&v, s + 40, 32); a5 += wd * v;
-                memcpy(&v, s + 48, 32); a6 += wd * v;
-                memcpy(&v, s + 56, 32); a7 += wd * v;
+                memcpy(&v, s, 32);      FS_LIN_MADD(a0, wd, v);
+                memcpy(&v, s + 8, 32);  FS_LIN_MADD(a1, wd, v);
+                memcpy(&v, s + 16, 32); FS_LIN_MADD(a2, wd, v);
+                memcpy(&v, s + 24, 32); FS_LIN_MADD(a3, wd, v);
+                memcpy(&v, s + 32, 32); FS_LIN_MADD(a4, wd, v);
+                memcpy(&v, s + 40, 32); FS_LIN_MADD(a5, wd, v);
+                memcpy(&v, s + 48, 32); FS_LIN_MADD(a6, wd, v);
+                memcpy(&v, s + 56, 32); FS_LIN_MADD(a7, wd, v);
             }
         }
     }
@@ -166,51 +174,17 @@ static FS_ALWAYS_INLINE int fs_lin_planar_body(
     ptrdiff_t plane, ptrdiff_t k, const float *wt, float bias,                     \
     const unsigned char *mask, float fill, float *out
 
-#if FS_LIN_DISPATCH
-__attribute__((target("avx2,fma")))
-static int fs_lin_planar_avx2(FS_LIN_PLANAR_ARGS)
-{
-    FS_LIN_K_SWITCH(fs_lin_planar_body, planes, C, H, W, row_len, plane)
-}
-#endif
-
-static int fs_lin_planar_base(FS_LIN_PLANAR_ARGS)
-{
-    FS_LIN_K_SWITCH(fs_lin_planar_body, planes, C, H, W, row_len, plane)
-}
-
-static int fs_lin_use_avx2(void)
-{
-#if FS_LIN_DISPATCH
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-static void fs_lin_cpu_init(void)
-{
-#if FS_LIN_DISPATCH
-    __builtin_cpu_init();
-#endif
-}
-
 /* Returns 1 if a computed score is not finite. */
 static int fs_lin_planar(FS_LIN_PLANAR_ARGS)
 {
-#if FS_LIN_DISPATCH
-    if (fs_lin_use_avx2())
-        return fs_lin_planar_avx2(planes, C, H, W, row_len, plane, k, wt, bias, mask, fill, out);
-#endif
-    return fs_lin_planar_base(planes, C, H, W, row_len, plane, k, wt, bias, mask, fill, out);
+    FS_LIN_K_SWITCH(fs_lin_planar_body, planes, C, H, W, row_len, plane)
 }
 
 /* ------------------------------------------------------------ interleaved layout */
 
-#if FS_LIN_DISPATCH
+#if FS_LIN_AVX2
 /* Sum each pixel's four channel lanes: a..d hold pixels (0,1), (2,3), (4,5), (6,7);
    returns the eight pixel sums in order. */
-__attribute__((target("avx2,fma")))
 static inline __m256 fs_sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d)
 {
     /* hadd(hadd(a, b), hadd(c, d)) holds pixels 0 2 4 6 | 1 3 5 7. */
@@ -220,7 +194,6 @@ static inline __m256 fs_sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d)
 
 /* Scores of output row y, pixels x0 .. x0 + 15, as two vectors.  padded: (H + k - 1,
    W + k - 1, 4) interleaved; wt: (k, k, 4) weights. */
-__attribute__((target("avx2,fma")))
 static FS_ALWAYS_INLINE void fs_lin_iblock_avx2(
     const float *padded, ptrdiff_t row_len, ptrdiff_t k, const float *wt, __m256 b,
     ptrdiff_t y, ptrdiff_t x0, __m256 *lo, __m256 *hi)
@@ -247,7 +220,6 @@ static FS_ALWAYS_INLINE void fs_lin_iblock_avx2(
     *hi = _mm256_add_ps(fs_sum4_avx2(a4, a5, a6, a7), b);
 }
 
-__attribute__((target("avx2,fma")))
 static FS_ALWAYS_INLINE int fs_lin_interleaved_body(
     const float *padded, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k, const float *wt, float bias,
     const unsigned char *mask, float fill, float *out)
@@ -287,7 +259,6 @@ static FS_ALWAYS_INLINE int fs_lin_interleaved_body(
     return bad | !_mm256_testz_si256(badv, badv);
 }
 
-__attribute__((target("avx2,fma")))
 static int fs_lin_interleaved(const float *padded, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k,
                               const float *wt, float bias, const unsigned char *mask, float fill,
                               float *out)
@@ -297,7 +268,7 @@ static int fs_lin_interleaved(const float *padded, ptrdiff_t H, ptrdiff_t W, ptr
 
 static int fs_lin_interleaved_ok(ptrdiff_t C, ptrdiff_t W)
 {
-    return C == 4 && W >= FS_LIN_IBLOCK && fs_lin_use_avx2();
+    return C == 4 && W >= FS_LIN_IBLOCK;
 }
 #else
 static int fs_lin_interleaved(const float *padded, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k,
@@ -312,5 +283,11 @@ static int fs_lin_interleaved_ok(ptrdiff_t C, ptrdiff_t W)
     return 0;
 }
 #endif
+
+/* "avx2+fma" in the AVX2 build, else "baseline". */
+static const char *fs_lin_simd_path(void)
+{
+    return FS_LIN_SIMD_PATH;
+}
 
 #endif /* FASTSEG_LINEAR_H */

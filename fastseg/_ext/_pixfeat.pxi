@@ -797,15 +797,7 @@ def pixel_mlp_scores(
         free(stats)
 
 
-cdef extern from *:
-    """
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    static int fs_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0; }
-    #else
-    static int fs_cpu_has_avx2(void) { return 0; }
-    #endif
-    """
-    int fs_cpu_has_avx2() noexcept nogil
+include "_simd.pxi"
 
 
 def cpu_has_avx2():
