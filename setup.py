@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from Cython import Tempita
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -42,8 +43,23 @@ def flags(stem: str) -> list:
     return compile_args + (["-mavx2", "-mfma"] if stem.endswith("_avx2") and AVX2 else [])
 
 
-# One extension per algorithm: every fastseg/_ext/*.pyx is built.
 here = Path(__file__).parent
+
+
+def expand_templates() -> None:
+    """Expand every fastseg/_ext/*.tp Tempita template (X.pxi.tp -> X.pxi), as scikit-learn and SciPy
+    generate their specialised kernels; a file is rewritten only when its text changes, so an unchanged
+    template triggers no rebuild.  The outputs are build products (fastseg/_ext/.gitignore)."""
+    for template in sorted((here / "fastseg" / "_ext").glob("*.tp")):
+        text = Tempita.Template(template.read_text(), name=template.name).substitute()
+        target = template.with_suffix("")
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+
+
+expand_templates()
+
+# One extension per algorithm: every fastseg/_ext/*.pyx is built.
 extensions = [
     Extension(
         f"fastseg._ext.{pyx.stem}",

@@ -62,6 +62,27 @@ def test_window_columns_come_first(rng, k, mode):
     assert names[0] == f"window[{-(k // 2)},{-(k // 2)},c0]" and len(names) == got.shape[1]
 
 
+@pytest.mark.parametrize("C", [1, 3, 4, 5])
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("density", [0.5, 1.0])
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
+def test_every_kernel_instance_equals_reference(rng, C, k, density, mode):
+    """The kernel's steps are instantiated for k = 3 and C = 4 (the MRI slices), for C = 4 with any k,
+    and for any k and C: a grid over k and C, every family on, reaches each instance; whole rows
+    requested (density 1: context written in place, windows copied without checks where inside) and
+    scattered pixels (context rows copied), windows at the borders included."""
+    x = rng.standard_normal((2, 19, 17, C)).astype(np.float32)
+    b = _brain(rng, (2, 19, 17), "random")
+    b[:, 0], b[:, :, -1] = True, True  # brain at the image's border: windows through the padding
+    mask = rng.random(b.shape) < density
+    family = dict(mean_sizes=(1, 7), std_sizes=(5,), asymmetry=True, asymmetry_box=5, gradient_size=5, position=True)
+    got = pixel_features(x, b, k, mask=mask, mode=mode, **family)
+    expected = ref.pixel_features(x, b, k, mask=mask, mode=mode, **family)
+    assert got.shape == expected.shape == (mask.sum(), len(pixel_feature_names(C, k, **family)))
+    np.testing.assert_array_equal(got[:, :k * k * C], window_features(x, k, mask=mask, mode=mode))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
 def test_mask_selects_rows_in_raster_order(rng, density):
     x = rng.standard_normal((3, 20, 22, 4)).astype(np.float32)
