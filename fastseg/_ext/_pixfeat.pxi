@@ -431,15 +431,16 @@ def pixel_context(
     const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) first output row of each image
     const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
     const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
-    const Py_ssize_t[::1] mean_sizes not None,
-    const Py_ssize_t[::1] std_sizes not None,
-    const Py_ssize_t[::1] brain_boxes not None,
-    Py_ssize_t k,
+    const Py_ssize_t[::1] mean_sizes not None,       # IN  odd box sizes of the mean family
+    const Py_ssize_t[::1] std_sizes not None,        # IN  odd box sizes of the std family
+    const Py_ssize_t[::1] brain_boxes not None,      # IN  odd box sizes of the brain shares (position)
+    Py_ssize_t k,                                    #     window size: 0 (none) or odd
     const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
     const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
-    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    bint asymmetry, Py_ssize_t asymmetry_box,        #     the asymmetry family, its (odd) box size
+    Py_ssize_t gradient_size, bint position,         #     gradient box size (0: none); the position family
     float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
-    Py_ssize_t offset,
+    Py_ssize_t offset,                               #     the column of a row's first window column
     double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, columns)
     Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
 ):
@@ -477,13 +478,14 @@ def pixel_mlp_scores(
     const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) cumulative counts of ``rows``
     const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
     const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
-    const Py_ssize_t[::1] mean_sizes not None,
-    const Py_ssize_t[::1] std_sizes not None,
-    const Py_ssize_t[::1] brain_boxes not None,
-    Py_ssize_t k,
-    const Py_ssize_t[::1] rowmap not None,
-    const Py_ssize_t[::1] colmap not None,
-    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    const Py_ssize_t[::1] mean_sizes not None,       # IN  odd box sizes of the mean family
+    const Py_ssize_t[::1] std_sizes not None,        # IN  odd box sizes of the std family
+    const Py_ssize_t[::1] brain_boxes not None,      # IN  odd box sizes of the brain shares (position)
+    Py_ssize_t k,                                    #     window size: 0 (none) or odd
+    const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
+    const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
+    bint asymmetry, Py_ssize_t asymmetry_box,        #     the asymmetry family, its (odd) box size
+    Py_ssize_t gradient_size, bint position,         #     gradient box size (0: none); the position family
     const float[::1] weights not None,               # IN  layers' (n_in, n_out) matrices, row-major, concatenated
     const float[::1] biases not None,                # IN  layers' biases, concatenated
     const Py_ssize_t[::1] sizes not None,            # IN  (n_layers + 1,) widths: the row width, hidden..., 1
@@ -493,7 +495,7 @@ def pixel_mlp_scores(
     float[:, ::1] rowbuf not None,                   # SCRATCH (>= min(most rows of an image, tile_rows + W - 1), row width)
     double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, row width)
     float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
-    Py_ssize_t tile_rows,
+    Py_ssize_t tile_rows,                            #     rows per pass through the network
     Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
     float[:, :, ::1] normalized=None,                # SCRATCH (H, W, C), or None: the images are normalised
     double min_std=0.0,                              #     ... with this least spread (as _normalize)
