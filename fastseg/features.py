@@ -7,15 +7,13 @@ with the channel fastest, ``dy`` and ``dx`` running from ``-(k // 2)`` to
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._ext import _boxmeans, _windows
-from ._ext import _pixfeat as _pixfeat_baseline
+from ._ext import _boxmeans, _windows, for_this_cpu
 from ._validation import (
     check_bool,
     check_gradient_size as _check_gradient_size,
@@ -31,20 +29,8 @@ from ._validation import (
 )
 
 
-def _pixfeat_module():
-    """The pixel-feature kernels for this CPU: ``_pixfeat_avx2`` (the same code built with AVX2, the
-    same results, a few per cent faster) when the CPU has AVX2, else ``_pixfeat``.  Set the environment
-    variable ``FASTSEG_DISABLE_AVX2=1`` (before importing fastseg) to use the baseline build."""
-    if os.environ.get("FASTSEG_DISABLE_AVX2", "0") != "1" and _pixfeat_baseline.cpu_has_avx2():
-        try:
-            from ._ext import _pixfeat_avx2
-        except ImportError:  # an install without it: the baseline build does the same
-            return _pixfeat_baseline
-        return _pixfeat_avx2
-    return _pixfeat_baseline
-
-
-_pixfeat = _pixfeat_module()
+#: The pixel-feature kernels for this CPU: the AVX2 build (the same bits) where the CPU runs it.
+_pixfeat = for_this_cpu("_pixfeat")
 
 __all__ = [
     "window_features", "feature_offsets", "n_window_features", "context_channels", "box_means", "mirror_columns",

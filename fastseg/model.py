@@ -427,7 +427,7 @@ class PixelModel:
                 normalized = None
                 if raw:  # each slice normalised into a buffer that stays in cache for the row kernel
                     normalized = thread_buffer(("normalized slice", H, W, C), lambda: np.empty((H, W, C), np.float32))
-                bad = _pixfeat.pixel_mlp_scores(
+                bad = _pixfeat.pixel_network_scores(
                     x, weights=network.weights, biases=network.biases, sizes=network.sizes,
                     activation=network.activation_code, output=code, scores=out, rowbuf=rowbuf, scratch=scratch,
                     act=act, tile_rows=_ROWS_TILE, n0=0, n1=N, normalized=normalized, min_std=_MIN_STD,

@@ -8,8 +8,8 @@ Scoring a pixel classifier the obvious way builds the window feature matrix
 - a **linear** model over windows is a ``k x k x C`` correlation of the image
   with its weights; :func:`linear_scores` pads each image and adds one
   weighted, contiguous run of a padded row per tap to a block of output pixels
-  held in vector registers (see ``fastseg/_ext/_linear.pyx`` for the two layouts
-  and the AVX2 run-time dispatch);
+  held in vector registers (see ``fastseg/_ext/_linear.pyx`` for the two layouts;
+  the build for this CPU is chosen at import, see ``fastseg/_ext/__init__.py``);
 - an **MLP** (:func:`mlp_scores`) gathers a tile of a few hundred windows into
   a small buffer that stays in cache, multiplies it by the first layer with
   single-precision BLAS (``scipy.linalg.cython_blas.sgemm``), and runs the
@@ -44,7 +44,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._ext import _linear, _mlp
+from ._ext import _mlp, for_this_cpu
 from ._parallel import run_chunks, thread_buffer as _scratch
 from ._validation import (
     check_finite_weights,
@@ -64,6 +64,8 @@ from ._validation import (
     check_scaler_width,
 )
 from .features import pad_index, padded_scratch
+
+_linear = for_this_cpu("_linear")  # the linear kernels built for this CPU
 
 __all__ = ["linear_scores", "mlp_scores", "MLPWeights", "Network"]
 

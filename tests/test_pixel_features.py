@@ -62,6 +62,27 @@ def test_window_columns_come_first(rng, k, mode):
     assert names[0] == f"window[{-(k // 2)},{-(k // 2)},c0]" and len(names) == got.shape[1]
 
 
+@pytest.mark.parametrize("C", [1, 3, 4, 5])
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("density", [0.5, 1.0])
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
+def test_every_kernel_instance_equals_reference(rng, C, k, density, mode):
+    """The kernel's steps are instantiated for k = 3 and C = 4 (the MRI slices), for C = 4 with any k,
+    and for any k and C: a grid over k and C, every family on, reaches each instance; whole rows
+    requested (density 1: context written in place, windows copied without checks where inside) and
+    scattered pixels (context rows copied), windows at the borders included."""
+    x = rng.standard_normal((2, 19, 17, C)).astype(np.float32)
+    b = _brain(rng, (2, 19, 17), "random")
+    b[:, 0], b[:, :, -1] = True, True  # brain at the image's border: windows through the padding
+    mask = rng.random(b.shape) < density
+    family = dict(mean_sizes=(1, 7), std_sizes=(5,), asymmetry=True, asymmetry_box=5, gradient_size=5, position=True)
+    got = pixel_features(x, b, k, mask=mask, mode=mode, **family)
+    expected = ref.pixel_features(x, b, k, mask=mask, mode=mode, **family)
+    assert got.shape == expected.shape == (mask.sum(), len(pixel_feature_names(C, k, **family)))
+    np.testing.assert_array_equal(got[:, :k * k * C], window_features(x, k, mask=mask, mode=mode))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
 def test_mask_selects_rows_in_raster_order(rng, density):
     x = rng.standard_normal((3, 20, 22, 4)).astype(np.float32)
@@ -192,10 +213,10 @@ def test_kernel_rejects_inconsistent_buffers(rng):
         call(row_start=np.array([3, 0], np.intp))
 
 
-# ------------------------------------------------ pixel_mlp_scores: rows, network and scatter in one kernel
+# ------------------------------------------------ pixel_network_scores: rows, network and scatter in one kernel
 
 def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3, normalize=False):
-    """``_pixfeat.pixel_mlp_scores`` over the whole batch, its arguments made as PixelSegmenter makes them;
+    """``_pixfeat.pixel_network_scores`` over the whole batch, its arguments made as PixelSegmenter makes them;
     ``weights`` an MLPWeights or a ``scoring.Network``; with ``normalize``, the kernel
     normalises each image over ``b`` itself (x is then raw)."""
     from fastseg._ext import _pixfeat
@@ -213,7 +234,7 @@ def _fused_mlp_scores(x, b, rows, family, weights, tile_rows=256, output=3, norm
     scores = np.full((N, H, W), np.nan, np.float32)  # every pixel must be written
     # the smallest row buffer the kernel accepts: a tile and an image row, or an image's rows if fewer
     most = int(np.diff(plan["row_start"]).max(initial=0))
-    _pixfeat.pixel_mlp_scores(
+    _pixfeat.pixel_network_scores(
         x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=output, scores=scores,
         rowbuf=np.empty((min(most, tile_rows + W - 1), F), np.float32),
         scratch=np.empty(_pixfeat.scratch_size(H, W, C, F)),
@@ -349,7 +370,7 @@ def test_fused_mlp_scores_reject_inconsistent_arguments(rng):
                 act=np.empty((2, 8 * 3), np.float32), tile_rows=8, n0=0, n1=2)
 
     def call(**changes):
-        _pixfeat.pixel_mlp_scores(x, **{**plan, **good, **changes})
+        _pixfeat.pixel_network_scores(x, **{**plan, **good, **changes})
 
     call()
     assert np.isfinite(good["scores"]).all()
@@ -424,7 +445,7 @@ def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, whe
     plan = spec._kernel_plan(b.view(np.uint8), b.view(np.uint8))
     flat_w, flat_b, sizes, code = _network_arrays(Network.mlp(*_random_mlp(rng, len(pixel_feature_names(4, 3)), (5,), "relu")))
     scores = np.full((3, 12, 10), np.nan, np.float32)
-    bad = _pixfeat.pixel_mlp_scores(
+    bad = _pixfeat.pixel_network_scores(
         x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
         rowbuf=np.empty((120, int(sizes[0])), np.float32), scratch=np.empty(_pixfeat.scratch_size(12, 10, 4, int(sizes[0]))),
         act=np.empty((2, 256 * 5), np.float32), tile_rows=256, n0=0, n1=3,
@@ -433,7 +454,7 @@ def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, whe
     np.testing.assert_array_equal(x, raw, strict=True)
     assert np.isfinite(scores[0]).all() and np.isnan(scores[1:]).all()  # image 0 scored, then stopped
     # without the buffer the kernel does not look at the values: nothing to report
-    assert _pixfeat.pixel_mlp_scores(
+    assert _pixfeat.pixel_network_scores(
         np.nan_to_num(x), weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
         rowbuf=np.empty((120, int(sizes[0])), np.float32), scratch=np.empty(_pixfeat.scratch_size(12, 10, 4, int(sizes[0]))),
         act=np.empty((2, 256 * 5), np.float32), tile_rows=256, n0=0, n1=3, **plan) == -1
@@ -444,8 +465,8 @@ def test_fused_mlp_scores_normalising_report_the_first_non_finite_image(rng, whe
 def _avx2_module():
     from fastseg._ext import _pixfeat
 
-    if not _pixfeat.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
+    if not _pixfeat.cpu_has_avx2_fma():
+        pytest.skip("this CPU has no AVX2 and FMA")
     from fastseg._ext import _pixfeat_avx2
 
     return _pixfeat_avx2
@@ -455,7 +476,7 @@ def test_features_use_the_avx2_build_where_the_cpu_has_it():
     import fastseg.features as features
     from fastseg._ext import _pixfeat
 
-    expected = "fastseg._ext._pixfeat_avx2" if _pixfeat.cpu_has_avx2() else "fastseg._ext._pixfeat"
+    expected = "fastseg._ext._pixfeat_avx2" if _pixfeat.cpu_has_avx2_fma() else "fastseg._ext._pixfeat"
     assert features._pixfeat.__name__ == expected
 
 
@@ -464,11 +485,11 @@ def test_the_avx2_build_can_be_turned_off(tmp_path):
     import subprocess
     import sys
 
-    code = "import fastseg.features as f; print(f._pixfeat.__name__)"
+    code = "import fastseg.features as f, fastseg.scoring as s; print(f._pixfeat.__name__, s._linear.__name__)"
     env = {**os.environ, "FASTSEG_DISABLE_AVX2": "1"}
     # outside the repository: from its root, "-c" would import the uncompiled source tree
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert out.stdout.strip() == "fastseg._ext._pixfeat", out.stderr
+    assert out.stdout.strip() == "fastseg._ext._pixfeat fastseg._ext._linear", out.stderr
 
 
 @settings(deadline=None)  # example budget: the hypothesis profile (tests/conftest.py)
@@ -479,7 +500,7 @@ def test_the_avx2_build_can_be_turned_off(tmp_path):
 )
 def test_avx2_build_gives_the_same_bits(x, data):
     """Both builds of the kernels, on the same arguments, write the same rows and scores, bit for bit
-    (AVX2 without FMA, nothing reassociated)."""
+    (AVX2 and FMA instructions, but no multiply-add fused and nothing reassociated)."""
     from fastseg._ext import _pixfeat
     from fastseg.features import FeatureSpec
     from fastseg.scoring import Network
@@ -510,7 +531,7 @@ def test_avx2_build_gives_the_same_bits(x, data):
     flat_w, flat_b, sizes, code = _network_arrays(Network.mlp(*_random_mlp(rng, F, (9,), "relu")))
     for module in (_pixfeat, avx2):
         scores = np.full((N, H, W), np.nan, np.float32)
-        module.pixel_mlp_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
+        module.pixel_network_scores(x, weights=flat_w, biases=flat_b, sizes=sizes, activation=code, output=3, scores=scores,
                                 rowbuf=np.empty((H * W, F), np.float32), scratch=np.empty(size),
                                 act=np.empty((2, 64 * 9), np.float32), tile_rows=64, n0=0, n1=N, **plan)
         got[module.__name__] = scores

@@ -16,12 +16,25 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from fastseg import _reference, linear_scores, mlp_scores, window_features
-from fastseg._ext import _linear, _mlp
+from fastseg._ext import _linear, _mlp, for_this_cpu
 from fastseg.features import pad_index
 
 MODES = ("reflect", "constant", "edge")
 LIN_TOL = dict(rtol=1e-4, atol=1e-4)
 MLP_TOL = dict(rtol=1e-4, atol=1e-6)
+
+
+def _linear_builds():
+    """Both builds of the linear kernels this CPU runs: the baseline one, and the AVX2+FMA one if it can."""
+    builds = [_linear]
+    if _linear.cpu_has_avx2_fma():
+        from fastseg._ext import _linear_avx2
+
+        builds.append(_linear_avx2)
+    return builds
+
+
+LINEAR_BUILDS = pytest.mark.parametrize("lin", _linear_builds(), ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -524,8 +537,10 @@ def test_bad_arguments(small):
             score(images[0, 0], model, 3)
 
 
-def test_kernels_check_buffers():
+@LINEAR_BUILDS
+def test_kernels_check_buffers(lin):
     """The kernels' own O(1) checks that keep memory safe when called directly."""
+    _linear = lin
     images = np.zeros((1, 5, 6, 2), np.float32)
     rowmap, colmap = pad_index(5, 1, "edge"), pad_index(6, 1, "edge")
     weights = np.zeros((3, 3, 2), np.float32)
@@ -547,7 +562,8 @@ def test_kernels_check_buffers():
     with pytest.raises(ValueError, match="interleaved kernel needs C == 4"):
         _linear.linear_scores_interleaved(images, rowmap, colmap, weights, 0.0, None, 0.0, out,
                                           np.empty((7, 8, 2), np.float32))
-    assert _linear.simd_path() in ("avx2+fma", "baseline")
+    assert _linear.simd_path() == ("avx2+fma" if _linear.__name__.endswith("_avx2") else "baseline")
+    assert _linear.interleaved_ok(4, 20) == (_linear.simd_path() == "avx2+fma")
     if _linear.interleaved_ok(4, 20):
         images4 = np.zeros((1, 5, 20, 4), np.float32)
         with pytest.raises(ValueError, match="padded must have shape"):
@@ -603,31 +619,63 @@ def test_non_finite_images_rejected_without_mask(C):
                 linear_scores(images, (coef, 0.0), 3, mode=mode)
 
 
+@LINEAR_BUILDS
+@pytest.mark.parametrize("C", [1, 3, 4])
 @pytest.mark.parametrize("k", [1, 3, 5, 7, 9])
 @pytest.mark.parametrize("W", [16, 17, 31, 64, 100])
-def test_both_linear_layouts(k, W):
-    """The planar kernel (any C, any CPU) and the interleaved one (C=4, AVX2) against the reference."""
-    rng = np.random.default_rng(k * W)
+def test_both_linear_layouts(lin, C, k, W):
+    """The planar kernel (any C, any CPU) and the interleaved one (C=4, AVX2 build) against the
+    reference, in each build this CPU runs (k = 3, 5, 7 take the literal-size loops)."""
+    _linear = lin
+    rng = np.random.default_rng(k * W + C)
     H = 11
-    images = random_images(rng, (2, H, W, 4))
-    coef = rng.standard_normal(k * k * 4)
+    images = random_images(rng, (2, H, W, C))
+    coef = rng.standard_normal(k * k * C)
     mask = rng.random((2, H, W)) < 0.3
     r = k // 2
     rowmap, colmap = pad_index(H, r, "reflect"), pad_index(W, r, "reflect")
-    weights = coef.astype(np.float32).reshape(k, k, 4)
+    weights = coef.astype(np.float32).reshape(k, k, C)
     for m in (None, mask):
         ref = _reference.linear_scores(images, coef, 0.5, k, mask=m, fill_value=-1.0)
         out = np.empty((2, H, W), np.float32)
-        planes = np.empty((4, 3 + 2 * r, -(-W // _linear.BLOCK) * _linear.BLOCK + 2 * r), np.float32)
+        planes = np.empty((C, 3 + 2 * r, -(-W // _linear.BLOCK) * _linear.BLOCK + 2 * r), np.float32)
         uint8 = None if m is None else m.view(np.uint8)
         assert _linear.linear_scores_planar(images, rowmap, colmap, weights, 0.5, uint8, -1.0, out, planes) == 0
         np.testing.assert_allclose(out, ref, **LIN_TOL)
-        if _linear.interleaved_ok(4, W):
+        if _linear.interleaved_ok(C, W):
             out = np.empty((2, H, W), np.float32)
-            padded = np.empty((H + 2 * r, W + 2 * r, 4), np.float32)
+            padded = np.empty((H + 2 * r, W + 2 * r, C), np.float32)
             assert _linear.linear_scores_interleaved(images, rowmap, colmap, weights, 0.5, uint8, -1.0, out,
                                                      padded) == 0
             np.testing.assert_allclose(out, ref, **LIN_TOL)
+
+
+@LINEAR_BUILDS
+@pytest.mark.parametrize("C", [1, 4])
+def test_linear_kernels_count_non_finite_images(lin, C):
+    """Each build's kernels count the images with a non-finite score, with and without a mask."""
+    rng = np.random.default_rng(C)
+    H, W = 9, 40
+    images = random_images(rng, (3, H, W, C))
+    images[1, 4, 33, C - 1] = np.nan
+    rowmap, colmap = pad_index(H, 1, "edge"), pad_index(W, 1, "edge")
+    weights = rng.standard_normal((3, 3, C)).astype(np.float32)
+    for mask in (None, np.ones((3, H, W), np.uint8)):
+        out = np.empty((3, H, W), np.float32)
+        planes = np.empty((C, 4, -(-W // lin.BLOCK) * lin.BLOCK + 2), np.float32)
+        assert lin.linear_scores_planar(images, rowmap, colmap, weights, 0.0, mask, 0.0, out, planes) == 1
+        if lin.interleaved_ok(C, W):
+            assert lin.linear_scores_interleaved(images, rowmap, colmap, weights, 0.0, mask, 0.0, out,
+                                                 np.empty((H + 2, W + 2, C), np.float32)) == 1
+
+
+def test_scoring_uses_the_build_for_this_cpu():
+    """fastseg.scoring runs the AVX2+FMA build of the linear kernels where the CPU runs it."""
+    from fastseg import scoring
+
+    assert scoring._linear is for_this_cpu("_linear")
+    expected = "fastseg._ext._linear_avx2" if _linear.cpu_has_avx2_fma() else "fastseg._ext._linear"
+    assert scoring._linear.__name__ == expected
 
 
 def test_huge_finite_images_accepted():

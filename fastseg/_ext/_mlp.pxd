@@ -1,10 +1,10 @@
 # The MLP forward pass over a tile of rows, shared with the fused pixel-feature
-# scorer (``_pixfeat.pixel_mlp_scores``), which cimports it: one implementation,
+# scorer (``_pixfeat.pixel_network_scores``), which cimports it: one implementation,
 # so both paths give the same numbers for the same rows.  A linear model is the
 # network without hidden layers (output: identity for decision values, logistic
 # for logistic regression's probabilities).  Inline, so each module that cimports
-# it compiles it with its own flags (the AVX2 build of ``_pixfeat`` with AVX2:
-# without FMA, the same bits); the matrix products are BLAS's either way.
+# it compiles it with its own flags (the AVX2 build of ``_pixfeat`` with AVX2 and FMA,
+# no multiply-add fused: the same bits); the matrix products are BLAS's either way.
 
 from libc.math cimport expf, tanhf
 from scipy.linalg.cython_blas cimport sgemm

@@ -1,4 +1,4 @@
-# One slice's brain normalisation, shared with the fused pixel scorer (``_pixfeat.pixel_mlp_scores``),
+# One slice's brain normalisation, shared with the fused pixel scorer (``_pixfeat.pixel_network_scores``),
 # which cimports it to normalise each slice into a buffer that stays in cache: one implementation, so
 # both paths give the same numbers.
 

@@ -1,5 +1,11 @@
 # The pixel-feature kernels: included by _pixfeat.pyx (baseline build) and _pixfeat_avx2.pyx
 # (built with AVX2); see _pixfeat.pyx's docstring.
+#
+# In stages: each ``def`` checks its arguments and fills a plan (``_Plan``) once; ``_pixel_rows`` then
+# walks the images (``_Image``: one image's geometry and integral-image rings) and their rows, and for
+# the span of requested pixels of a row (``_Span``) runs one small function per feature family and the
+# window copies.  Those steps are written once, in the Tempita template _pixfeat_kernels.pxi.tp, which
+# setup.py expands into constant-size instances for MRI slices (k = 3, C = 4) and a general one.
 
 from libc.math cimport fabs, sqrtf
 from libc.stdint cimport uint64_t
@@ -11,223 +17,101 @@ from ._normalize cimport normalize_one
 from ._padded cimport check_pad_maps
 
 
-cdef inline void _integral_row_c(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
-                                 Py_ssize_t yi, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
-                                 const double* P1, double* I1, const double* P2, double* I2,
-                                 const double* Pd, double* Id, double* acc) noexcept nogil:
-    """One row of the integral images over the box columns [c0, c0 + w) of image row ``yi``, pixels
-    outside the brain as 0: I1 = P1 + the running row sums of x, I2 = P2 + those of x * x (if I2 is not
-    NULL), Id = Pd + those of x - x[mirror] (if Id is not NULL); P* the integral rows above, each row
-    (w + 1) C values.  ``acc`` holds 3 C running row sums."""
-    cdef Py_ssize_t x, c, here, p, q
-    cdef double* a1 = acc
-    cdef double* a2 = acc + C
-    cdef double* ad = acc + 2 * C
-    cdef const float* src
-    cdef const float* mir
-    for c in range(3 * C):
-        acc[c] = 0.0
-    for c in range(C):
-        I1[c] = 0.0
-        if I2 != NULL:
-            I2[c] = 0.0
-        if Id != NULL:
-            Id[c] = 0.0
-    for x in range(w):
-        p = yi * W + c0 + x
-        src = img + p * C
-        here = (x + 1) * C
-        if inside[p]:
-            for c in range(C):
-                a1[c] += src[c]
-            if I2 != NULL:
-                for c in range(C):
-                    a2[c] += <double>src[c] * src[c]
-            if Id != NULL:
-                for c in range(C):
-                    ad[c] += src[c]
-                q = yi * W + mirror[c0 + x]
-                if inside[q]:
-                    mir = img + q * C
-                    for c in range(C):
-                        ad[c] -= mir[c]
-        for c in range(C):
-            I1[here + c] = P1[here + c] + a1[c]
-        if I2 != NULL:
-            for c in range(C):
-                I2[here + c] = P2[here + c] + a2[c]
-        if Id != NULL:
-            for c in range(C):
-                Id[here + c] = Pd[here + c] + ad[c]
+cdef struct _Plan:
+    # what to describe: (N, H, W, C) images, (N, H, W) brain and requested-pixel masks
+    const float* images
+    const unsigned char* brain
+    const unsigned char* rows
+    const Py_ssize_t* row_start       # (N + 1,) first global row of each image
+    const Py_ssize_t* mirror          # (N, W) mirror column of each column
+    const Py_ssize_t* bbox            # (N, 4) brain rows [r0, r1], columns [c0, c1]
+    Py_ssize_t H, W, C
+    # the window family: k x k x C columns (k = 0: none), borders through the index maps
+    Py_ssize_t k
+    const Py_ssize_t* rowmap          # (H + 2 (k // 2),)
+    const Py_ssize_t* colmap          # (W + 2 (k // 2),)
+    # the context families, in the row layout's order
+    const Py_ssize_t* mean_sizes
+    Py_ssize_t n_means
+    const Py_ssize_t* std_sizes
+    Py_ssize_t n_stds
+    bint asymmetry
+    Py_ssize_t asymmetry_box
+    Py_ssize_t gradient_size          # 0: no gradient family
+    bint position
+    const Py_ssize_t* brain_boxes
+    Py_ssize_t n_boxes
+    Py_ssize_t Fc                     # context columns of a row
+    double* inv_area                  # 1 / s^2 of the mean, std and brain box sizes (owned by the def)
+    double inv_asym, inv_grad
+    Py_ssize_t rmax                   # the largest half box that reads I1, I2 or Id
+    bint need1, need2                 # whether I1 / I2 are read
+    Py_ssize_t offset                 # the output column of a row's first window column
+    # scratch (the caller's): integral images, running sums, row buffers, the span's context rows
+    double* I1
+    double* I2
+    double* Id
+    double* Ib
+    double* acc                       # 3 C
+    double* T1                        # W C each
+    double* T2
+    double* T3
+    double* T4
+    float* tmp                        # W C
+    float* ctx                        # W Fc
 
 
-cdef void _integral_row4(const float* img, const unsigned char* inside, Py_ssize_t W,
-                         Py_ssize_t yi, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
-                         const double* P1, double* I1, const double* P2, double* I2,
-                         const double* Pd, double* Id) noexcept nogil:
-    """``_integral_row_c`` for four channels, the same sums in the same order, with the running row sums
-    in local variables: in ``acc`` (memory that may alias the integral images, as far as the compiler
-    knows) every addition went through a store and a reload."""
-    cdef Py_ssize_t x, here, p, q
-    cdef double a0, a1, a2, a3, s0, s1, s2, s3, d0, d1, d2, d3
-    cdef const float* src
-    cdef const float* mir
-    a0 = a1 = a2 = a3 = s0 = s1 = s2 = s3 = d0 = d1 = d2 = d3 = 0.0
-    for x in range(4):
-        I1[x] = 0.0
-        if I2 != NULL:
-            I2[x] = 0.0
-        if Id != NULL:
-            Id[x] = 0.0
-    for x in range(w):
-        p = yi * W + c0 + x
-        here = (x + 1) * 4
-        if inside[p]:
-            src = img + p * 4
-            a0 += src[0]
-            a1 += src[1]
-            a2 += src[2]
-            a3 += src[3]
-            if I2 != NULL:
-                s0 += <double>src[0] * src[0]
-                s1 += <double>src[1] * src[1]
-                s2 += <double>src[2] * src[2]
-                s3 += <double>src[3] * src[3]
-            if Id != NULL:
-                d0 += src[0]
-                d1 += src[1]
-                d2 += src[2]
-                d3 += src[3]
-                q = yi * W + mirror[c0 + x]
-                if inside[q]:
-                    mir = img + q * 4
-                    d0 -= mir[0]
-                    d1 -= mir[1]
-                    d2 -= mir[2]
-                    d3 -= mir[3]
-        I1[here] = P1[here] + a0
-        I1[here + 1] = P1[here + 1] + a1
-        I1[here + 2] = P1[here + 2] + a2
-        I1[here + 3] = P1[here + 3] + a3
-        if I2 != NULL:
-            I2[here] = P2[here] + s0
-            I2[here + 1] = P2[here + 1] + s1
-            I2[here + 2] = P2[here + 2] + s2
-            I2[here + 3] = P2[here + 3] + s3
-        if Id != NULL:
-            Id[here] = Pd[here] + d0
-            Id[here + 1] = Pd[here + 1] + d1
-            Id[here + 2] = Pd[here + 2] + d2
-            Id[here + 3] = Pd[here + 3] + d3
+cdef struct _Image:
+    # one image being described
+    Py_ssize_t n
+    const float* img                  # (H, W, C) its pixels
+    const unsigned char* inside       # (H, W) its brain
+    const unsigned char* want         # (H, W) its requested pixels
+    const Py_ssize_t* mirror          # (W,)
+    Py_ssize_t r0, c0, h, w           # the brain's bounding box
+    Py_ssize_t stride, bstride        # values per integral row: of I1, I2, Id; of Ib
+    Py_ssize_t R                      # rows per ring of I1, I2, Id
+    Py_ssize_t done                   # integral rows made so far
+    double inv_r, inv_c               # 1 / (h - 1), 1 / (w - 1) (or 1)
 
 
-cdef void _integral_row(const float* img, const unsigned char* inside, Py_ssize_t W, Py_ssize_t C,
-                        Py_ssize_t yi, Py_ssize_t c0, Py_ssize_t w, const Py_ssize_t* mirror,
-                        const double* P1, double* I1, const double* P2, double* I2,
-                        const double* Pd, double* Id, double* acc) noexcept nogil:
-    """``_integral_row_c``; with C = 4 (every MRI slice), ``_integral_row4``."""
-    if C == 4:
-        _integral_row4(img, inside, W, yi, c0, w, mirror, P1, I1, P2, I2, Pd, Id)
-    else:
-        _integral_row_c(img, inside, W, C, yi, c0, w, mirror, P1, I1, P2, I2, Pd, Id, acc)
+cdef struct _Span:
+    # the requested pixels of one image row: columns xa .. xb (m of them)
+    Py_ssize_t y, xa, xb, m
+    float* cx                         # where the span's context rows go: the output rows or ctx
+    Py_ssize_t cs                     # ... and their stride
+
+
+cdef struct _Scorer:
+    # what pixel_network_scores hands _pixel_rows to score rows as they are made (tile by tile)
+    const float* weights
+    const float* biases
+    const Py_ssize_t* sizes
+    Py_ssize_t n_layers
+    int activation
+    int output
+    float* act0
+    float* act1
+    Py_ssize_t tile_rows
+    float* scores                # (N, H, W) the output
+    Py_ssize_t P                 # H W
+    const unsigned char* want    # the current image's requested pixels
+    float* dst                   # ... and its scores
+    Py_ssize_t p                 # the next pixel to write
+    Py_ssize_t row_base          # the global row held by the row buffer's first row
+    Py_ssize_t head              # the buffer's first row not scored yet
 
 
 cdef inline Py_ssize_t _clip(Py_ssize_t v, Py_ssize_t hi) noexcept nogil:
     return 0 if v < 0 else (hi if v > hi else v)
 
 
-cdef inline double* _ring(double* I, Py_ssize_t i, Py_ssize_t R, Py_ssize_t stride) noexcept nogil:
-    """Row ``i`` of an integral image kept in a ring of ``R`` rows of ``stride`` values."""
-    return I + (i % R) * stride
+cdef inline double* _ring(const double* I, Py_ssize_t i, const _Image* im) noexcept nogil:
+    """Row ``i`` of an integral image kept in a ring of ``im.R`` rows of ``im.stride`` values."""
+    return <double*>I + (i % im.R) * im.stride
 
 
-cdef inline void _row_boxes_c(const double* top, const double* bot, Py_ssize_t C,
-                     Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
-    """Box sums along a row: res[i C + c] = the sum of channel c over the rows between the integral
-    image's rows ``top`` and ``bot`` and columns [clip(lo + i), clip(lo + i + span)) of its region, for
-    i < n (the four reads of the integral image, in the same order, for every i at once)."""
-    cdef const double* t0
-    cdef const double* t1
-    cdef const double* b0
-    cdef const double* b1
-    cdef Py_ssize_t i, c, j, x0, x1
-    cdef Py_ssize_t i0 = _clip(-lo, n), i1 = _clip(w - span - lo + 1, n)
-    if i1 < i0:
-        i1 = i0
-    for i in range(i0):
-        x0, x1 = _clip(lo + i, w) * C, _clip(lo + i + span, w) * C
-        for c in range(C):
-            res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
-    # the interior, where nothing is clipped: one contiguous loop the compiler vectorises
-    t0, t1 = top + lo * C, top + (lo + span) * C
-    b0, b1 = bot + lo * C, bot + (lo + span) * C
-    for j in range(i0 * C, i1 * C):
-        res[j] = (b1[j] - t1[j]) - (b0[j] - t0[j])
-    for i in range(i1, n):
-        x0, x1 = _clip(lo + i, w) * C, _clip(lo + i + span, w) * C
-        for c in range(C):
-            res[i * C + c] = (bot[x1 + c] - top[x1 + c]) - (bot[x0 + c] - top[x0 + c])
-
-
-cdef void _row_boxes(const double* top, const double* bot, Py_ssize_t C,
-                     Py_ssize_t w, Py_ssize_t lo, Py_ssize_t span, Py_ssize_t n, double* res) noexcept nogil:
-    """``_row_boxes_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
-    if C == 4:
-        _row_boxes_c(top, bot, 4, w, lo, span, n, res)
-    else:
-        _row_boxes_c(top, bot, C, w, lo, span, n, res)
-
-
-cdef inline void _put_c(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
-               float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
-    """ctx[i Fc + c] = float(src[i C + c] * scale), or its square root if ``root``, for i < n."""
-    cdef Py_ssize_t i, c
-    for i in range(n * C):
-        tmp[i] = <float>(src[i] * scale)
-    if root:
-        for i in range(n * C):
-            tmp[i] = sqrtf(tmp[i])
-    for i in range(n):
-        for c in range(C):
-            ctx[i * Fc + c] = tmp[i * C + c]
-
-
-cdef void _put(const double* src, Py_ssize_t n, Py_ssize_t C, double scale, bint root,
-               float* tmp, float* ctx, Py_ssize_t Fc) noexcept nogil:
-    """``_put_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
-    if C == 4:
-        _put_c(src, n, 4, scale, root, tmp, ctx, Fc)
-    else:
-        _put_c(src, n, C, scale, root, tmp, ctx, Fc)
-
-
-cdef inline void _asym_c(const float* img, const unsigned char* inside, Py_ssize_t base, Py_ssize_t xa,
-                         Py_ssize_t m, const Py_ssize_t* mirror, Py_ssize_t C, float* cx, Py_ssize_t cs) noexcept nogil:
-    """cx[i cs + c] = the pixel's value minus its mirror's (the value itself if the mirror is not brain,
-    0 outside the brain) for the pixels xa .. xa + m - 1 of the image row starting at pixel ``base``."""
-    cdef Py_ssize_t i, c, p, q
-    for i in range(m):
-        p = base + xa + i
-        q = base + mirror[xa + i]
-        cell = cx + i * cs
-        if not inside[p]:
-            for c in range(C):
-                cell[c] = 0.0
-        elif inside[q]:
-            for c in range(C):
-                cell[c] = img[p * C + c] - img[q * C + c]
-        else:
-            for c in range(C):
-                cell[c] = img[p * C + c]
-
-
-cdef void _asym(const float* img, const unsigned char* inside, Py_ssize_t base, Py_ssize_t xa,
-                Py_ssize_t m, const Py_ssize_t* mirror, Py_ssize_t C, float* cx, Py_ssize_t cs) noexcept nogil:
-    """``_asym_c`` with C = 4 (every MRI slice) a constant the compiler unrolls and vectorises."""
-    if C == 4:
-        _asym_c(img, inside, base, xa, m, mirror, 4, cx, cs)
-    else:
-        _asym_c(img, inside, base, xa, m, mirror, C, cx, cs)
+include "_pixfeat_kernels.pxi"
 
 
 def scratch_size(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t n_columns):
@@ -309,71 +193,149 @@ cdef double* _inverse_areas(const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[:
     return inv_area
 
 
-def pixel_context(
-    const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
-    const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
-    const unsigned char[:, :, ::1] rows not None,    # IN  (N, H, W) 0/1: pixels to describe
-    const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) first output row of each image
-    const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
-    const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
-    const Py_ssize_t[::1] mean_sizes not None,
-    const Py_ssize_t[::1] std_sizes not None,
-    const Py_ssize_t[::1] brain_boxes not None,
-    Py_ssize_t k,
-    const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
-    const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
+cdef inline const Py_ssize_t* _first(const Py_ssize_t[::1] a) noexcept:
+    """The first element's address, or NULL for an empty array (never read then)."""
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+cdef int _plan_init(
+    _Plan* p,
+    const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
+    const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
+    const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
+    Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
     bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
-    float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
-    Py_ssize_t offset,
-    double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, columns)
-    Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
-):
-    """Write the context columns of every requested pixel of images n0 .. n1 - 1 into ``out``.
+    Py_ssize_t offset, double[::1] scratch,
+) except -1:
+    """Fill the plan from a def's arguments, checked by ``_check_context`` (N, H, W, C > 0); the caller
+    frees ``p.inv_area``."""
+    cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3], j
+    cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
+    p.images = &images[0, 0, 0, 0] if C > 0 else NULL
+    p.brain, p.rows = &brain[0, 0, 0], &rows[0, 0, 0]
+    p.row_start, p.mirror, p.bbox = &row_start[0], &mirror[0, 0], &bbox[0, 0]
+    p.H, p.W, p.C = H, W, C
+    p.k, p.rowmap, p.colmap = k, &rowmap[0], &colmap[0]
+    p.mean_sizes, p.n_means = _first(mean_sizes), mean_sizes.shape[0]
+    p.std_sizes, p.n_stds = _first(std_sizes), std_sizes.shape[0]
+    p.asymmetry, p.asymmetry_box, p.gradient_size, p.position = asymmetry, asymmetry_box, gradient_size, position
+    p.brain_boxes, p.n_boxes = _first(brain_boxes), brain_boxes.shape[0]
+    p.Fc = n_context_columns(C, k, p.n_means, p.n_stds, asymmetry, gradient_size > 0, position,
+                             p.n_boxes) - k * k * C
+    p.inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
+    p.inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
+    p.rmax = gradient_size // 2
+    for j in range(p.n_means):
+        p.rmax = max(p.rmax, mean_sizes[j] // 2)
+    for j in range(p.n_stds):
+        p.rmax = max(p.rmax, std_sizes[j] // 2)
+    if asymmetry:
+        p.rmax = max(p.rmax, asymmetry_box // 2)
+    p.need1 = p.n_means > 0 or p.n_stds > 0 or gradient_size > 0
+    p.need2 = p.n_stds > 0
+    p.offset = offset
+    p.I1, p.I2, p.Id, p.Ib = &scratch[0], &scratch[plane], &scratch[2 * plane], &scratch[3 * plane]
+    p.acc = &scratch[4 * plane]
+    p.T1 = p.acc + 3 * C
+    p.T2 = p.T1 + W * C
+    p.T3 = p.T2 + W * C
+    p.T4 = p.T3 + W * C
+    p.tmp = <float*>(p.T4 + W * C)
+    p.ctx = <float*>(p.T4 + 2 * W * C)
+    p.inv_area = NULL
+    p.inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
+    return 0
 
-    Box statistics count pixels outside the brain as 0, so the integral images
-    only span the brain's bounding box (an empty brain: every statistic is 0).
-    """
-    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
-    cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
-    cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
-    cdef double inv_asym, inv_grad
-    cdef double* inv_area = NULL
-    # preconditions, checked before the GIL is released
-    _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
-                   rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
-    if offset < 0 or out.shape[1] < offset + F or row_start[0] < 0 or row_start[N] > out.shape[0]:
-        raise ValueError(f"out must have the rows of row_start and at least {offset + F} columns")
-    if scratch.shape[0] < scratch_size(H, W, C, F):
-        raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
-    if H * W * C == 0:
-        return
-    inv_area = _inverse_areas(mean_sizes, std_sizes, brain_boxes)
-    inv_asym = 1.0 / <double>(asymmetry_box * asymmetry_box) if asymmetry else 0.0
-    inv_grad = 1.0 / <double>(gradient_size * (gradient_size // 2)) if gradient_size else 0.0
-    try:
-        _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k, rowmap, colmap,
-                    asymmetry, asymmetry_box, gradient_size, position, out, offset, 0, scratch, n0, n1,
-                    inv_area, inv_asym, inv_grad, NULL, NULL)
-    finally:
-        free(inv_area)
+
+cdef void _image_begin(const _Plan* p, Py_ssize_t n, const float* src, _Image* im) noexcept nogil:
+    """Set up image ``n`` (its pixels read from ``src`` if not NULL): its geometry, the first row of
+    each integral-image ring, and the whole integral image of its brain if the position family needs it.
+
+    The integral images of x, x * x and the asymmetry are made a row at a time, just before the first
+    image row that reads it, into rings of R rows (row i in slot i % R): the rows the boxes of one
+    image row read, and no more, stay in cache."""
+    cdef Py_ssize_t x, y, count, HW = p.H * p.W
+    im.n = n
+    im.img = p.images + n * HW * p.C if src == NULL else src
+    im.inside = p.brain + n * HW
+    im.want = p.rows + n * HW
+    im.mirror = p.mirror + n * p.W
+    im.r0, im.c0 = p.bbox[4 * n], p.bbox[4 * n + 2]
+    im.h, im.w = p.bbox[4 * n + 1] - im.r0 + 1, p.bbox[4 * n + 3] - im.c0 + 1
+    im.stride, im.bstride = (im.w + 1) * p.C, im.w + 1
+    im.R = min(2 * p.rmax + 2, im.h + 1)
+    im.done = 0
+    if p.need1 or p.asymmetry:
+        for x in range(im.stride):
+            p.I1[x] = 0.0
+            if p.need2:
+                p.I2[x] = 0.0
+            if p.asymmetry:
+                p.Id[x] = 0.0
+    if p.position and p.n_boxes > 0:
+        for x in range(im.w + 1):
+            p.Ib[x] = 0.0
+        for y in range(im.h):
+            count = 0  # an integer: exact like the double it replaces, without its add latency
+            p.Ib[(y + 1) * im.bstride] = 0.0
+            for x in range(im.w):
+                count += im.inside[(im.r0 + y) * p.W + im.c0 + x]
+                p.Ib[(y + 1) * im.bstride + x + 1] = p.Ib[y * im.bstride + x + 1] + <double>count
+    im.inv_r = 1.0 / (<double>(im.h - 1) if im.h > 1 else 1.0)
+    im.inv_c = 1.0 / (<double>(im.w - 1) if im.w > 1 else 1.0)
 
 
-cdef struct _Scorer:
-    # what pixel_mlp_scores hands _pixel_rows to score rows as they are made (tile by tile)
-    const float* weights
-    const float* biases
-    const Py_ssize_t* sizes
-    Py_ssize_t n_layers
-    int activation
-    int output
-    float* act0
-    float* act1
-    Py_ssize_t tile_rows
-    float* scores                # (N, H, W) the output
-    Py_ssize_t P                 # H W
-    const unsigned char* want    # the current image's requested pixels
-    float* dst                   # ... and its scores
-    Py_ssize_t p                 # the next pixel to write
+cdef inline bint _find_span(const unsigned char* want, Py_ssize_t W, _Span* sp) noexcept nogil:
+    """The span [xa, xb] of requested pixels in a row (``want``: its W mask bytes); False if none."""
+    cdef uint64_t word
+    cdef Py_ssize_t xa = 0, xb = W - 1
+    while xa + 8 <= W:  # through the background 8 mask bytes at a time
+        memcpy(&word, want + xa, 8)
+        if word != 0:
+            break
+        xa += 8
+    while xa < W and not want[xa]:
+        xa += 1
+    if xa == W:
+        return False
+    while not want[xb]:
+        xb -= 1
+    sp.xa, sp.xb, sp.m = xa, xb, xb - xa + 1
+    return True
+
+
+cdef inline bint _span_direct(const _Plan* p, const _Image* im, const _Span* sp, Py_ssize_t row,
+                              Py_ssize_t end) noexcept nogil:
+    """Whether the span's context rows go straight into the output rows: every pixel of the span is
+    requested (brain rows mostly are one run) and has its row before ``end`` (and there are context
+    columns to place)."""
+    cdef const unsigned char* want = im.want + sp.y * p.W
+    cdef Py_ssize_t x
+    if p.Fc == 0 or row + sp.m > end:
+        return False
+    for x in range(sp.xa, sp.xb + 1):
+        if not want[x]:
+            return False
+    return True
+
+
+cdef void _position(const _Plan* p, const _Image* im, const _Span* sp, Py_ssize_t col) noexcept nogil:
+    """The position family: the row in the brain's bounding box, |column in the box - 0.5|, then the
+    brain's share of each s x s brain box (one channel: the same steps for every C)."""
+    cdef Py_ssize_t i, j, s, r, y0, y1
+    cdef double ypos = (sp.y - im.r0) * im.inv_r
+    for i in range(sp.m):
+        sp.cx[i * sp.cs + col] = <float>ypos
+        sp.cx[i * sp.cs + col + 1] = <float>fabs((sp.xa + i - im.c0) * im.inv_c - 0.5)
+    col += 2
+    for j in range(p.n_boxes):
+        s = p.brain_boxes[j]
+        r = s // 2
+        y0, y1 = _clip(sp.y - r - im.r0, im.h), _clip(sp.y + r + 1 - im.r0, im.h)
+        _row_boxes_cany(p.Ib + y0 * im.bstride, p.Ib + y1 * im.bstride, 1, im.w, sp.xa - r - im.c0, s, sp.m,
+                        p.T1)
+        _put_cany(p.T1, sp.m, 1, p.inv_area[p.n_means + p.n_stds + j], False, p.tmp, sp.cx + col, sp.cs)
+        col += 1
 
 
 cdef void _score_rows(_Scorer* sc, float* rows, Py_ssize_t t) noexcept nogil:
@@ -399,24 +361,39 @@ cdef void _score_rows(_Scorer* sc, float* rows, Py_ssize_t t) noexcept nogil:
         sc.p += 1
 
 
-cdef void _pixel_rows(
-    const float[:, :, :, ::1] images, const unsigned char[:, :, ::1] brain, const unsigned char[:, :, ::1] rows,
-    const Py_ssize_t[::1] row_start, const Py_ssize_t[:, ::1] mirror, const Py_ssize_t[:, ::1] bbox,
-    const Py_ssize_t[::1] mean_sizes, const Py_ssize_t[::1] std_sizes, const Py_ssize_t[::1] brain_boxes,
-    Py_ssize_t k, const Py_ssize_t[::1] rowmap, const Py_ssize_t[::1] colmap,
-    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
-    float[:, ::1] out, Py_ssize_t offset, Py_ssize_t row_base, double[::1] scratch, Py_ssize_t n0, Py_ssize_t n1,
-    const double* inv_area, double inv_asym, double inv_grad, _Scorer* sc, const float* src,
-) noexcept:
-    """The loops of pixel_context, its preconditions checked (releases the GIL).
+cdef void _score_ready(_Scorer* sc, float[:, ::1] out, Py_ssize_t row, Py_ssize_t W) noexcept nogil:
+    """After an image row: score the full tiles of the rows not scored yet (from ``head`` on); when
+    another image row (up to W rows) might not fit, move the rows left over to the buffer's start."""
+    cdef Py_ssize_t filled = row - sc.row_base
+    while filled - sc.head >= sc.tile_rows:
+        _score_rows(sc, &out[sc.head, 0], sc.tile_rows)
+        sc.head += sc.tile_rows
+    if out.shape[0] - filled < W and sc.head > 0:
+        if filled > sc.head:  # (all scored: nothing to move, and out[head] may be past the end)
+            memmove(&out[0, 0], &out[sc.head, 0], (filled - sc.head) * out.shape[1] * sizeof(float))
+        sc.row_base += sc.head
+        sc.head = 0
 
-    Row by row: every box statistic of the row's span of requested pixels is
-    computed at once into ``ctx`` (the context columns, one row per pixel of the
-    span) by contiguous loops over the span, then each requested pixel's row is
-    its window plus its row of ``ctx``.  Global row ``row`` (``row_start``'s
-    numbering) is written to ``out[row - row_base]``.
 
-    With ``src`` not NULL, the pixels of the (one) image are read from there instead of ``images``.
+cdef void _score_rest(_Scorer* sc, float[:, ::1] out, Py_ssize_t row) noexcept nogil:
+    """At an image's end: score its last rows, then write 0 to the pixels after its last requested one."""
+    cdef Py_ssize_t filled = row - sc.row_base, t
+    while sc.head < filled:
+        t = min(sc.tile_rows, filled - sc.head)
+        _score_rows(sc, &out[sc.head, 0], t)
+        sc.head += t
+    while sc.p < sc.P:
+        sc.dst[sc.p] = 0.0
+        sc.p += 1
+
+
+cdef void _pixel_rows(const _Plan* p, float[:, ::1] out, Py_ssize_t n0, Py_ssize_t n1, _Scorer* sc,
+                      const float* src) noexcept nogil:
+    """The rows of every requested pixel of images n0 .. n1 - 1 (global row ``row``, ``row_start``'s
+    numbering, to ``out[row - row_base]``), image by image, through the instance of the steps for
+    the plan's k and C.
+
+    With ``src`` not NULL, the pixels of the (one) image are read from there instead of the plan's images.
 
     With a scorer ``sc`` (``out`` then a buffer of at least ``tile_rows + W - 1``
     rows, offset 0), rows are scored as they are made: after each image row,
@@ -426,264 +403,89 @@ cdef void _pixel_rows(
     scored at its end.  The tiles are those of scoring
     all the image's rows at once, ``tile_rows`` at a time from its first row.
     """
-    cdef Py_ssize_t H = images.shape[1], W = images.shape[2], C = images.shape[3]
+    cdef Py_ssize_t n, row, HW = p.H * p.W
+    cdef _Image im
+    for n in range(n0, n1):
+        if sc != NULL:  # this image's rows go to the start of out, its scores to its plane of scores
+            sc.row_base, sc.head = p.row_start[n], 0
+            sc.want, sc.dst, sc.p = p.rows + n * HW, sc.scores + n * HW, 0
+        if p.row_start[n + 1] == p.row_start[n]:
+            if sc != NULL:
+                memset(sc.dst, 0, HW * sizeof(float))
+            continue
+        _image_begin(p, n, src, &im)
+        if p.k == 3 and p.C == 4:  # the MRI default
+            row = _image_rows_k3c4(p, &im, out, sc)
+        elif p.C == 4:
+            row = _image_rows_c4(p, &im, out, sc)
+        else:
+            row = _image_rows_any(p, &im, out, sc)
+        if sc != NULL:
+            _score_rest(sc, out, row)
+
+
+def pixel_context(
+    const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
+    const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
+    const unsigned char[:, :, ::1] rows not None,    # IN  (N, H, W) 0/1: pixels to describe
+    const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) first output row of each image
+    const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
+    const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
+    const Py_ssize_t[::1] mean_sizes not None,       # IN  odd box sizes of the mean family
+    const Py_ssize_t[::1] std_sizes not None,        # IN  odd box sizes of the std family
+    const Py_ssize_t[::1] brain_boxes not None,      # IN  odd box sizes of the brain shares (position)
+    Py_ssize_t k,                                    #     window size: 0 (none) or odd
+    const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
+    const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
+    bint asymmetry, Py_ssize_t asymmetry_box,        #     the asymmetry family, its (odd) box size
+    Py_ssize_t gradient_size, bint position,         #     gradient box size (0: none); the position family
+    float[:, ::1] out not None,                      # OUT (n_rows, >= offset + columns)
+    Py_ssize_t offset,                               #     the column of a row's first window column
+    double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, columns)
+    Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
+):
+    """Write the context columns of every requested pixel of images n0 .. n1 - 1 into ``out``.
+
+    Box statistics count pixels outside the brain as 0, so the integral images
+    only span the brain's bounding box (an empty brain: every statistic is 0).
+    """
+    cdef Py_ssize_t N = images.shape[0], H = images.shape[1], W = images.shape[2], C = images.shape[3]
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
-    cdef Py_ssize_t plane = (H + 1) * (W + 1) * C
-    cdef Py_ssize_t KC = k * k * C
-    cdef Py_ssize_t Fc = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB) - KC
-    cdef Py_ssize_t n, y, x, c, j, i, r, s, y0, y1, col, row, r0, c0, h, w, stride, bstride, p, q, xa, xb, m
-    cdef Py_ssize_t half = k // 2, dy, dx, yy, xx
-    cdef uint64_t word
-    cdef double inv, mean, v, gx, gy, inv_r, inv_c, ypos
-    cdef const float* img
-    cdef const unsigned char* inside
-    cdef const unsigned char* want
-    cdef float* dst
-    cdef bint need1 = SM > 0 or SS > 0 or gradient_size > 0, need2 = SS > 0
-    cdef const double* top
-    cdef const double* bot
-    cdef double* I1 = &scratch[0]
-    cdef double* I2 = &scratch[plane]
-    cdef double* Id = &scratch[2 * plane]
-    cdef double* Ib = &scratch[3 * plane]
-    cdef double* acc = &scratch[4 * plane]           # 3 C running sums
-    cdef double* T1 = acc + 3 * C                     # W C each: box sums along the span
-    cdef double* T2 = T1 + W * C
-    cdef double* T3 = T2 + W * C
-    cdef double* T4 = T3 + W * C
-    cdef float* tmp = <float*>(T4 + W * C)            # W C
-    cdef float* ctx = <float*>(T4 + 2 * W * C)        # W x Fc context columns of the span
-    cdef float* cx                                    # where the span's context rows go: ctx or out
-    cdef Py_ssize_t cs                                # ... and their stride
-    cdef bint direct
-    cdef Py_ssize_t filled, head = 0, t, count
-    cdef Py_ssize_t R, done, ahead
-    cdef Py_ssize_t rmax = gradient_size // 2  # the largest half box that reads I1, I2 or Id
-    for j in range(SM):
-        rmax = max(rmax, mean_sizes[j] // 2)
-    for j in range(SS):
-        rmax = max(rmax, std_sizes[j] // 2)
-    if asymmetry:
-        rmax = max(rmax, asymmetry_box // 2)
-    with nogil:
-        for n in range(n0, n1):
-            if sc != NULL:  # this image's rows go to the start of out, its scores to its plane of scores
-                row_base, head = row_start[n], 0
-                sc.want, sc.dst, sc.p = &rows[n, 0, 0], sc.scores + n * H * W, 0
-            if row_start[n + 1] == row_start[n]:
-                if sc != NULL:
-                    memset(sc.dst, 0, H * W * sizeof(float))
-                continue
-            img = &images[n, 0, 0, 0] if src == NULL else src
-            inside = &brain[n, 0, 0]
-            r0, c0 = bbox[n, 0], bbox[n, 2]
-            h, w = bbox[n, 1] - r0 + 1, bbox[n, 3] - c0 + 1
-            stride, bstride = (w + 1) * C, w + 1
-            # the integral images of x, x * x and the asymmetry are made a row at a time, just before
-            # the first image row that reads it, into rings of R rows (row i in slot i % R): the rows
-            # the boxes of one image row read, and no more, stay in cache
-            R = min(2 * rmax + 2, h + 1)
-            done = 0
-            if need1 or asymmetry:
-                for x in range(stride):
-                    I1[x] = 0.0
-                    if need2:
-                        I2[x] = 0.0
-                    if asymmetry:
-                        Id[x] = 0.0
-            if position and SB > 0:
-                for x in range(w + 1):
-                    Ib[x] = 0.0
-                for y in range(h):
-                    count = 0  # an integer: exact like the double it replaces, without its add latency
-                    Ib[(y + 1) * bstride] = 0.0
-                    for x in range(w):
-                        count += inside[(r0 + y) * W + c0 + x]
-                        Ib[(y + 1) * bstride + x + 1] = Ib[y * bstride + x + 1] + <double>count
-            inv_r = 1.0 / (<double>(h - 1) if h > 1 else 1.0)
-            inv_c = 1.0 / (<double>(w - 1) if w > 1 else 1.0)
-            row = row_start[n]
-            for y in range(H):
-                if row >= row_start[n + 1]:  # no more rows allowed (or none left)
-                    break
-                # the span [xa, xb] of requested pixels in this row; none: next row
-                want = &rows[n, y, 0]
-                xa = 0
-                while xa + 8 <= W:
-                    memcpy(&word, want + xa, 8)
-                    if word != 0:
-                        break
-                    xa += 8
-                while xa < W and not want[xa]:
-                    xa += 1
-                if xa == W:
-                    continue
-                xb = W - 1
-                while not want[xb]:
-                    xb -= 1
-                m = xb - xa + 1
-                # Context columns of the whole span, family by family: straight into the output rows
-                # when every pixel of the span is requested (brain rows mostly are one run), else into
-                # ctx, one row per pixel of the span, copied to the requested pixels' rows below.
-                direct = Fc > 0 and row + m <= row_start[n + 1]  # (no context columns: nothing to place)
-                x = xa
-                while direct and x <= xb:
-                    direct = want[x] != 0
-                    x += 1
-                if direct:
-                    cx, cs = &out[row - row_base, offset + KC], out.shape[1]
-                else:
-                    cx, cs = ctx, Fc
-                if need1 or asymmetry:  # the integral rows up to the lowest this image row reads
-                    ahead = _clip(y + rmax + 1 - r0, h)
-                    while done < ahead:
-                        _integral_row(img, inside, W, C, r0 + done, c0, w, &mirror[n, 0],
-                                      _ring(I1, done, R, stride), _ring(I1, done + 1, R, stride),
-                                      _ring(I2, done, R, stride) if need2 else NULL,
-                                      _ring(I2, done + 1, R, stride) if need2 else NULL,
-                                      _ring(Id, done, R, stride) if asymmetry else NULL,
-                                      _ring(Id, done + 1, R, stride) if asymmetry else NULL, acc)
-                        done += 1
-                col = 0
-                for j in range(SM):
-                    s = mean_sizes[j]
-                    r = s // 2
-                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(_ring(I1, y0, R, stride), _ring(I1, y1, R, stride), C, w, xa - r - c0, s, m, T1)
-                    _put(T1, m, C, inv_area[j], False, tmp, cx + col, cs)
-                    col += C
-                for j in range(SS):
-                    s = std_sizes[j]
-                    r = s // 2
-                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(_ring(I1, y0, R, stride), _ring(I1, y1, R, stride), C, w, xa - r - c0, s, m, T1)
-                    _row_boxes(_ring(I2, y0, R, stride), _ring(I2, y1, R, stride), C, w, xa - r - c0, s, m, T2)
-                    inv = inv_area[SM + j]
-                    for i in range(m * C):  # T2 := the variance
-                        mean = T1[i] * inv
-                        v = T2[i] * inv - mean * mean
-                        T2[i] = v if v > 0.0 else 0.0
-                    _put(T2, m, C, 1.0, True, tmp, cx + col, cs)
-                    col += C
-                if asymmetry:
-                    _asym(img, inside, y * W, xa, m, &mirror[n, 0], C, cx + col, cs)
-                    col += C
-                    r = asymmetry_box // 2
-                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    _row_boxes(_ring(Id, y0, R, stride), _ring(Id, y1, R, stride), C, w, xa - r - c0,
-                               asymmetry_box, m, T1)
-                    _put(T1, m, C, inv_asym, False, tmp, cx + col, cs)
-                    col += C
-                if gradient_size:
-                    # right minus left (rows of the s x s box), below minus above (its columns); r = s // 2
-                    s = gradient_size
-                    r = s // 2
-                    y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                    top, bot = _ring(I1, y0, R, stride), _ring(I1, y1, R, stride)
-                    _row_boxes(top, bot, C, w, xa + 1 - c0, r, m, T1)
-                    _row_boxes(top, bot, C, w, xa - r - c0, r, m, T2)
-                    _row_boxes(_ring(I1, _clip(y + 1 - r0, h), R, stride), bot, C, w, xa - r - c0, s, m, T3)
-                    _row_boxes(top, _ring(I1, _clip(y - r0, h), R, stride), C, w, xa - r - c0, s, m, T4)
-                    for i in range(m * C):  # T1 := the squared magnitude
-                        gx = T1[i] - T2[i]
-                        gy = T3[i] - T4[i]
-                        T1[i] = (gx * gx + gy * gy) * (inv_grad * inv_grad)
-                    _put(T1, m, C, 1.0, True, tmp, cx + col, cs)
-                    col += C
-                if position:
-                    ypos = (y - r0) * inv_r
-                    for i in range(m):
-                        cx[i * cs + col] = <float>ypos
-                        cx[i * cs + col + 1] = <float>fabs((xa + i - c0) * inv_c - 0.5)
-                    col += 2
-                    for j in range(SB):
-                        s = brain_boxes[j]
-                        r = s // 2
-                        y0, y1 = _clip(y - r - r0, h), _clip(y + r + 1 - r0, h)
-                        _row_boxes(Ib + y0 * bstride, Ib + y1 * bstride, 1, w, xa - r - c0, s, m, T1)
-                        _put(T1, m, 1, inv_area[SM + SS + j], False, tmp, cx + col, cs)
-                        col += 1
-                # the rows of the requested pixels: window, then context
-                if direct and k == 3 and C == 4 and 1 <= y < H - 1 and xa >= 1 and xb < W - 1:
-                    # the MRI default, every pixel of the span requested and inside the image: the
-                    # windows alone (the context is in place), with constant sizes the compiler inlines
-                    for x in range(xa, xb + 1):
-                        dst = &out[row - row_base, offset]
-                        row += 1
-                        for dy in range(3):
-                            memcpy(dst + 12 * dy, img + ((y + dy - 1) * W + x - 1) * 4, 12 * sizeof(float))
-                else:
-                    for x in range(xa, xb + 1):
-                        if not want[x]:
-                            continue
-                        if row >= row_start[n + 1]:  # more requested pixels than row_start allows
-                            break
-                        dst = &out[row - row_base, offset]
-                        row += 1
-                        p = y * W + x
-                        if k == 1:
-                            for c in range(C):
-                                dst[c] = img[p * C + c]
-                        elif k == 3 and C == 4 and 1 <= y < H - 1 and 1 <= x < W - 1:  # the MRI default
-                            for dy in range(3):  # constant sizes: the compiler inlines the copies
-                                memcpy(dst + 12 * dy, img + ((y + dy - 1) * W + x - 1) * 4, 12 * sizeof(float))
-                        elif k and half <= y < H - half and half <= x < W - half:
-                            col = 0
-                            for dy in range(-half, half + 1):  # inside: k contiguous pixels per window row
-                                memcpy(dst + col, img + ((y + dy) * W + x - half) * C, k * C * sizeof(float))
-                                col += k * C
-                        elif k:
-                            col = 0
-                            for dy in range(-half, half + 1):
-                                yy = rowmap[y + dy + half]
-                                for dx in range(-half, half + 1):
-                                    xx = colmap[x + dx + half]
-                                    if yy < 0 or xx < 0:  # constant mode, outside the image: zero
-                                        for c in range(C):
-                                            dst[col + c] = 0.0
-                                    else:
-                                        for c in range(C):
-                                            dst[col + c] = img[(yy * W + xx) * C + c]
-                                    col += C
-                        if Fc and not direct:
-                            memcpy(dst + KC, ctx + (x - xa) * Fc, Fc * sizeof(float))
-                if sc != NULL:
-                    # score the full tiles of the rows not scored yet (from ``head`` on); when another
-                    # image row might not fit, move the rows left over to the start of the buffer
-                    filled = row - row_base
-                    while filled - head >= sc.tile_rows:
-                        _score_rows(sc, &out[head, 0], sc.tile_rows)
-                        head += sc.tile_rows
-                    if out.shape[0] - filled < W and head > 0:
-                        if filled > head:  # (all scored: nothing to move, and out[head] may be past the end)
-                            memmove(&out[0, 0], &out[head, 0], (filled - head) * out.shape[1] * sizeof(float))
-                        row_base += head
-                        head = 0
-            if sc != NULL:  # the image's last rows, then 0 for the pixels after its last requested one
-                filled = row - row_base
-                while head < filled:
-                    t = min(sc.tile_rows, filled - head)
-                    _score_rows(sc, &out[head, 0], t)
-                    head += t
-                while sc.p < H * W:
-                    sc.dst[sc.p] = 0.0
-                    sc.p += 1
+    cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
+    cdef _Plan plan
+    # preconditions, checked before the GIL is released
+    _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+                   rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
+    if offset < 0 or out.shape[1] < offset + F or row_start[0] < 0 or row_start[N] > out.shape[0]:
+        raise ValueError(f"out must have the rows of row_start and at least {offset + F} columns")
+    if scratch.shape[0] < scratch_size(H, W, C, F):
+        raise ValueError(f"scratch must hold scratch_size(H, W, C, {F}) values")
+    if N * H * W * C == 0 or n0 == n1:
+        return
+    _plan_init(&plan, images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+               rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, offset, scratch)
+    try:
+        with nogil:
+            _pixel_rows(&plan, out, n0, n1, NULL, NULL)
+    finally:
+        free(plan.inv_area)
 
 
-def pixel_mlp_scores(
+def pixel_network_scores(
     const float[:, :, :, ::1] images not None,       # IN  (N, H, W, C)
     const unsigned char[:, :, ::1] brain not None,   # IN  (N, H, W) 0/1
     const unsigned char[:, :, ::1] rows not None,    # IN  (N, H, W) 0/1: pixels to score
     const Py_ssize_t[::1] row_start not None,        # IN  (N + 1,) cumulative counts of ``rows``
     const Py_ssize_t[:, ::1] mirror not None,        # IN  (N, W) mirror column of each column
     const Py_ssize_t[:, ::1] bbox not None,          # IN  (N, 4) brain rows [r0, r1], columns [c0, c1]
-    const Py_ssize_t[::1] mean_sizes not None,
-    const Py_ssize_t[::1] std_sizes not None,
-    const Py_ssize_t[::1] brain_boxes not None,
-    Py_ssize_t k,
-    const Py_ssize_t[::1] rowmap not None,
-    const Py_ssize_t[::1] colmap not None,
-    bint asymmetry, Py_ssize_t asymmetry_box, Py_ssize_t gradient_size, bint position,
+    const Py_ssize_t[::1] mean_sizes not None,       # IN  odd box sizes of the mean family
+    const Py_ssize_t[::1] std_sizes not None,        # IN  odd box sizes of the std family
+    const Py_ssize_t[::1] brain_boxes not None,      # IN  odd box sizes of the brain shares (position)
+    Py_ssize_t k,                                    #     window size: 0 (none) or odd
+    const Py_ssize_t[::1] rowmap not None,          # IN  (H + 2 (k // 2),) window rows, pad_index
+    const Py_ssize_t[::1] colmap not None,          # IN  (W + 2 (k // 2),) window columns, pad_index
+    bint asymmetry, Py_ssize_t asymmetry_box,        #     the asymmetry family, its (odd) box size
+    Py_ssize_t gradient_size, bint position,         #     gradient box size (0: none); the position family
     const float[::1] weights not None,               # IN  layers' (n_in, n_out) matrices, row-major, concatenated
     const float[::1] biases not None,                # IN  layers' biases, concatenated
     const Py_ssize_t[::1] sizes not None,            # IN  (n_layers + 1,) widths: the row width, hidden..., 1
@@ -693,7 +495,7 @@ def pixel_mlp_scores(
     float[:, ::1] rowbuf not None,                   # SCRATCH (>= min(most rows of an image, tile_rows + W - 1), row width)
     double[::1] scratch not None,                    # SCRATCH >= scratch_size(H, W, C, row width)
     float[:, ::1] act not None,                      # SCRATCH (2, tile_rows * widest hidden layer)
-    Py_ssize_t tile_rows,
+    Py_ssize_t tile_rows,                            #     rows per pass through the network
     Py_ssize_t n0, Py_ssize_t n1,                    # images [n0, n1) only
     float[:, :, ::1] normalized=None,                # SCRATCH (H, W, C), or None: the images are normalised
     double min_std=0.0,                              #     ... with this least spread (as _normalize)
@@ -722,13 +524,11 @@ def pixel_mlp_scores(
     cdef Py_ssize_t SM = mean_sizes.shape[0], SS = std_sizes.shape[0], SB = brain_boxes.shape[0]
     cdef Py_ssize_t F = n_context_columns(C, k, SM, SS, asymmetry, gradient_size > 0, position, SB)
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, widest = 1, n_weights = 0, n_biases = 0
-    cdef Py_ssize_t n, j, p, P = H * W, count, most = 0
+    cdef Py_ssize_t n, j, p, P = H * W, count, most = 0, bad = -1
     cdef const unsigned char* want
+    cdef _Plan plan
     cdef _Scorer sc
-    cdef bint finite
     cdef double* stats = NULL
-    cdef double inv_asym, inv_grad
-    cdef double* inv_area = NULL
     # preconditions, checked before the GIL is released
     _check_context(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
                    rowmap, colmap, asymmetry, asymmetry_box, gradient_size, n0, n1)
@@ -773,39 +573,42 @@ def pixel_mlp_scores(
     sc.weights, sc.biases, sc.sizes, sc.n_layers = &weights[0], &biases[0], &sizes[0], n_layers
     sc.activation, sc.output, sc.act0, sc.act1 = activation, output, &act[0, 0], &act[1, 0]
     sc.tile_rows, sc.scores, sc.P = tile_rows, &scores[0, 0, 0], P
+    most = min(most, tile_rows + W - 1)  # rows are scored as soon as a tile is full (see _pixel_rows)
+    if rowbuf.shape[1] != F or rowbuf.shape[0] < most:
+        raise ValueError(f"rowbuf must have shape (>= {most}, {F})")
+    if normalized is not None and (normalized.shape[0] != H or normalized.shape[1] != W or normalized.shape[2] != C):
+        raise ValueError(f"normalized must have shape {(H, W, C)}")
+    if normalized is not None and not min_std >= 0:
+        raise ValueError(f"min_std must be >= 0, got {min_std}")
+    if N * H * W == 0 or n0 == n1:
+        return -1
+    _plan_init(&plan, images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
+               rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, 0, scratch)
+    sc.weights, sc.biases, sc.sizes, sc.n_layers = &weights[0], &biases[0], &sizes[0], n_layers
+    sc.activation, sc.output, sc.act0, sc.act1 = activation, output, &act[0, 0], &act[1, 0]
+    sc.tile_rows, sc.scores, sc.P = tile_rows, &scores[0, 0, 0], P
     try:
         if normalized is None:
-            _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
-                        rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0, 0, scratch,
-                        n0, n1, inv_area, inv_asym, inv_grad, &sc, NULL)
+            with nogil:
+                _pixel_rows(&plan, rowbuf, n0, n1, &sc, NULL)
             return -1
         stats = <double*>malloc(2 * C * sizeof(double))
         if stats == NULL:
             raise MemoryError()
-        for n in range(n0, n1):
-            with nogil:
-                finite = normalize_one(&images[n, 0, 0, 0], &brain[n, 0, 0], P, C, &normalized[0, 0, 0],
-                                       stats, stats + C, min_std)
-            if not finite:
-                return n
-            _pixel_rows(images, brain, rows, row_start, mirror, bbox, mean_sizes, std_sizes, brain_boxes, k,
-                        rowmap, colmap, asymmetry, asymmetry_box, gradient_size, position, rowbuf, 0, 0, scratch,
-                        n, n + 1, inv_area, inv_asym, inv_grad, &sc, &normalized[0, 0, 0])
-        return -1
+        with nogil:
+            for n in range(n0, n1):
+                if not normalize_one(&images[n, 0, 0, 0], &brain[n, 0, 0], P, C, &normalized[0, 0, 0],
+                                     stats, stats + C, min_std):
+                    bad = n
+                    break
+                _pixel_rows(&plan, rowbuf, n, n + 1, &sc, &normalized[0, 0, 0])
+        return bad
     finally:
-        free(inv_area)
+        free(plan.inv_area)
         free(stats)
 
 
-cdef extern from *:
-    """
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    static int fs_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0; }
-    #else
-    static int fs_cpu_has_avx2(void) { return 0; }
-    #endif
-    """
-    int fs_cpu_has_avx2() noexcept nogil
+include "_simd.pxi"
 
 
 def cpu_has_avx2():

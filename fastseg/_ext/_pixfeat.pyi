@@ -28,7 +28,7 @@ def pixel_context(
     n0: int,
     n1: int,
 ) -> None: ...
-def pixel_mlp_scores(
+def pixel_network_scores(
     images: NDArray[np.float32],
     brain: NDArray[np.uint8],
     rows: NDArray[np.uint8],
@@ -61,3 +61,4 @@ def pixel_mlp_scores(
     min_std: float = 0.0,
 ) -> int: ...
 def cpu_has_avx2() -> bool: ...
+def cpu_has_avx2_fma() -> bool: ...

@@ -31,10 +31,16 @@ Row layout (columns, in order; C channels):
                                       bottom); |column in the box - 0.5|; the
                                       brain's share of each s x s box
 
-The code lives in ``_pixfeat.pxi``, built twice: this module for the baseline
-of the platform, and ``_pixfeat_avx2`` with AVX2 enabled (x86-64), which
-``fastseg.features`` uses when the CPU has AVX2.  No FMA is enabled, and
-nothing is built with reassociating flags, so both give the same bits.
+The code lives in ``_pixfeat.pxi``: each ``def`` checks its arguments and fills a
+plan struct once, then small ``noexcept nogil`` steps do the work, one per feature
+family, one for the integral rows, one for the window copies.  The steps are
+written once, in the Tempita template ``_pixfeat_kernels.pxi.tp``, which setup.py
+expands with the sizes of MRI slices as literals (k = 3, C = 4; C = 4 with any k)
+and once for any k and C: the same arithmetic in the same order, so the same bits.
+It is built twice: this module for the baseline of the platform, and
+``_pixfeat_avx2`` with AVX2 and FMA (x86-64), which ``fastseg._ext.for_this_cpu``
+loads where the CPU runs them.  No multiply and add is fused (-ffp-contract=off)
+and nothing is built with reassociating flags, so both give the same bits.
 
 Compiler directives are set once, in setup.py.
 """

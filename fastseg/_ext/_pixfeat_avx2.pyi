@@ -1,2 +1,2 @@
-# The same kernels as _pixfeat, built with AVX2 (see _pixfeat.pyx).
+# The same kernels as _pixfeat, built with AVX2 and FMA (see _pixfeat.pyx).
 from ._pixfeat import *
