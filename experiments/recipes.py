@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -486,6 +487,21 @@ def multislice_cv(data, entry=None):
 
 
 
+def write_multislice_json(path, name, rows):
+    """Add ``name``'s ``multislice_cv`` rows to the JSON file at ``path`` (created if missing; the rows
+    of other names already there are kept, so one file can hold the default and a recipe)."""
+    path = Path(path)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.update(benchmark="multislice_cv", environment=quality.environment(),
+                  command="python experiments/recipes.py --multislice-cv [name] --json OUT",
+                  what="Dice of each training patient's own multislice slices, predicted by a model fitted "
+                       "in 5-fold patient-wise CV without that patient, and its predicted / true tumour area")
+    record.setdefault("rows", {})[name] = [
+        {"patient": str(p), "dice": float(d), "area_ratio": float(r)} for p, d, r in rows]
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
 def main(argv):
     known = {**CONFIGS, **{n: (what, r, True) for n, (what, r) in RECIPES.items()}}
     p = quality.parser("Research recipes and ablation rows, measured as benchmarks/quality.py measures "
@@ -501,12 +517,15 @@ def main(argv):
         if len(args.names) > 1 or (args.names and args.names[0] not in known):
             raise SystemExit(f"--multislice-cv takes at most one configuration, got {args.names}; "
                              "--list names them")
-        rows = multislice_cv(quality.load(), known[args.names[0]][1] if args.names else None)
+        name = args.names[0] if args.names else "default"
+        rows = multislice_cv(quality.load(), known[name][1] if args.names else None)
         print("| training patient | Dice on its multislice slices (5-fold CV) | predicted / true area |")
         print("|---|---|---|")
         for patient, dice, ratio in rows:
             print(f"| {patient} | {dice:.3f} | {ratio:.2f} |")
         print(f"| mean | {np.mean([r[1] for r in rows]):.3f} | |")
+        if args.json:
+            write_multislice_json(args.json, name, rows)
         return
     quality.run(args.names, known, quality.load(), args.json,
                 command="python experiments/recipes.py" + (" --json OUT" if args.json else ""))
