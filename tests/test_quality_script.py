@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +65,11 @@ def test_recipes_are_measured_as_the_shipped_configurations_are(quality, experim
     assert issubclass(experiments.Recipe, experiments.quality.Configuration)
     assert experiments.quality.CONFIGS.keys() == quality.CONFIGS.keys()
     assert experiments.CONFIGS["default"][1:] == quality.CONFIGS["default"][1:]  # the same default row
-    # the package never imports the experiments
+    # the package never imports the experiments (nor loads them by path)
     for module in (_ROOT / "fastseg").rglob("*.py"):
-        assert "experiments" not in module.read_text(), module
+        text = module.read_text()
+        assert not re.search(r"^\s*(from|import)\s+experiments\b", text, re.M), module
+        assert "experiments/" not in text and "recipes.py" not in text, module
 
 
 def _slice(seed, H=24, W=20, C=4):
@@ -218,3 +221,37 @@ def test_slice_adapted_is_a_linear_discriminant_on_the_confident_pixels(experime
     strict = experiments.SliceAdapted(high=1.0, max_pixels=100)
     strict.seg_ = seg
     np.testing.assert_array_equal(strict.predict(x[14:], b[14:]), seg.predict(x[14:], b[14:]))
+
+
+@pytest.fixture(scope="module")
+def render_results():
+    return _load(_ROOT / "docs" / "render_results.py", "fastseg_render_results")
+
+
+def test_results_pages_are_what_their_json_gives(render_results):
+    # docs/quality.md and docs/performance.md are generated: never edited by hand
+    for name, text in render_results.render().items():
+        assert (_ROOT / "docs" / name).read_text() == text, f"docs/{name}: run python docs/render_results.py"
+    quality = json.loads((_ROOT / "docs" / "results" / "quality.json").read_text())
+    assert [r["name"] for r in quality["rows"]] == ["default", "linear-svm", "logistic"]
+    page = (_ROOT / "docs" / "quality.md").read_text()
+    assert f"| {quality['rows'][0]['cv']:.3f} |" in page and "Menze" in page  # figures and citations
+
+
+def test_speed_pairs_take_their_medians_from_a_benchmark_run(render_results):
+    record = {"sections": [{"title": "t", "rows": [
+        {"task": "a", "group": "g", "fastseg_impl": "fastseg", "fastseg_s": 1.0, "baseline_impl": ["cv", "cv2"],
+         "baseline_s": 9.0, "spread": "old runs"},
+        {"task": "b", "group": "g", "fastseg_impl": "fastseg-2", "fastseg_s": 5.0},
+        {"task": "c", "fastseg_s": 7.0},
+        {"task": "d", "group": "missing", "fastseg_impl": "fastseg", "fastseg_s": 3.0}]}]}
+    bench = {"benchmarks": [
+        {"group": "g", "params": {"impl": "fastseg"}, "stats": {"median": 0.5}},
+        {"group": "g", "params": {"impl": "cv"}, "stats": {"median": 4.0}},
+        {"group": "g", "params": {"impl": "cv2"}, "stats": {"median": 3.0}},
+        {"group": "g", "params": {"impl": "fastseg-2"}, "stats": {"median": 0.25}},
+        {"group": "h", "params": None, "stats": {"median": 1.0}}]}
+    assert render_results.update_speed(record, bench) == 2
+    a, b, c, d = record["sections"][0]["rows"]
+    assert (a["fastseg_s"], a["baseline_s"], "spread" in a) == (0.5, 3.0, False)  # the fastest baseline
+    assert (b["fastseg_s"], c["fastseg_s"], d["fastseg_s"]) == (0.25, 7.0, 3.0)
