@@ -98,6 +98,15 @@ CONFIGS = {
 
 # ---------------------------------------------------------------- recipes: changes outside the parameters
 
+def post_process(seg, masks):
+    """``seg``'s own clean-up of thresholded masks (small components removed, holes filled): its
+    fitted model's ``postprocessing`` from fastseg 0.3 on, its ``_post_process`` in 0.2."""
+    model = getattr(seg, "model_", None)
+    if model is not None and hasattr(model, "postprocessing"):
+        return model.postprocessing.apply(masks)
+    return seg._post_process(masks)
+
+
 
 # ---------------------------------------------------------------- recipes: changes outside the parameters
 
@@ -156,7 +165,7 @@ class AreaThreshold(Recipe):
     def _masks(self, p, b, rule):
         low, high, area = rule
         large = (p > 0.5).sum(axis=(1, 2)) >= area
-        return self.seg_._post_process((p > np.where(large, low, high)[:, None, None]) & b)
+        return post_process(self.seg_, (p > np.where(large, low, high)[:, None, None]) & b)
 
     def fit(self, x, y, b, groups):
         oof = self.out_of_fold(x, y, b, groups)
@@ -250,7 +259,7 @@ class Hysteresis(Recipe):
             keep[np.unique(labels[p[i] >= self.high])] = True
             keep[0] = False
             masks[i] = keep[labels]
-        return self.seg_._post_process(masks)
+        return post_process(self.seg_, masks)
 
 
 class Ensemble(Recipe):
@@ -312,7 +321,7 @@ class AutoContext(Recipe):
         features = self._context(self.seg_.predict_proba(x, b), b)
         masks = np.zeros(b.shape, dtype=bool)
         masks[b] = self.second_.predict_proba(features[b])[:, 1] > 0.5
-        return self.seg_._post_process(masks)
+        return post_process(self.seg_, masks)
 
 
 def _brain_mean(z, b, size=None, sigma=None):
@@ -425,7 +434,7 @@ class SliceAdapted(Recipe):
             w = np.linalg.solve(pooled + 1e-6 * np.eye(len(m1)), m1 - m0)
             own = v @ w - 0.5 * w @ (m1 + m0) + np.log(n1 / n0)
             masks[i][b[i]] = self.mix * logit + (1 - self.mix) * own > 0
-        return self.seg_._post_process(masks)
+        return post_process(self.seg_, masks)
 
 
 #: name -> (what it is, the recipe; all train on the multislice slices too)

@@ -215,7 +215,7 @@ def test_slice_adapted_is_a_linear_discriminant_on_the_confident_pixels(experime
         else:
             expected[i][b[14 + i]] = logit > 0
     assert adapted >= 3  # the comparison exercises the discriminant, not only the fallback
-    expected = seg._post_process(expected)
+    expected = experiments.post_process(seg, expected)
     assert (got != expected).sum() <= 2  # the same model up to the last bits of two solvers
     # a slice without confident tumour keeps the segmenter's mask
     strict = experiments.SliceAdapted(high=1.0, max_pixels=100)
