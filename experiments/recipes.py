@@ -28,6 +28,7 @@ cite Menze et al. 2015, Bakas et al. 2017 and 2018, and for TCIA cases the TCIA 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -42,7 +43,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fastseg import PixelSegmenter, normalize_brain, segmentation_report, tune_threshold
+from fastseg import PixelSegmenter, clean_mask, normalize_brain, segmentation_report, tune_threshold
+from fastseg.features import pixel_feature_names, pixel_features
 from fastseg.segmenter import _fold_pipeline
 
 
@@ -211,15 +213,18 @@ class _RingSampler(PixelSegmenter):
     pixels within ``ring`` pixels (chessboard distance) of the tumour, the rest from anywhere."""
     ring, share = 10, 0.3
 
-    def _sample(self, y, brain, rng):
+    def _sample(self, y, brain, rng, max_pixels=None, tumour_fraction=None):
+        # fastseg 0.2 calls this with (y, brain, rng); 0.3 passes the sample's size and tumour share too
+        max_pixels = self.max_pixels if max_pixels is None else max_pixels
+        tumour_fraction = self.tumour_fraction if tumour_fraction is None else tumour_fraction
         sample = np.zeros(y.shape, dtype=bool)
         for i in range(y.shape[0]):
             inside, t = brain[i].ravel(), y[i].ravel()
             near = ndimage.binary_dilation(y[i], np.ones((3, 3), bool), iterations=self.ring).ravel()
             pos, neg, ring = (np.flatnonzero(inside & t), np.flatnonzero(inside & ~t),
                               np.flatnonzero(inside & ~t & near))
-            n_total = min(self.max_pixels, pos.size + neg.size)
-            n_pos = min(pos.size, int(round(self.tumour_fraction * n_total)))
+            n_total = min(max_pixels, pos.size + neg.size)
+            n_pos = min(pos.size, int(round(tumour_fraction * n_total)))
             n_neg = min(neg.size, n_total - n_pos)
             n_pos = min(pos.size, n_total - n_neg)
             n_ring = min(ring.size, int(round(self.share * n_neg)))
@@ -284,7 +289,9 @@ class Ensemble(Recipe):
         merged.coefs_ = [np.hstack([f.coefs_[0] for f in first]), np.vstack([f.coefs_[1] for f in first]) / n]
         merged.intercepts_ = [np.hstack([f.intercepts_[0] for f in first]),
                               np.mean([f.intercepts_[1] for f in first], axis=0)]
-        seg.scorer_ = _fold_pipeline(seg.classifier_)
+        seg.scorer_ = _fold_pipeline(seg.classifier_)  # what fastseg 0.2 predicts with
+        if hasattr(seg, "model_"):  # fastseg 0.3 predicts with its immutable model: a new one, merged network
+            seg.model_ = dataclasses.replace(seg.model_, network=seg.scorer_)
         self.seg_ = seg
         return self
 
@@ -369,38 +376,69 @@ def _extra_maps(z, b, family):
     return out
 
 
-class _ExtraSegmenter(PixelSegmenter):
-    """PixelSegmenter whose feature rows end with a prototype family's maps (``_extra_maps``), computed in
-    numpy / scipy; it predicts through scikit-learn (the kernels know only the built-in families)."""
-    family = "minmax"
-
-    def _features(self, x, b, rows, n_jobs=None):
-        base = super()._features(x, b, rows, n_jobs)
-        extra = np.concatenate([_extra_maps(x[i], b[i], self.family)[rows[i]] for i in range(len(x))])
-        return np.hstack([base, extra])
-
-    def predict_proba(self, images, brain=None):
-        x, b, _, _ = self._prepare(images, brain)
-        p = np.zeros(b.shape, dtype=np.float32)
-        p[b] = self.classifier_.predict_proba(self._features(x, b, b))[:, 1]
-        return p
-
-    def predict(self, images, brain=None):
-        _, b, _, _ = self._prepare(images, brain, normalise=False)
-        return self._post_process((self.predict_proba(images, b) > self.threshold_) & b)
+def _class_aware_sample(y, b, rng, max_pixels, tumour_fraction):
+    """PixelSegmenter's class-aware sample of brain pixels, per image ((N, H, W) bool): the same draws
+    from the same generator, so the same pixels."""
+    sample = np.zeros(y.shape, dtype=bool)
+    for i in range(y.shape[0]):
+        inside = b[i].ravel()
+        pos, neg = np.flatnonzero(inside & y[i].ravel()), np.flatnonzero(inside & ~y[i].ravel())
+        n_total = min(max_pixels, pos.size + neg.size)
+        n_pos = min(pos.size, int(round(tumour_fraction * n_total)))
+        n_neg = min(neg.size, n_total - n_pos)
+        n_pos = min(pos.size, n_total - n_neg)
+        chosen = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
+        sample[i].ravel()[chosen] = True
+    return sample
 
 
 class ExtraFeatures(Recipe):
-    """The default features plus a family measured as a prototype before any kernel is written for it."""
+    """The default features plus a family measured as a prototype before any kernel is written for it:
+    the default MLP trained on the segmenter's feature rows (``fastseg.features.pixel_features``) with the
+    family's maps (``_extra_maps``, numpy / scipy) appended, and applied through scikit-learn (the kernels
+    know only the built-in families).  Public functions only, with the segmenter's sample, network and
+    post-processing."""
 
     def __init__(self, family, **params):
         super().__init__(**params)
         self.family = family
 
-    def segmenter(self):
-        seg = _ExtraSegmenter(**{"random_state": 0, **self.params})
-        seg.family = self.family
-        return seg
+    def _params(self):
+        return self.segmenter().get_params()
+
+    def rows(self, z, b, mask):
+        """Feature rows of the ``mask`` pixels of brain-normalised slices ``z``: the segmenter's columns,
+        then the family's."""
+        p = self._params()
+        base = pixel_features(z, b, p["k"], mask=mask, mode=p["mode"], std_sizes=p["std_sizes"],
+                              asymmetry=p["asymmetry"], gradient_size=p["gradient_size"], position=p["position"])
+        extra = np.concatenate([_extra_maps(z[i], b[i], self.family)[mask[i]] for i in range(len(z))])
+        return np.hstack([base, extra])
+
+    def fit(self, x, y, b, groups):
+        p = self._params()
+        sample = _class_aware_sample(y, b, np.random.default_rng(p["random_state"]), p["max_pixels"],
+                                     p["tumour_fraction"])
+        self.feature_names_ = pixel_feature_names(
+            x.shape[-1], p["k"], std_sizes=p["std_sizes"], asymmetry=p["asymmetry"],
+            gradient_size=p["gradient_size"], position=p["position"])
+        self.classifier_ = make_pipeline(StandardScaler(), MLPClassifier(
+            hidden_layer_sizes=tuple(p["hidden_layer_sizes"]), alpha=p["alpha"], max_iter=p["max_iter"],
+            random_state=p["random_state"]))
+        with warnings.catch_warnings():  # the built-in budget is deliberate
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            self.classifier_.fit(self.rows(normalize_brain(x, b), b, sample), y[sample])
+        return self
+
+    def predict_proba(self, x, b):
+        p = np.zeros(b.shape, dtype=np.float32)
+        p[b] = self.classifier_.predict_proba(self.rows(normalize_brain(x, b), b, b))[:, 1]
+        return p
+
+    def predict(self, x, b):
+        p = self._params()
+        return clean_mask((self.predict_proba(x, b) > 0.5) & b, p["min_size"], p["fill_holes"],
+                          p["connectivity"], min_relative_size=p["min_relative_size"])
 
 
 class SliceAdapted(Recipe):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fastseg
+import fastseg.features
 from fastseg.datasets import load_sample
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -151,15 +152,16 @@ def test_extra_features_recipe_appends_the_family_and_predicts_masks(experiments
     sample = load_sample()
     x, y, b = sample.images[:6], sample.masks[:6], sample.brain[:6]
     recipe = experiments.ExtraFeatures("rank", max_pixels=100).fit(x, y, b, np.arange(6))
-    seg = recipe.seg_
-    assert seg.classifier_[-1].coefs_[0].shape[0] == len(seg.feature_names_) + 4
+    assert recipe.feature_names_ == fastseg.PixelSegmenter().fit(x, y, b).feature_names_  # the default's columns
+    assert recipe.classifier_[-1].coefs_[0].shape[0] == len(recipe.feature_names_) + 4
     masks = recipe.predict(x, b)
     assert masks.dtype == bool and masks.shape == y.shape and not masks[~b].any()
     # predict_proba is the classifier's probability of the appended rows, pixel by pixel
-    p = seg.predict_proba(x[:1], b[:1])
+    p = recipe.predict_proba(x[:1], b[:1])
     z = fastseg.normalize_brain(x[:1], b[:1])
-    rows = np.hstack([seg._features(z, b[:1], b[:1])[:, :-4], experiments._extra_maps(z[0], b[0], "rank")[b[0]]])
-    np.testing.assert_allclose(p[0][b[0]], seg.classifier_.predict_proba(rows)[:, 1], rtol=1e-6)
+    default_rows = fastseg.features.pixel_features(z, b[:1], 3, mask=b[:1])
+    rows = np.hstack([default_rows, experiments._extra_maps(z[0], b[0], "rank")[b[0]]])
+    np.testing.assert_allclose(p[0][b[0]], recipe.classifier_.predict_proba(rows)[:, 1], rtol=1e-6)
 
 
 def test_multislice_cv_never_scores_a_patient_with_a_model_that_saw_it(experiments, monkeypatch):
