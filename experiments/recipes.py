@@ -10,9 +10,9 @@ same data, folds, seeds and columns; this script imports that one's measurement 
   tumour border, hysteresis, ensembles, a second stage, prototype feature families, thresholds that
   depend on the slice, test-time adaptation), each trained and cross-validated with the same folds.
 
-Some recipes reach into ``PixelSegmenter``'s private methods (its sample, features and
-post-processing): they are experiments, written against the version they were measured with, and
-nothing in the ``fastseg`` package imports them.
+Two recipes use private parts of ``PixelSegmenter`` (border sampling overrides its sampler, the
+ensemble folds its networks into one); every recipe runs on fastseg 0.2, with which the figures were
+measured, and on 0.3. Nothing in the ``fastseg`` package imports them.
 
 Run from the repository root (needs ``../shared/data/brats2d``; the BraTS data are for research use:
 cite Menze et al. 2015, Bakas et al. 2017 and 2018, and for TCIA cases the TCIA label collections):
@@ -317,7 +317,8 @@ class AutoContext(Recipe):
     def fit(self, x, y, b, groups):
         oof = self.out_of_fold(x, y, b, groups)
         self.seg_ = self.segmenter().fit(x, y, b)
-        sample = self.seg_._sample(y, b, np.random.default_rng(0))
+        p = self.seg_.get_params()
+        sample = _class_aware_sample(y, b, np.random.default_rng(0), p["max_pixels"], p["tumour_fraction"])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=ConvergenceWarning)
             self.second_ = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=200, random_state=0))
