@@ -1,10 +1,10 @@
-"""Segmentation quality of PixelSegmenter configurations on the real BraTS slices: the ablation table.
+"""Segmentation quality of fastseg's shipped configurations on the real BraTS slices.
 
-For each configuration (fixed seeds, so the table is reproducible):
+For each configuration (fixed seeds, so the figures are reproducible):
 
 - **5-fold CV**: mean per-patient Dice over the 20 patients' brats2d slices, in
   5-fold patient-wise cross-validation (GroupKFold on patient ids); with
-  ``multislice``, each fold also trains on the multislice slices of its
+  multislice training, each fold also trains on the multislice slices of its
   training patients (never on those of the patients it validates);
 - **worst**: the worst patient in that cross-validation;
 - **test split**: mean per-patient Dice on the 3 test patients' brats2d slices,
@@ -14,86 +14,64 @@ For each configuration (fixed seeds, so the table is reproducible):
 - **ms/slice**: predict on 64 real slices, one thread, post-processing included
   (brain masks given), median of 3.
 
-Configurations are PixelSegmenter parameters, or *recipes* (``RECIPES``): training
-or post-processing changes outside those parameters (augmentation, sampling near
-the tumour border, hysteresis, ensembles, a second stage), each trained and
-cross-validated with the same folds, seeds and data as the configurations.
+The shipped configurations are ``PixelSegmenter``'s built-in classifiers with
+every other parameter at its default. Research recipes measured the same way
+live in ``experiments/`` and are not part of this suite.
 
-Run from the repository root (needs ../shared/data/brats2d):
+Run from the repository root (needs ``../shared/data/brats2d``; the BraTS data
+are for research use: cite Menze et al. 2015, Bakas et al. 2017 and 2018, and
+for TCIA cases the TCIA label collections, as the data's README says):
 
-    python benchmarks/quality.py            # every configuration, a Markdown table
-    python benchmarks/quality.py default    # only the named ones
-    python benchmarks/quality.py --list     # the names
-    python benchmarks/quality.py --multislice-cv [name]   # the default (or one configuration) on the
-                                                          # training patients' multislice slices,
-                                                          # patient by patient (5-fold CV)
+    python benchmarks/quality.py                        # every configuration, a Markdown table
+    python benchmarks/quality.py default                # only the named ones
+    python benchmarks/quality.py --json quality.json    # also write the figures as JSON
+    python benchmarks/quality.py --list                 # the names
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import json
+import platform
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GroupKFold
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from fastseg import PixelSegmenter, cross_validate, normalize_brain, segmentation_report, tune_threshold
-from fastseg.segmenter import _fold_pipeline
+import fastseg
+from fastseg import PixelSegmenter, cross_validate, segmentation_report
 
 BRATS2D = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats2d"
 
-#: The pixel description of fastseg 0.1: 3x3 windows over the image plus box means and asymmetry as channels
-#: approximated by the same families at the pixel (k = 3 window, means 7/15/31, asymmetry), a linear SVM.
-V01 = dict(classifier="linear-svm", max_pixels=4000, max_iter=200, box_sizes=(7, 15, 31), std_sizes=(),
-           gradient_size=0, position=False)
-RAW = dict(normalize="none", box_sizes=(), std_sizes=(), asymmetry=False, gradient_size=0, position=False)
-NO_POST = dict(min_size=0, min_relative_size=0, fill_holes=False)
-
 #: name -> (what it is, PixelSegmenter parameters, train on the multislice slices too)
 CONFIGS = {
-    "seed-recipe": ("per-pixel linear SVM on the raw channels, every brain pixel, no post-processing (the course)",
-                    dict(k=1, classifier="linear-svm", max_pixels=10**6, max_iter=200, **RAW, **NO_POST), False),
-    "v0.1-default": ("fastseg 0.1's default: linear SVM, k=3, brain normalisation, box means 7/15/31, asymmetry, "
-                     "post-processing", V01, False),
-    "v0.1+multislice": ("the same, trained on the multislice slices too", V01, True),
-    "linear-all-families": ("linear SVM over the new families (k=3 window, std 7/15, asymmetry, gradient 5, "
-                            "position), 300 px per slice", dict(classifier="linear-svm", max_iter=200), True),
-    "default": ("**default**: the same features, MLP(32), 300 px per slice, multislice training",
-                dict(), True),
-    "default-seed1": ("default with `random_state=1` (its sample and initialisation; every other row uses 0)",
-                      dict(random_state=1), True),
-    "default-seed2": ("default with `random_state=2`", dict(random_state=2), True),
-    "default-no-multislice": ("default trained on the one brats2d slice per patient only", dict(), False),
-    "-std": ("default without the local standard deviations", dict(std_sizes=()), True),
-    "-asymmetry": ("default without left-right asymmetry", dict(asymmetry=False), True),
-    "-gradient": ("default without the box gradient", dict(gradient_size=0), True),
-    "-position": ("default without the position family", dict(position=False), True),
-    "-window (k=1)": ("default with the pixel's own values instead of the 3x3 window", dict(k=1), True),
-    "+means": ("default plus box means 7/15/31", dict(box_sizes=(7, 15, 31)), True),
-    "mlp24": ("default with MLP(24) (a quarter less MLP work per pixel)", dict(hidden_layer_sizes=(24,)), True),
-    "mlp16": ("default with MLP(16) (half the MLP work per pixel)", dict(hidden_layer_sizes=(16,)), True),
-    "mlp64-600px": ("default with MLP(64), 600 px per slice, 100 epochs",
-                    dict(hidden_layer_sizes=(64,), max_pixels=600, max_iter=100), True),
-    "tumour-fraction-0.4": ("default with 40 % tumour pixels in the sample (50 % by default)",
-                            dict(tumour_fraction=0.4), True),
-    "post-rel0.5": ("default, components < 50 % of the slice's largest removed (0.2 by default)",
-                    dict(min_relative_size=0.5), True),
+    "default": ("the default: MLP(32) over the k=3 window and the context families, "
+                "300 px per slice, multislice training", dict(), True),
+    "linear-svm": ('`classifier="linear-svm"`, every other parameter at its default, multislice training',
+                   dict(classifier="linear-svm"), True),
+    "logistic": ('`classifier="logistic"`, every other parameter at its default, multislice training',
+                 dict(classifier="logistic"), True),
+}
+
+#: What each figure of a row means, written into the JSON beside the rows.
+COLUMNS = {
+    "cv": "mean per-patient Dice, 5-fold patient-wise CV over the 20 patients' brats2d slices",
+    "cv_worst": "the worst patient of that cross-validation",
+    "test": "mean per-patient Dice on the 3 test patients' brats2d slices, trained on the 17 training patients",
+    "test_multislice": "the same model on the test patients' 36 multislice slices, Dice pooled per patient",
+    "ms_per_slice": "predict on 64 real slices, one thread, post-processing included, median of 3",
 }
 
 
-# ---------------------------------------------------------------- recipes: changes outside the parameters
+class Configuration:
+    """A segmenter configuration trained on slices: ``fit(x, y, b, groups)``, then ``predict(x, b)``.
 
-class Recipe:
-    """The default segmenter (or ``params``) trained on the given slices: ``fit(x, y, b, groups)``, then
-    ``predict(x, b)``.  Subclasses change the training data, the sample, the model or the post-processing."""
+    The base class is ``PixelSegmenter(random_state=0, **params)``; the research recipes of
+    ``experiments/`` subclass it to change the training data, the sample, the model or the
+    post-processing."""
 
     def __init__(self, **params):
         self.params = params
@@ -108,397 +86,49 @@ class Recipe:
     def predict(self, x, b):
         return self.seg_.predict(x, b)
 
-    def out_of_fold(self, x, y, b, groups):
-        """Probabilities of the training slices, each from a segmenter fitted without its patient (5 folds)."""
-        oof = np.zeros(y.shape, dtype=np.float32)
-        for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
-            oof[test] = self.segmenter().fit(x[train], y[train], b[train]).predict_proba(x[test], b[test])
-        return oof
 
+def load(root=BRATS2D):
+    """(train, test, multislice train, multislice test), each (images, masks, brain, patients)."""
+    root = Path(root)
 
-def _rotated(x, y, b, degrees):
-    """Slices rotated about their centre: images linearly interpolated, each channel's outside filled with
-    its own background value; masks and brain masks rotated as fractions, then cut at 1/2."""
-    xr = np.empty_like(x)
-    for i in range(x.shape[0]):
-        outside = ~b[i]
-        for c in range(x.shape[3]):
-            fill = float(x[i, ..., c][outside][0]) if outside.any() else 0.0
-            xr[i, ..., c] = ndimage.rotate(x[i, ..., c], degrees, reshape=False, order=1, cval=fill)
-
-    def turn(masks):
-        return ndimage.rotate(masks.astype(np.float32), degrees, axes=(1, 2), reshape=False, order=1) > 0.5
-
-    return xr, turn(y), turn(b)
-
-
-class Tuned(Recipe):
-    """The threshold first chosen by 5-fold patient-wise CV over the training slices (``tune_threshold``),
-    so inside every CV fold on that fold's training patients only (nested)."""
-
-    def fit(self, x, y, b, groups):
-        seg = self.segmenter()
-        seg.set_params(threshold=tune_threshold(seg, x, y, groups, cv=5, brain=b)["threshold"])
-        self.seg_ = seg.fit(x, y, b)
-        return self
-
-
-class AreaThreshold(Recipe):
-    """A threshold per slice that depends on how much tumour the slice holds: slices whose mask at 0.5
-    covers at least ``area`` pixels are cut at ``low``, the others at ``high``.  The three are chosen
-    together on out-of-fold probabilities of the training patients (5-fold, by patient), for the best
-    mean per-patient Dice over every training slice (``tune_threshold``'s objective), so inside every CV
-    fold on that fold's training patients only (nested)."""
-
-    grid = [(low, high, area) for low in (0.3, 0.4, 0.5) for high in (0.5, 0.6, 0.7, 0.8, 0.9)
-            for area in (1000, 2000, 3000, 4000, 5000)]
-
-    def _masks(self, p, b, rule):
-        low, high, area = rule
-        large = (p > 0.5).sum(axis=(1, 2)) >= area
-        return self.seg_._post_process((p > np.where(large, low, high)[:, None, None]) & b)
-
-    def fit(self, x, y, b, groups):
-        oof = self.out_of_fold(x, y, b, groups)
-        self.seg_ = self.segmenter().fit(x, y, b)
-        dice = [segmentation_report(y, self._masks(oof, b, r), groups).mean_group["dice"] for r in self.grid]
-        self.rule_ = self.grid[int(np.argmax(dice))]
-        return self
-
-    def predict(self, x, b):
-        return self._masks(self.seg_.predict_proba(x, b), b, self.rule_)
-
-
-class Augmented(Recipe):
-    """Training slices plus transformed copies: left-right mirror images (``flip``), rotations by each
-    of ``angles`` degrees, and copies with a random linear intensity ramp added to each channel inside
-    the brain (``ramp``: its largest size, reached at the image's corners, in the data's z units; an
-    affine change of a channel is undone by the per-slice brain normalisation, a ramp is not).  Copies
-    keep their patient."""
-
-    def __init__(self, flip=False, angles=(), ramp=0.0, **params):
-        super().__init__(**params)
-        self.flip, self.angles, self.ramp = flip, angles, ramp
-
-    def fit(self, x, y, b, groups):
-        parts = [(x, y, b)]
-        if self.flip:
-            parts.append((x[:, :, ::-1], y[:, :, ::-1], b[:, :, ::-1]))
-        parts += [_rotated(x, y, b, a) for a in self.angles]
-        if self.ramp:
-            rng = np.random.default_rng(0)
-            N, H, W, C = x.shape
-            rows, cols = np.mgrid[-1:1:H * 1j, -1:1:W * 1j]
-            u, v = rng.uniform(-1, 1, size=(2, N, 1, 1, C))
-            field = self.ramp * (u * rows[None, :, :, None] + v * cols[None, :, :, None]) / 2
-            parts.append((np.where(b[..., None], x + field, x).astype(np.float32), y, b))
-        x, y, b = (np.concatenate(a) for a in zip(*parts))
-        self.seg_ = self.segmenter().fit(x, y, b)
-        return self
-
-
-class _RingSampler(PixelSegmenter):
-    """PixelSegmenter whose non-tumour sample takes ``share`` of its pixels from the ring of brain
-    pixels within ``ring`` pixels (chessboard distance) of the tumour, the rest from anywhere."""
-    ring, share = 10, 0.3
-
-    def _sample(self, y, brain, rng):
-        sample = np.zeros(y.shape, dtype=bool)
-        for i in range(y.shape[0]):
-            inside, t = brain[i].ravel(), y[i].ravel()
-            near = ndimage.binary_dilation(y[i], np.ones((3, 3), bool), iterations=self.ring).ravel()
-            pos, neg, ring = (np.flatnonzero(inside & t), np.flatnonzero(inside & ~t),
-                              np.flatnonzero(inside & ~t & near))
-            n_total = min(self.max_pixels, pos.size + neg.size)
-            n_pos = min(pos.size, int(round(self.tumour_fraction * n_total)))
-            n_neg = min(neg.size, n_total - n_pos)
-            n_pos = min(pos.size, n_total - n_neg)
-            n_ring = min(ring.size, int(round(self.share * n_neg)))
-            from_ring = rng.choice(ring, n_ring, replace=False)
-            rest = rng.choice(np.setdiff1d(neg, from_ring), n_neg - n_ring, replace=False)
-            sample[i].ravel()[np.concatenate([rng.choice(pos, n_pos, replace=False), from_ring, rest])] = True
-        return sample
-
-
-class BorderSampled(Recipe):
-    """Non-tumour training pixels drawn partly from a ring around the tumour (``_RingSampler``)."""
-
-    def __init__(self, ring=10, share=0.3, **params):
-        super().__init__(**params)
-        self.ring, self.share = ring, share
-
-    def segmenter(self):
-        seg = _RingSampler(**{"random_state": 0, **self.params})
-        seg.ring, seg.share = self.ring, self.share
-        return seg
-
-
-class Hysteresis(Recipe):
-    """Post-processing that keeps only the components of the thresholded mask that hold a pixel of
-    probability >= ``high`` (the most confident region), then the default clean-up."""
-
-    def __init__(self, high=0.9, **params):
-        super().__init__(**params)
-        self.high = high
-
-    def predict(self, x, b):
-        p = self.seg_.predict_proba(x, b)
-        masks = p > self.seg_.threshold_
-        for i in range(len(masks)):
-            labels, n = ndimage.label(masks[i], np.ones((3, 3), bool))
-            keep = np.zeros(n + 1, dtype=bool)
-            keep[np.unique(labels[p[i] >= self.high])] = True
-            keep[0] = False
-            masks[i] = keep[labels]
-        return self.seg_._post_process(masks)
-
-
-class Ensemble(Recipe):
-    """``members`` MLP(32)s trained on the same sample from different initialisations, their output
-    units' inputs (logits) averaged: exactly one MLP with ``32 members`` hidden units (the output
-    weights divided by ``members``), which fastseg's kernels then run like any other."""
-
-    def __init__(self, members=3, **params):
-        super().__init__(**params)
-        self.members = members
-
-    def fit(self, x, y, b, groups):
-        nets = []
-        with warnings.catch_warnings():  # the built-in budget is deliberate
-            warnings.filterwarnings("ignore", category=ConvergenceWarning)
-            for m in range(self.members):
-                clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=m)
-                nets.append(self.segmenter().set_params(classifier=clf).fit(x, y, b))
-        seg, n = nets[0], self.members
-        first = [s.classifier_[-1] for s in nets]
-        merged = seg.classifier_[-1]  # the same sample, so the same scaler: only the networks differ
-        merged.coefs_ = [np.hstack([f.coefs_[0] for f in first]), np.vstack([f.coefs_[1] for f in first]) / n]
-        merged.intercepts_ = [np.hstack([f.intercepts_[0] for f in first]),
-                              np.mean([f.intercepts_[1] for f in first], axis=0)]
-        seg.scorer_ = _fold_pipeline(seg.classifier_)
-        self.seg_ = seg
-        return self
-
-
-class AutoContext(Recipe):
-    """Two stages: the default segmenter, then a small MLP over its probability map's context at the
-    pixel (its logit, the brain-normalised box means of the probabilities over 7, 15 and 31 pixels and
-    their maxima over 15 and 31), trained on out-of-fold probabilities of the training patients
-    (5-fold, by patient), so the second stage sees first-stage errors as they are on new patients."""
-
-    sizes = (7, 15, 31)
-
-    def _context(self, p, b):
-        q = np.clip(p, 1e-4, 1 - 1e-4)
-        cols = [np.log(q / (1 - q))]
-        share = [ndimage.uniform_filter(b.astype(np.float32), size=(1, s, s), mode="constant")
-                 for s in self.sizes]
-        cols += [ndimage.uniform_filter(p, size=(1, s, s), mode="constant") / np.maximum(f, 1e-3)
-                 for s, f in zip(self.sizes, share)]
-        cols += [ndimage.maximum_filter(p, size=(1, s, s)) for s in self.sizes[1:]]
-        return np.stack(cols, axis=-1).astype(np.float32)
-
-    def fit(self, x, y, b, groups):
-        oof = self.out_of_fold(x, y, b, groups)
-        self.seg_ = self.segmenter().fit(x, y, b)
-        sample = self.seg_._sample(y, b, np.random.default_rng(0))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=ConvergenceWarning)
-            self.second_ = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=200, random_state=0))
-            self.second_.fit(self._context(oof, b)[sample], y[sample])
-        return self
-
-    def predict(self, x, b):
-        features = self._context(self.seg_.predict_proba(x, b), b)
-        masks = np.zeros(b.shape, dtype=bool)
-        masks[b] = self.second_.predict_proba(features[b])[:, 1] > 0.5
-        return self.seg_._post_process(masks)
-
-
-def _brain_mean(z, b, size=None, sigma=None):
-    """Mean of each channel of one slice ``z`` (H, W, C) over the brain pixels of a box of side ``size``
-    or a Gaussian window of ``sigma`` around every pixel."""
-    if size is not None:
-        def smooth(a):
-            return ndimage.uniform_filter(a, size=size, mode="constant")
-    else:
-        def smooth(a):
-            return ndimage.gaussian_filter(a, sigma=sigma, mode="constant")
-    bf = b.astype(np.float32)
-    share = np.maximum(smooth(bf), 1e-3)
-    return np.stack([smooth(z[..., c] * bf) / share for c in range(z.shape[-1])], axis=-1)
-
-
-def _extra_maps(z, b, family):
-    """(H, W, E) per-pixel maps of a feature family not in PixelSegmenter, for one brain-normalised slice
-    ``z`` (H, W, C) with brain mask ``b``; 0 outside the brain."""
-    H, W, C = z.shape
-    maps = []
-    if family == "minmax":        # local maximum and minimum of each channel over brain pixels, 5x5 and 11x11
-        for s in (5, 11):
-            maps.append(ndimage.maximum_filter(np.where(b[..., None], z, -np.inf), size=(s, s, 1), mode="nearest"))
-            maps.append(ndimage.minimum_filter(np.where(b[..., None], z, np.inf), size=(s, s, 1), mode="nearest"))
-    elif family == "band-pass":   # difference-of-Gaussians bands (a wavelet-like split of the spectrum)
-        g = {s: _brain_mean(z, b, sigma=s) for s in (1, 2, 4, 8)}
-        maps += [g[1] - g[2], g[2] - g[4], g[4] - g[8]]
-    elif family == "dilated":     # 5x5 brain means at the 8 neighbours 6 pixels away (a dilated window)
-        pad = np.pad(_brain_mean(z, b, size=5), ((6, 6), (6, 6), (0, 0)), mode="edge")
-        maps += [pad[6 + dy:6 + dy + H, 6 + dx:6 + dx + W]
-                 for dy in (-6, 0, 6) for dx in (-6, 0, 6) if dy or dx]
-    elif family == "rank":        # each channel's rank among the slice's brain pixels, in (0, 1)
-        r = np.zeros(z.shape, dtype=np.float32)
-        for c in range(C):
-            v = z[..., c][b]
-            r[..., c][b] = (np.argsort(np.argsort(v, kind="stable"), kind="stable") + 0.5) / v.size
-        maps.append(r)
-    elif family == "slice-area":  # the slice's brain area (a proxy for the axial level), the same at every pixel
-        maps.append(np.full((H, W, 1), b.sum() / 20000.0, dtype=np.float32))
-    else:
-        raise ValueError(f"unknown family {family!r}")
-    out = np.concatenate(maps, axis=-1).astype(np.float32)
-    out[~b] = 0.0
-    return out
-
-
-class _ExtraSegmenter(PixelSegmenter):
-    """PixelSegmenter whose feature rows end with a prototype family's maps (``_extra_maps``), computed in
-    numpy / scipy; it predicts through scikit-learn (the kernels know only the built-in families)."""
-    family = "minmax"
-
-    def _features(self, x, b, rows, n_jobs=None):
-        base = super()._features(x, b, rows, n_jobs)
-        extra = np.concatenate([_extra_maps(x[i], b[i], self.family)[rows[i]] for i in range(len(x))])
-        return np.hstack([base, extra])
-
-    def predict_proba(self, images, brain=None):
-        x, b, _, _ = self._prepare(images, brain)
-        p = np.zeros(b.shape, dtype=np.float32)
-        p[b] = self.classifier_.predict_proba(self._features(x, b, b))[:, 1]
-        return p
-
-    def predict(self, images, brain=None):
-        _, b, _, _ = self._prepare(images, brain, normalise=False)
-        return self._post_process((self.predict_proba(images, b) > self.threshold_) & b)
-
-
-class ExtraFeatures(Recipe):
-    """The default features plus a family measured as a prototype before any kernel is written for it."""
-
-    def __init__(self, family, **params):
-        super().__init__(**params)
-        self.family = family
-
-    def segmenter(self):
-        seg = _ExtraSegmenter(**{"random_state": 0, **self.params})
-        seg.family = self.family
-        return seg
-
-
-class SliceAdapted(Recipe):
-    """Test-time adaptation to each slice's intensities: a linear discriminant over the slice's four
-    brain-normalised channels, fitted to the slice's own confident pixels (probability >= ``high`` as
-    tumour, <= ``low`` as not; no label is used), its log-odds mixed with the segmenter's logit
-    (``mix`` of the segmenter's), cut at 0, then the default post-processing.  A slice with fewer than
-    20 confident pixels of either kind keeps the segmenter's mask.  ``high``, ``low`` and ``mix`` were
-    chosen on the training patients' multislice slices in patient-wise CV (0.5 of 0.3-0.8)."""
-
-    def __init__(self, high=0.9, low=0.1, mix=0.5, **params):
-        super().__init__(**params)
-        self.high, self.low, self.mix = high, low, mix
-
-    def predict(self, x, b):
-        p = self.seg_.predict_proba(x, b)
-        z = normalize_brain(x, b)
-        masks = np.zeros(b.shape, dtype=bool)
-        for i in range(len(x)):
-            q, v = np.clip(p[i][b[i]], 1e-4, 1 - 1e-4).astype(np.float64), z[i][b[i]].astype(np.float64)
-            logit = np.log(q / (1 - q))
-            pos, neg = q >= self.high, q <= self.low
-            n1, n0 = int(pos.sum()), int(neg.sum())
-            if n1 < 20 or n0 < 20:
-                masks[i][b[i]] = logit > 0
-                continue
-            # two Gaussians with a shared covariance: the classes' means, the pooled covariance
-            m1, m0 = v[pos].mean(axis=0), v[neg].mean(axis=0)
-            d1, d0 = v[pos] - m1, v[neg] - m0
-            pooled = (d1.T @ d1 + d0.T @ d0) / (n1 + n0 - 2)
-            w = np.linalg.solve(pooled + 1e-6 * np.eye(len(m1)), m1 - m0)
-            own = v @ w - 0.5 * w @ (m1 + m0) + np.log(n1 / n0)
-            masks[i][b[i]] = self.mix * logit + (1 - self.mix) * own > 0
-        return self.seg_._post_process(masks)
-
-
-#: name -> (what it is, the recipe; all train on the multislice slices too)
-RECIPES = {
-    "tuned-threshold": ("default, threshold chosen by 5-fold patient-wise CV over the training patients' "
-                        "slices (`tune_threshold`; nested inside each CV fold)", Tuned()),
-    "area-threshold": ("default, threshold 0.3-0.5 on slices with much tumour and 0.5-0.9 on the others, "
-                       "the two and the area between them chosen by patient-wise CV (nested)", AreaThreshold()),
-    "+flip": ("default, training slices plus their left-right mirror images", Augmented(flip=True)),
-    "+rotate": ("default, training slices plus copies rotated by -10 and +10 degrees",
-                Augmented(angles=(-10, 10))),
-    "+intensity-ramp": ("default, training slices plus copies with a random linear intensity ramp per "
-                        "channel (at most 0.5 z, at the image's corners)", Augmented(ramp=0.5)),
-    "border-sampling": ("default, 30 % of the non-tumour sample from within 10 pixels of the tumour",
-                        BorderSampled(ring=10, share=0.3)),
-    "hysteresis": ("default, only components holding a pixel of probability >= 0.9 kept", Hysteresis(0.9)),
-    "ensemble-3": ("3 MLP(32)s from 3 initialisations, logits averaged (= one MLP(96))", Ensemble(3)),
-    "auto-context": ("default, then a second MLP(8) over the first's probability context (out-of-fold "
-                     "training)", AutoContext()),
-    "+minmax": ("default plus the local maximum and minimum of each channel over 5x5 and 11x11 (prototype)",
-                ExtraFeatures("minmax")),
-    "+band-pass": ("default plus difference-of-Gaussians bands of each channel, sigma 1-2, 2-4, 4-8 "
-                   "(prototype)", ExtraFeatures("band-pass")),
-    "+dilated": ("default plus the 5x5 means of each channel at the 8 neighbours 6 pixels away (prototype)",
-                 ExtraFeatures("dilated")),
-    "+rank": ("default plus each channel's rank among the slice's brain pixels (prototype)",
-              ExtraFeatures("rank")),
-    "+slice-area": ("default plus the slice's brain area, a proxy for its axial level (prototype)",
-                    ExtraFeatures("slice-area")),
-    "slice-adapted": ("default, then each slice's decision adapted to its own intensities: a linear discriminant "
-                      "over its channels fitted to its confident pixels (p >= 0.9 / <= 0.1), log-odds averaged "
-                      "with the segmenter's logit (prototype)", SliceAdapted()),
-}
-
-
-def load():
     def part(split):
-        x = np.load(BRATS2D / f"{split}_x.npy")
-        y = np.load(BRATS2D / f"{split}_y.npy").astype(bool)
-        b = np.load(BRATS2D / f"{split}_brain.npy")
-        p = np.array((BRATS2D / f"{split}_patients.txt").read_text().split())
+        x = np.load(root / f"{split}_x.npy")
+        y = np.load(root / f"{split}_y.npy").astype(bool)
+        b = np.load(root / f"{split}_brain.npy")
+        p = np.array((root / f"{split}_patients.txt").read_text().split())
         return x, y, b, p
 
     def multi(split):
-        with np.load(BRATS2D / f"multislice_{split}.npz") as z:
+        with np.load(root / f"multislice_{split}.npz") as z:
             return z["x"], z["y"].astype(bool), z["brain"], z["patient"]
     return part("train"), part("test"), multi("train"), multi("test")
 
 
-def _recipe_cv(recipe, x, y, b, groups, extra):
-    """``cross_validate`` for a recipe: the same folds, each fitting a fresh copy of the recipe on its
-    training patients' slices (and their extra slices, never those of the patients it validates)."""
+def _configuration_cv(entry, x, y, b, groups, extra):
+    """``cross_validate`` for a configuration that is not plain parameters: the same folds, each fitting
+    a fresh copy on its training patients' slices (and their extra slices, never those of the patients
+    it validates)."""
     predictions = np.zeros(y.shape, dtype=bool)
     for train, test in GroupKFold(n_splits=5).split(x, groups=groups):
         fit = [x[train], y[train], b[train], groups[train]]
         if extra is not None:
             use = np.isin(extra[2], groups[train]) & ~np.isin(extra[2], groups[test])
             fit = [np.concatenate([f, e[use]]) for f, e in zip(fit, (extra[0], extra[1], extra[3], extra[2]))]
-        predictions[test] = copy.deepcopy(recipe).fit(*fit).predict(x[test], b[test])
+        predictions[test] = copy.deepcopy(entry).fit(*fit).predict(x[test], b[test])
     report = segmentation_report(y, predictions, groups)
     return {"mean_patient_dice": report.mean_group["dice"],
             "patient_dice": {row["group"]: row["dice"] for row in report.per_group}}
 
 
 def evaluate(entry, multislice, data):
-    """(CV mean, worst CV patient, test split, test multislice, ms/slice) of PixelSegmenter parameters
-    (cross-validated by ``fastseg.cross_validate``) or of a recipe."""
+    """The figures of one row (a dict with the keys of ``COLUMNS`` plus ``cv_patients``) for
+    PixelSegmenter parameters (cross-validated by ``fastseg.cross_validate``) or a ``Configuration``."""
     train, test, m_train, m_test = data
-    recipe = entry if isinstance(entry, Recipe) else Recipe(**entry)
+    config = entry if isinstance(entry, Configuration) else Configuration(**entry)
     fit = train
     if multislice:
         fit = tuple(np.concatenate([a, b]) for a, b in zip(train, m_train))
-    model = copy.deepcopy(recipe).fit(*fit)
+    model = copy.deepcopy(config).fit(*fit)
     test_dice = segmentation_report(test[1], model.predict(test[0], test[2]), test[3]).mean_group["dice"]
     m_dice = segmentation_report(m_test[1], model.predict(m_test[0], m_test[2]), m_test[3]).mean_group["dice"]
     timing = m_train[0][:64], m_train[2][:64]
@@ -516,65 +146,78 @@ def evaluate(entry, multislice, data):
     if multislice:
         extra = tuple(np.concatenate([a, c]) for a, c in zip((m_train[0], m_train[1], m_train[3], m_train[2]),
                                                            (m_test[0], m_test[1], m_test[3], m_test[2])))
-    if isinstance(entry, Recipe):
-        cv = _recipe_cv(recipe, x, y, b, groups, extra)
+    if isinstance(entry, Configuration):
+        cv = _configuration_cv(entry, x, y, b, groups, extra)
     else:
-        cv = cross_validate(recipe.segmenter(), x, y, groups, cv=5, brain=b, extra=extra)
-    worst = min(cv["patient_dice"].values())
-    return cv["mean_patient_dice"], worst, test_dice, m_dice, ms
+        cv = cross_validate(config.segmenter(), x, y, groups, cv=5, brain=b, extra=extra)
+    return {"cv": float(cv["mean_patient_dice"]), "cv_worst": float(min(cv["patient_dice"].values())),
+            "test": float(test_dice), "test_multislice": float(m_dice), "ms_per_slice": ms,
+            "cv_patients": {str(k): float(v) for k, v in cv["patient_dice"].items()}}
 
 
-def multislice_cv(data, entry=None):
-    """Per-patient Dice of the default (or ``entry``: PixelSegmenter parameters or a recipe) on the 17
-    training patients' own multislice slices, each predicted by a segmenter fitted in 5-fold
-    patient-wise CV (GroupKFold on the brats2d slices) without that patient: the test multislice
-    column's question asked of more patients.  Returns the (patient, Dice, predicted / true area) rows,
-    worst first."""
-    train, _, m_train, _ = data
-    recipe = entry if isinstance(entry, Recipe) else Recipe(**(entry or {}))
-    patients = train[3]
-    predictions = np.zeros(m_train[1].shape, dtype=bool)
-    for fit, held in GroupKFold(n_splits=5).split(train[0], groups=patients):
-        use = np.isin(m_train[3], patients[fit])
-        x, y, b, g = (np.concatenate([a[fit], c[use]]) for a, c in zip(train, m_train))
-        model = copy.deepcopy(recipe).fit(x, y, b, g)
-        scored = np.isin(m_train[3], patients[held])
-        predictions[scored] = model.predict(m_train[0][scored], m_train[2][scored])
-    report = segmentation_report(m_train[1], predictions, m_train[3])
-    rows = []
-    for row in report.per_group:
-        mine = m_train[3] == row["group"]
-        rows.append((row["group"], row["dice"], predictions[mine].sum() / m_train[1][mine].sum()))
-    return sorted(rows, key=lambda r: r[1])
+def environment():
+    """The versions and machine a run's figures come from."""
+    import scipy
+    import sklearn
+
+    return {"fastseg": fastseg.__version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
+            "machine": f"{platform.machine()}, {_cores()} cores"}
 
 
-def main(names):
-    known = {**{n: c for n, c in CONFIGS.items()}, **{n: (what, r, True) for n, (what, r) in RECIPES.items()}}
-    if names == ["--list"]:
-        print("\n".join(known))
-        return
-    if names[:1] == ["--multislice-cv"]:
-        if len(names) > 2 or (len(names) == 2 and names[1] not in known):
-            raise SystemExit(f"--multislice-cv takes at most one configuration, got {names[1:]}; --list names them")
-        rows = multislice_cv(load(), known[names[1]][1] if len(names) == 2 else None)
-        print("| training patient | Dice on its multislice slices (5-fold CV) | predicted / true area |")
-        print("|---|---|---|")
-        for patient, dice, ratio in rows:
-            print(f"| {patient} | {dice:.3f} | {ratio:.2f} |")
-        print(f"| mean | {np.mean([r[1] for r in rows]):.3f} | |")
-        return
+def _cores():
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def markdown_row(name, what, r):
+    return (f"| `{name}` | {what} | {r['cv']:.3f} | {r['cv_worst']:.2f} | {r['test']:.3f} | "
+            f"{r['test_multislice']:.3f} | {r['ms_per_slice']:.2f} |")
+
+
+MARKDOWN_HEADER = ("| configuration | what | 5-fold CV (20 patients) | worst CV patient | test split | "
+                   "test multislice | ms/slice |\n|---|---|---|---|---|---|---|")
+
+
+def run(names, known, data, json_path=None, command="python benchmarks/quality.py"):
+    """Measure the named rows of ``known`` (all when ``names`` is empty), print a Markdown table as
+    they finish and, with ``json_path``, write every figure as JSON."""
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; --list names them")
-    data = load()
-    print("| configuration | what | 5-fold CV (20 patients) | worst CV patient | test split | "
-          "test multislice | ms/slice |")
-    print("|---|---|---|---|---|---|---|")
+    print(MARKDOWN_HEADER)
+    rows = []
     for name in names or list(known):
         what, entry, multislice = known[name]
-        cv, worst, test_dice, m_dice, ms = evaluate(entry, multislice, data)
-        print(f"| `{name}` | {what} | {cv:.3f} | {worst:.2f} | {test_dice:.3f} | {m_dice:.3f} | {ms:.2f} |",
-              flush=True)
+        r = evaluate(entry, multislice, data)
+        rows.append({"name": name, "what": what, "multislice_training": multislice, **r})
+        print(markdown_row(name, what, r), flush=True)
+    if json_path is not None:
+        record = {"benchmark": "quality", "command": command, "environment": environment(),
+                  "data": "brats2d: 20 patients (17 train / 3 test), one slice each, and up to 12 "
+                          "multislice slices per patient (BraTS 2018/2019)",
+                  "columns": COLUMNS, "rows": rows}
+        Path(json_path).write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {json_path}")
+    return rows
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("names", nargs="*", help="configurations to measure (all by default)")
+    p.add_argument("--list", action="store_true", help="print the configurations' names and exit")
+    p.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
+    return p
+
+
+def main(argv):
+    args = parser("Segmentation quality of fastseg's shipped configurations on real BraTS slices.").parse_args(argv)
+    if args.list:
+        print("\n".join(CONFIGS))
+        return
+    run(args.names, CONFIGS, load(), args.json,
+        command="python benchmarks/quality.py" + (" --json OUT" if args.json else ""))
 
 
 if __name__ == "__main__":
