@@ -11,8 +11,7 @@ same data, folds, seeds and columns; this script imports that one's measurement 
   depend on the slice, test-time adaptation), each trained and cross-validated with the same folds.
 
 Two recipes use private parts of ``PixelSegmenter`` (border sampling overrides its sampler, the
-ensemble folds its networks into one); every recipe runs on fastseg 0.2, with which the figures were
-measured, and on 0.3. Nothing in the ``fastseg`` package imports them.
+ensemble folds its networks into one). Nothing in the ``fastseg`` package imports them.
 
 Run from the repository root (needs ``../shared/data/brats2d``; the BraTS data are for research use:
 cite Menze et al. 2015, Bakas et al. 2017 and 2018, and for TCIA cases the TCIA label collections):
@@ -61,9 +60,9 @@ quality = _benchmark_quality()
 
 #: The pixel description of fastseg 0.1: 3x3 windows over the image plus box means and asymmetry as channels
 #: approximated by the same families at the pixel (k = 3 window, means 7/15/31, asymmetry), a linear SVM.
-V01 = dict(classifier="linear-svm", max_pixels=4000, max_iter=200, box_sizes=(7, 15, 31), std_sizes=(),
+V01 = dict(classifier="linear-svm", max_pixels=4000, max_iter=200, mean_sizes=(7, 15, 31), std_sizes=(),
            gradient_size=0, position=False)
-RAW = dict(normalize="none", box_sizes=(), std_sizes=(), asymmetry=False, gradient_size=0, position=False)
+RAW = dict(normalize="none", mean_sizes=(), std_sizes=(), asymmetry=False, gradient_size=0, position=False)
 NO_POST = dict(min_size=0, min_relative_size=0, fill_holes=False)
 
 #: name -> (what it is, PixelSegmenter parameters, train on the multislice slices too)
@@ -86,7 +85,7 @@ CONFIGS = {
     "-gradient": ("default without the box gradient", dict(gradient_size=0), True),
     "-position": ("default without the position family", dict(position=False), True),
     "-window (k=1)": ("default with the pixel's own values instead of the 3x3 window", dict(k=1), True),
-    "+means": ("default plus box means 7/15/31", dict(box_sizes=(7, 15, 31)), True),
+    "+means": ("default plus box means 7/15/31", dict(mean_sizes=(7, 15, 31)), True),
     "mlp24": ("default with MLP(24) (a quarter less MLP work per pixel)", dict(hidden_layer_sizes=(24,)), True),
     "mlp16": ("default with MLP(16) (half the MLP work per pixel)", dict(hidden_layer_sizes=(16,)), True),
     "mlp64-600px": ("default with MLP(64), 600 px per slice, 100 epochs",
@@ -102,11 +101,8 @@ CONFIGS = {
 
 def post_process(seg, masks):
     """``seg``'s own clean-up of thresholded masks (small components removed, holes filled): its
-    fitted model's ``postprocessing`` from fastseg 0.3 on, its ``_post_process`` in 0.2."""
-    model = getattr(seg, "model_", None)
-    if model is not None and hasattr(model, "postprocessing"):
-        return model.postprocessing.apply(masks)
-    return seg._post_process(masks)
+    fitted model's ``postprocessing``."""
+    return seg.model_.postprocessing.apply(masks)
 
 
 
@@ -213,10 +209,7 @@ class _RingSampler(PixelSegmenter):
     pixels within ``ring`` pixels (chessboard distance) of the tumour, the rest from anywhere."""
     ring, share = 10, 0.3
 
-    def _sample(self, y, brain, rng, max_pixels=None, tumour_fraction=None):
-        # fastseg 0.2 calls this with (y, brain, rng); 0.3 passes the sample's size and tumour share too
-        max_pixels = self.max_pixels if max_pixels is None else max_pixels
-        tumour_fraction = self.tumour_fraction if tumour_fraction is None else tumour_fraction
+    def _sample(self, y, brain, rng, max_pixels, tumour_fraction):
         sample = np.zeros(y.shape, dtype=bool)
         for i in range(y.shape[0]):
             inside, t = brain[i].ravel(), y[i].ravel()
@@ -289,9 +282,8 @@ class Ensemble(Recipe):
         merged.coefs_ = [np.hstack([f.coefs_[0] for f in first]), np.vstack([f.coefs_[1] for f in first]) / n]
         merged.intercepts_ = [np.hstack([f.intercepts_[0] for f in first]),
                               np.mean([f.intercepts_[1] for f in first], axis=0)]
-        seg.scorer_ = _fold_pipeline(seg.classifier_)  # what fastseg 0.2 predicts with
-        if hasattr(seg, "model_"):  # fastseg 0.3 predicts with its immutable model: a new one, merged network
-            seg.model_ = dataclasses.replace(seg.model_, network=seg.scorer_)
+        # the fitted model is immutable: a new one, with the merged network
+        seg.model_ = dataclasses.replace(seg.model_, network=_fold_pipeline(seg.classifier_))
         self.seg_ = seg
         return self
 

@@ -127,11 +127,6 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
     box_sizes : tuple of odd int
         Deprecated alias of ``mean_sizes`` (removed in 0.4).
 
-    Every parameter is checked by :meth:`fit` (a ``TypeError`` or ``ValueError``
-    naming it).  A fitted segmenter predicts with its fitted :attr:`model_`:
-    ``set_params`` changes nothing it predicts until it is fitted again, except
-    ``n_jobs`` and ``verbose``, which are read at every call.
-
     Attributes
     ----------
     model_ : PixelModel
@@ -151,6 +146,13 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         Pixels the classifier was trained on.
     feature_names_ : list of str
         The classifier's input columns (:func:`fastseg.features.pixel_feature_names`).
+
+    Notes
+    -----
+    Every parameter is checked by :meth:`fit` (a ``TypeError`` or ``ValueError``
+    naming it).  A fitted segmenter predicts with its fitted ``model_``:
+    ``set_params`` changes nothing it predicts until it is fitted again, except
+    ``n_jobs`` and ``verbose``, which are read at every call.
 
     Examples
     --------
