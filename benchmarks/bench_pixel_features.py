@@ -1,4 +1,4 @@
-"""Pixel features (issue #6's feature families): fastseg's kernel beside the scipy code a user writes today.
+"""Pixel features (the default's feature families): fastseg's kernel beside the scipy code a user writes today.
 
 Run:  pytest benchmarks/bench_pixel_features.py --benchmark-columns=median,iqr,rounds
 

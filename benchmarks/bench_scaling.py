@@ -37,8 +37,8 @@ SIZES = (256, 8000)
 #: In-process batches: slices per predict call (also the period of the tiled stack).
 BATCH = 256
 #: Slices per dask task (a divisor of BATCH).  Chosen on the cluster (8,192 slices, compute_into, six
-#: rounds alternating with in-process predict, 2026-11-26, before the tasks stopped copying their
-#: chunk): 64 slices per task reached 66-75 % of the in-process throughput, 128 75-85 %, 256 58-77 %.
+#: rounds alternating with in-process predict, measured while the tasks still copied their chunk):
+#: 64 slices per task reached 66-75 % of the in-process throughput, 128 75-85 %, 256 58-77 %.
 CHUNK = 128
 THREADS = 2
 

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     bar = output_mib + 1024
     print(f"  peak RSS {figures['peak_rss_mib']:.0f} MiB; start-up (the same command on one slice): "
           f"{figures['startup_rss_mib']:.0f} MiB; the masks: {output_mib:.0f} MiB")
-    print(f"  bar (issue 8): peak RSS under the masks + 1 GiB = {bar:.0f} MiB: "
+    print(f"  bar: peak RSS under the masks + 1 GiB = {bar:.0f} MiB: "
           f"{'met' if figures['peak_rss_mib'] < bar else 'NOT MET'}")
     print("  masks equal PixelSegmenter.predict on the first and last tiles")
     if args.json:

@@ -86,7 +86,7 @@ def test_train_predict_evaluate_on_npy(trained_model, brats2d_dir, tmp_path, cap
                        "--groups", tmp_path / "groups.txt", "--json", tmp_path / "report.json")
     assert code == 0 and "Brats18_CBICA_ALU_1" in out
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["mean_group"]["dice"] >= 0.88  # the default model on the fixed test split (issue #6)
+    assert report["mean_group"]["dice"] >= 0.88  # the default model on the fixed test split
 
 
 def test_predict_brats_case_writes_nifti(trained_model, brats2d_dir, tmp_path, capsys):
@@ -130,8 +130,8 @@ def test_tune_threshold_prints_its_table_and_saves_the_choice(tuned_model):
 
 
 @pytest.mark.parametrize("model, case, bar", [
-    ("tuned", "Brats18_2013_3_1", 0.70),     # issue #7's bar: measured 0.854
-    ("tuned", "Brats18_CBICA_ALU_1", 0.70),  # issue #7's bar: measured 0.703 (threshold 0.65, tuned on training patients)
+    ("tuned", "Brats18_2013_3_1", 0.70),     # the bar; measured 0.854
+    ("tuned", "Brats18_CBICA_ALU_1", 0.70),  # the bar; measured 0.703 (threshold 0.65, tuned on training patients)
     ("default", "Brats18_2013_3_1", 0.70),     # measured 0.864
     ("default", "Brats18_CBICA_ALU_1", 0.64),  # threshold 0.5: measured 0.668 (over-segmented); a regression floor
 ])
@@ -277,8 +277,8 @@ def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path
 
 
 def test_predict_case_without_scikit_learn(trained_model, brats2d_dir, tmp_path):
-    """``fastseg predict`` on a case never imports scikit-learn (about 1 s of the 2 s a case may take,
-    issue #7) and writes exactly the masks of the full PixelSegmenter loaded by ``fastseg.load``."""
+    """``fastseg predict`` on a case never imports scikit-learn (its import alone takes about 1 s) and
+    writes exactly the masks of the full PixelSegmenter loaded by ``fastseg.load``."""
     nib = pytest.importorskip("nibabel")
     from fastseg import load
     from fastseg.components import clean_volume

@@ -1,4 +1,4 @@
-"""Hardening (issue 9): threads, GIL release, leaks, memory layouts and the bad-input table.
+"""Hardening: threads, GIL release, leaks, memory layouts and the bad-input table.
 
 The per-module test files already check most bad inputs; the table at the end of this
 file adds only the (function, bad input) pairs none of them checks.  ``tests/README.md``
