@@ -23,8 +23,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,29 +49,52 @@ _STORED = tuple(name for name in SEGMENTER_PARAMETERS if name != "classifier")
 
 
 def atomic_write(path, write) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, durably.
 
     An interrupted or failed write leaves no partial file (the temporary one is
-    removed); the result gets the usual permissions (``0o666`` less the umask).
+    removed).  The temporary file is created with mode ``0o666``, which the
+    operating system reduces by the umask (so the process-wide umask is never
+    changed, not even for a moment), and the file and then its folder are
+    flushed to disk (``fsync``) before and after the rename, so that a crash
+    leaves either the old file or the whole new one.
     """
     path = Path(path)
-    if str(path.parent) and not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
     name = path.name
     suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"cannot create a temporary file beside {str(path)!r}")
     try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        write(str(tmp))
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(folder)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _fsync(path) -> None:
+    """Flush a file or a folder to disk (a folder's entries: where the platform can open one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) * os.path.isdir(path))
+    except OSError:  # a folder that cannot be opened (Windows): its rename is as durable as it gets
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _jsonable(value):
@@ -248,17 +272,57 @@ def _load_model(path):
     return _restore(_read_npz(path, where), where)[0]
 
 
+#: The most bytes one array of a model file may hold: a model is tens of kilobytes, and an array header
+#: claiming more (a damaged or forged file) is refused before anything is allocated.
+_MAX_ARRAY_BYTES = 256 * 2**20
+
+
 def _read_npz(source, where) -> dict:
-    """The arrays of an ``.npz`` (a path or a binary file object), read without unpickling anything."""
+    """The arrays of an ``.npz`` (a path or a binary file object), read without unpickling anything.
+
+    Every member's ``.npy`` header is read first: an object dtype, or a shape whose data would take
+    more than :data:`_MAX_ARRAY_BYTES` or more than the member holds, is refused before its data are
+    read, so a forged header cannot make fastseg allocate what it claims."""
     try:
         if isinstance(source, (str, os.PathLike)):
-            # opened here so that it is closed whatever np.load makes of it (a damaged zip is not)
-            with open(source, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-                return {name: npz[name] for name in npz.files}
-        with np.load(source, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+            with open(source, "rb") as fh:
+                return _read_members(fh)
+        return _read_members(source)
+    except _Refused as exc:
+        _fail(where, str(exc))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error) as exc:
         _fail(where, f"not a readable .npz model file ({type(exc).__name__}: {exc})")
+
+
+class _Refused(Exception):
+    """A model file member refused from its header (reported by :func:`_read_npz`)."""
+
+
+def _read_members(fh) -> dict:
+    files = {}
+    with zipfile.ZipFile(fh) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise _Refused(f"it holds {info.filename!r}, which is not a .npy array")
+            name = info.filename[:-4]
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                if dtype.hasobject:
+                    raise _Refused(f"its array {name!r} holds Python objects")
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes > _MAX_ARRAY_BYTES or nbytes > info.file_size:
+                    raise _Refused(f"its array {name!r} claims shape {shape} ({nbytes} bytes), more than "
+                                   f"{'a model holds' if nbytes > _MAX_ARRAY_BYTES else 'the file stores'}")
+                data = member.read(nbytes)
+                if len(data) != nbytes:
+                    raise _Refused(f"its array {name!r} is shorter than its header says")
+                array = np.frombuffer(data, dtype=dtype)
+                files[name] = array.reshape(shape, order="F" if fortran else "C")
+    return files
 
 
 def _restore(files: dict, path: str) -> tuple:
