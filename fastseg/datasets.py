@@ -10,6 +10,8 @@ needs the optional ``nibabel`` package (``pip install "fastseg[nifti]"``).
 """
 from __future__ import annotations
 
+import contextlib
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -185,6 +187,19 @@ def load_case(case_dir) -> Bunch:
     return Bunch(**vars(_read_case(case_dir)))
 
 
+@contextlib.contextmanager
+def _readable(path: Path):
+    """Report a damaged NIfTI file (truncated, not gzip, a corrupt header) as a ValueError naming it."""
+    try:
+        yield
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .nii.gz (gzip's BadGzipFile is an OSError)
+        raise ValueError(f"{path.name} is damaged or truncated ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # nibabel's ImageFileError and header errors: not a NIfTI file it can read
+        if type(exc).__module__.startswith("nibabel"):
+            raise ValueError(f"{path.name} is not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
+        raise
+
+
 def _read_case(case_dir) -> SimpleNamespace:
     """:func:`load_case`'s fields, without scikit-learn (the ``fastseg`` command's predict path)."""
     case_dir = Path(check_path(case_dir, "case_dir"))
@@ -201,7 +216,8 @@ def _read_case(case_dir) -> SimpleNamespace:
     # (population std: the mean of the squared deviations), each deviation computed once.
     shape = reference = brain = vol = dev = images = None
     for c, m in enumerate(MODALITIES):
-        img = nib.load(files[m])
+        with _readable(files[m]):
+            img = nib.load(files[m])
         if len(img.shape) != 3:
             raise ValueError(f"{files[m].name} must be a 3-D volume, got shape {img.shape}")
         if shape is not None and img.shape != shape:
@@ -214,10 +230,11 @@ def _read_case(case_dir) -> SimpleNamespace:
             brain = np.zeros(shape, dtype=bool, order="F")
         reference = img  # the last, FLAIR, gives the affine and header
         proxy = img.dataobj
-        if getattr(proxy, "slope", None) == 1 and getattr(proxy, "inter", None) == 0:
-            vol[...] = proxy.get_unscaled()  # the stored integers, cast once (what scaling by 1 + 0 gives)
-        else:
-            vol[...] = np.asarray(proxy, dtype=np.float64)
+        with _readable(files[m]):
+            if getattr(proxy, "slope", None) == 1 and getattr(proxy, "inter", None) == 0:
+                vol[...] = proxy.get_unscaled()  # the stored integers, cast once (what scaling by 1 + 0 gives)
+            else:
+                vol[...] = np.asarray(proxy, dtype=np.float64)
         brain |= vol != 0
         np.subtract(vol, vol.mean(), out=dev)
         std = float(np.sqrt(np.multiply(dev, dev, out=vol).sum() / vol.size))
@@ -230,7 +247,8 @@ def _read_case(case_dir) -> SimpleNamespace:
     seg_file = _case_file(case_dir, "seg")
     seg = None
     if seg_file is not None:
-        seg_vol = np.asarray(nib.load(seg_file).dataobj)
+        with _readable(seg_file):
+            seg_vol = np.asarray(nib.load(seg_file).dataobj)
         if seg_vol.shape != shape:
             raise ValueError(f"{seg_file.name} has shape {seg_vol.shape}, but the images have {shape}")
         seg = (seg_vol > 0).transpose(2, 1, 0)

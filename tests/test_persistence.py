@@ -114,3 +114,25 @@ def test_atomic_write_leaves_nothing_when_the_write_fails(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(tmp_path / "out.bin", failing)
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- damaged NIfTI cases
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip", "empty"])
+def test_a_damaged_case_volume_gets_exit_2_and_one_line_naming_it(brats2d_dir, tmp_path, capsys, damage):
+    pytest.importorskip("nibabel")
+    from fastseg.cli import main
+
+    source = brats2d_dir.parent / "brats_volumes" / "Brats18_2013_3_1"
+    case = tmp_path / "Case_1"
+    case.mkdir()
+    for m in ("t1", "t2", "t1ce", "flair"):
+        raw = (source / f"Brats18_2013_3_1_{m}.nii.gz").read_bytes()
+        if m == "t2":
+            raw = {"truncated": raw[: len(raw) // 3], "not gzip": b"\x1f\x8b" + raw[40:], "empty": b""}[damage]
+        (case / f"Case_1_{m}.nii.gz").write_bytes(raw)
+    code = main(["predict", "--model", str(MODEL), "--input", str(case), "--out", str(tmp_path / "o.nii.gz")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "Case_1_t2.nii.gz is" in err and ("damaged or truncated" in err or "not a readable NIfTI file" in err), err
+    assert not (tmp_path / "o.nii.gz").exists()
