@@ -35,6 +35,7 @@ __all__ = [
     "check_n_channels",
     "check_n_features",
     "check_n_jobs",
+    "check_odd_sizes",
     "check_out",
     "check_params",
     "check_path",
@@ -699,6 +700,10 @@ class Sizes:
         return tuple(self.item(v, name) for v in value)
 
 
+#: A sequence of odd box sizes (mean_sizes, std_sizes, ...), as a tuple of int.
+check_odd_sizes = Sizes(check_k, "odd integers")
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must hold positive integers, got {_describe(value)}")
@@ -756,8 +761,8 @@ SEGMENTER_PARAMETERS = {
     "tumour_fraction": Interval("real", 0, 1, closed="neither"),
     "class_weight": _anything,  # checked by the classifier that takes it
     "threshold": _threshold,
-    "mean_sizes": Sizes(check_k, "odd integers"),
-    "std_sizes": Sizes(check_k, "odd integers"),
+    "mean_sizes": check_odd_sizes,
+    "std_sizes": check_odd_sizes,
     "asymmetry": check_bool,
     "gradient_size": check_gradient_size,
     "position": check_bool,
