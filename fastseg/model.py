@@ -66,6 +66,25 @@ SCORE_KINDS = ("proba", "decision")
 NORMALIZATIONS = ("brain", "none")
 
 
+#: The segmenter's parameters that its model's FeatureSpec and PostProcessing are built from.
+_FEATURE_PARAMS = ("k", "mode", "mean_sizes", "std_sizes", "asymmetry", "gradient_size", "position")
+_POSTPROCESSING_PARAMS = ("min_size", "min_relative_size", "fill_holes", "connectivity")
+
+
+def _parts(params: dict, n_channels: int) -> tuple:
+    """(FeatureSpec, PostProcessing) of a segmenter's parameters (``fit`` and model files build them so)."""
+    return (FeatureSpec(n_channels, **{name: params[name] for name in _FEATURE_PARAMS}),
+            PostProcessing(**{name: params[name] for name in _POSTPROCESSING_PARAMS}))
+
+
+def _part_params(model: "PixelModel") -> dict:
+    """The segmenter's parameters that ``model`` predicts with: the inverse of :func:`_parts`, and
+    ``normalize``."""
+    return {**{name: getattr(model.features, name) for name in _FEATURE_PARAMS},
+            **{name: getattr(model.postprocessing, name) for name in _POSTPROCESSING_PARAMS},
+            "normalize": model.normalize}
+
+
 def _chunk_buffer(name: str, shape: tuple, dtype) -> np.ndarray:
     """This thread's buffer ``name`` for one chunk of ``shape[0]`` slices: allocated once for at least
     ``_CHUNK`` slices and reused (fresh memory costs a page fault per 4 KB on first touch); each chunk's

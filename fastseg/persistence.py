@@ -132,11 +132,9 @@ def _model_bundle(model, params: dict) -> dict:
             "(pickle it yourself if you trust the file, or use classifier='mlp'/'linear-svm')"
         )
     # what the model predicts with comes from the model itself, whatever set_params did after fit
-    features, post = model.features, model.postprocessing
-    params = dict(params, k=features.k, mode=features.mode, mean_sizes=features.mean_sizes,
-                  std_sizes=features.std_sizes, asymmetry=features.asymmetry, gradient_size=features.gradient_size,
-                  position=features.position, min_size=post.min_size, min_relative_size=post.min_relative_size,
-                  fill_holes=post.fill_holes, connectivity=post.connectivity, normalize=model.normalize)
+    from .model import _part_params
+
+    params = {**params, **_part_params(model)}
     stored = {name: _jsonable(params[name]) for name in _STORED}
     stored["classifier"] = params["classifier"] if isinstance(params["classifier"], str) else None
     spec = {
@@ -328,8 +326,7 @@ def _read_members(fh) -> dict:
 def _restore(files: dict, path: str) -> tuple:
     """(model, params) from a model file's arrays: the :class:`~fastseg.model.PixelModel` and the
     segmenter's parameters, every one checked; ``path`` describes the source in error messages."""
-    from .features import FeatureSpec
-    from .model import PixelModel, PostProcessing
+    from .model import PixelModel, _parts
     from .scoring import Network
 
     if "spec" not in files:
@@ -366,11 +363,7 @@ def _restore(files: dict, path: str) -> tuple:
             params[name] = tuple(params[name])
     try:
         params = check_params(params, SEGMENTER_PARAMETERS)
-        features = FeatureSpec(n_channels, params["k"], mode=params["mode"], mean_sizes=params["mean_sizes"],
-                               std_sizes=params["std_sizes"], asymmetry=params["asymmetry"],
-                               gradient_size=params["gradient_size"], position=params["position"])
-        postprocessing = PostProcessing(params["min_size"], params["min_relative_size"], params["fill_holes"],
-                                        params["connectivity"])
+        features, postprocessing = _parts(params, n_channels)
     except (TypeError, ValueError) as exc:
         _fail(path, f"its parameters are invalid ({exc})")
     names = list(features.names)

@@ -27,8 +27,8 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import SEGMENTER_PARAMETERS, check_images, check_k_fits, check_masks, check_params
-from .features import FeatureSpec, _pixel_rows
-from .model import PixelModel, PostProcessing
+from .features import _pixel_rows
+from .model import PixelModel, _parts
 from .preprocessing import _brain_mask, _normalize_brain_into
 from .scoring import Network
 
@@ -321,8 +321,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         batch, single = check_images(images)
         N, H, W, C = batch.shape
         shape = (H, W) if single else (N, H, W)
-        spec = FeatureSpec(C, p["k"], mode=p["mode"], mean_sizes=p["mean_sizes"], std_sizes=p["std_sizes"],
-                           asymmetry=p["asymmetry"], gradient_size=p["gradient_size"], position=p["position"])
+        spec, postprocessing = _parts(p, C)
         check_k_fits(spec.k, spec.mode, H, W)
         b = _brain_mask(batch) if brain is None else check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(bool)
         y = check_masks(masks, "masks", shape=shape).reshape(N, H, W).view(bool)
@@ -358,7 +357,6 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         threshold = p["threshold"]
         if threshold is None:
             threshold = 0.5 if score_kind == "proba" else 0.0
-        postprocessing = PostProcessing(p["min_size"], p["min_relative_size"], p["fill_holes"], p["connectivity"])
         self.model_ = PixelModel(spec, network, threshold, score_kind, postprocessing, p["normalize"],
                                  estimator=pipe if network is None else None, n_training_pixels=X.shape[0])
         self.classifier_ = pipe
