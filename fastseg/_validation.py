@@ -704,14 +704,6 @@ class Sizes:
 check_odd_sizes = Sizes(check_k, "odd integers")
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must hold positive integers, got {_describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name} must hold positive integers, got {value}")
-    return int(value)
-
-
 def check_gradient_size(value, name: str = "gradient_size") -> int:
     """0 (no gradient family) or an odd integer >= 3."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -754,7 +746,7 @@ SEGMENTER_PARAMETERS = {
     "k": check_k,
     "classifier": _estimator_or("mlp", "linear-svm", "logistic"),
     "C": Interval("real", 0, None, closed="neither"),
-    "hidden_layer_sizes": Sizes(_positive_int, "positive integers"),
+    "hidden_layer_sizes": Sizes(check_n_channels, "positive integers"),
     "alpha": Interval("real", 0, None),
     "max_iter": Interval("int", 1, None),
     "max_pixels": Interval("int", 2, None),

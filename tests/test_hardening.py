@@ -602,7 +602,7 @@ BAD = [
     ("PixelSegmenter-mean_sizes-even", lambda: PixelSegmenter(mean_sizes=(4,)).fit(X, Y), ValueError, "mean_sizes must be an odd integer >= 1, got 4"),
     ("PixelSegmenter-normalize-Brain", lambda: PixelSegmenter(normalize="Brain").fit(X, Y), ValueError, r"normalize must be one of \('brain', 'none'\), got 'Brain'"),
     ("PixelSegmenter-verbose-negative", lambda: PixelSegmenter(verbose=-1).fit(X, Y), ValueError, "verbose must be an integer >= 0, got -1"),
-    ("PixelSegmenter-hidden_layer_sizes-zero", lambda: PixelSegmenter(hidden_layer_sizes=(0,)).fit(X, Y), ValueError, "hidden_layer_sizes must hold positive integers, got 0"),
+    ("PixelSegmenter-hidden_layer_sizes-zero", lambda: PixelSegmenter(hidden_layer_sizes=(0,)).fit(X, Y), ValueError, "hidden_layer_sizes must be a positive integer, got 0"),
     # the fitted model
     ("PixelModel-features-None", lambda: PixelModel(None, _NET, 0.5, "proba"), TypeError, "features must be a FeatureSpec, got NoneType"),
     ("PixelModel-threshold-nan", lambda: PixelModel(_SPEC, _NET, np.nan, "proba"), ValueError, "threshold must be a finite number, got nan"),
