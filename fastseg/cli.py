@@ -144,16 +144,20 @@ def _training_data(path: Path, split: str):
     if not path.exists():
         raise UsageError(f"--data: no file or folder at {str(path)!r}")
     cases = sorted(p for p in path.iterdir() if _is_case_dir(p)) if path.is_dir() else []
-    if cases:  # a folder of BraTS case directories
-        parts = []
+    if cases:  # a folder of BraTS case directories: one volume each, every slice that holds brain
+        volumes = Bunch(images=[], masks=[], brain=[], patients=[], volumes=True)
         for case_dir in _progress(cases, len(cases), "reading cases"):
             case = load_case(case_dir)
             if case.seg is None:
                 raise UsageError(f"case {case_dir.name} has no *_seg volume to train on")
-            keep = case.seg.any(axis=(1, 2))  # slices with tumour, as the brats2d slices are
-            parts.append((case.images[keep], case.seg[keep], case.brain[keep], [case.name] * int(keep.sum())))
-        return Bunch(images=np.concatenate([p[0] for p in parts]), masks=np.concatenate([p[1] for p in parts]),
-                     brain=np.concatenate([p[2] for p in parts]), patients=np.concatenate([p[3] for p in parts]))
+            keep = case.brain.any(axis=(1, 2))  # tumour-free slices too: the model must learn to leave them empty
+            first, last = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))
+            volumes.images.append(np.ascontiguousarray(case.images[first:last]))
+            volumes.masks.append(case.seg[first:last])
+            volumes.brain.append(case.brain[first:last])
+            volumes.patients.append(case.name)
+            del case
+        return volumes
     data = load_slices(path, split=split)
     if data.masks is None:
         raise UsageError(f"--data {str(path)!r} has no masks (*_y.npy or 'y') to train on")
@@ -166,6 +170,21 @@ def _concatenate(parts):
 
     from .preprocessing import brain_mask
 
+    if any(p.get("volumes") for p in parts):  # volumes and slice stacks: a list of stacks, for training only
+        stacks = Bunch(images=[], masks=[], brain=[], patients=[], volumes=True, mixed=True)
+        for p in parts:
+            if p.get("volumes"):
+                for key in ("images", "masks", "brain", "patients"):
+                    stacks[key].extend(p[key])
+            else:
+                stacks.images.append(p.images)
+                stacks.masks.append(p.masks)
+                stacks.brain.append(p.brain if p.brain is not None else brain_mask(p.images))
+                stacks.patients.append(None)
+        shapes = {x.shape[1:] for x in stacks.images}
+        if len(shapes) != 1:
+            raise UsageError(f"--data sources have different slice shapes {sorted(shapes)}")
+        return stacks
     shapes = {p.images.shape[1:] for p in parts}
     if len(shapes) != 1:
         raise UsageError(f"--data sources have different slice shapes {sorted(shapes)}")
@@ -187,8 +206,15 @@ def cmd_train(args) -> int:
     params = dict(k=args.k, classifier=args.classifier, max_pixels=args.max_pixels, random_state=args.seed,
                   n_jobs=args.n_jobs, verbose=int(args.verbose))
     seg = PixelSegmenter(**params)
-    n_patients = len(np.unique(data.patients))
-    print(f"training on {len(data.images)} slices of {n_patients} patients")
+    if data.get("mixed") and (args.cv or args.tune_threshold):
+        raise UsageError("--cv and --tune-threshold take either case folders or slice files, not both")
+    if data.get("volumes"):
+        n_patients = len(set(data.patients) - {None})
+        print(f"training on {sum(len(x) for x in data.images)} slices of {len(data.images)} volumes "
+              f"({n_patients} cases)")
+    else:
+        n_patients = len(np.unique(data.patients))
+        print(f"training on {len(data.images)} slices of {n_patients} patients")
     if args.tune_threshold:
         from .model_selection import tune_threshold
 

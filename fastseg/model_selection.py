@@ -7,10 +7,11 @@ import time
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import clone
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, KFold
 
 from ._validation import check_images, check_masks
-from .metrics import segmentation_report
+from .metrics import dice as _dice, segmentation_report
+from .segmenter import _is_volume_list, _training_stacks
 
 __all__ = ["cross_validate", "tune_threshold"]
 
@@ -26,10 +27,15 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     Parameters
     ----------
     segmenter : PixelSegmenter (or any estimator with fit(images, masks, brain) / predict(images, brain))
-    images : array-like of shape (N, H, W, C)
-    masks : array-like of shape (N, H, W)
+    images : array-like of shape (N, H, W, C), or a list of (Z, H, W, C) volumes
+        Slices, or whole volumes.  For volumes, the folds are ``KFold(cv, shuffle=True,
+        random_state=0)`` over the patients in order of first appearance; each held-out
+        volume is predicted whole and cleaned in 3-D as ``fastseg predict`` cleans it
+        (:func:`fastseg.components.clean_volume` with the model's ``min_relative_size``),
+        and a patient's Dice pools its volumes; ``predictions`` is then a list.
+    masks : array-like of shape (N, H, W), or a list of (Z, H, W) arrays
     groups : array-like of shape (N,)
-        Patient id of each slice.
+        Patient id of each slice (of each volume, for volumes).
     cv : int, default=5
         Number of folds (at most the number of patients).
     brain : array-like of shape (N, H, W), optional
@@ -64,6 +70,8 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     >>> bool(result["mean_patient_dice"] > 0.9)
     True
     """
+    if _is_volume_list(images):
+        return _cross_validate_volumes(segmenter, images, masks, groups, cv, brain, extra, verbose)
     batch, y, b, groups = _check_folds(segmenter, images, masks, groups, cv, brain, ("fit", "predict", "get_params"))
     N, H, W, _ = batch.shape
     extra = _check_extra(extra, batch.shape[1:], brain is not None)
@@ -148,10 +156,11 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     ----------
     segmenter : PixelSegmenter
         Not modified; its parameters (except ``threshold``) are those tuned for.
-    images : array-like of shape (N, H, W, C)
-    masks : array-like of shape (N, H, W)
+    images : array-like of shape (N, H, W, C), or a list of (Z, H, W, C) volumes
+        Slices, or whole volumes (folds and the 3-D clean-up as in :func:`cross_validate`).
+    masks : array-like of shape (N, H, W), or a list of (Z, H, W) arrays
     groups : array-like of shape (N,)
-        Patient id of each slice.
+        Patient id of each slice (of each volume, for volumes).
     cv : int, default=5
         Number of folds (``GroupKFold``; at most the number of patients).
     brain : array-like of shape (N, H, W), optional
@@ -196,8 +205,6 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
     """
     from .preprocessing import _brain_mask
 
-    batch, y, b, groups = _check_folds(segmenter, images, masks, groups, cv, brain,
-                                       ("fit", "score_maps", "get_params"))
     if thresholds is not None:
         try:
             thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
@@ -205,6 +212,10 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
             raise TypeError(f"thresholds must be a sequence of numbers, got {thresholds!r}") from None
         if thresholds.size == 0 or not np.isfinite(thresholds).all():
             raise ValueError(f"thresholds must be a non-empty sequence of finite numbers, got {thresholds!r}")
+    if _is_volume_list(images):
+        return _tune_threshold_volumes(segmenter, images, masks, groups, cv, brain, thresholds, verbose)
+    batch, y, b, groups = _check_folds(segmenter, images, masks, groups, cv, brain,
+                                       ("fit", "score_maps", "get_params"))
     inside = _brain_mask(batch) if b is None else b
     scores = np.zeros(y.shape, dtype=np.float32)
     fold_patients = []
@@ -251,3 +262,116 @@ def _check_extra(extra, hwc, with_brain: bool):
             raise ValueError("extra needs brain masks (a 4th entry) when brain is given")
         brain = check_masks(extra[3], "extra brain", shape=(n,) + hw).view(bool)
     return batch, masks, groups, brain
+
+
+# ---------------------------------------------------------------------------- volumes
+
+
+def _volume_folds(segmenter, images, masks, groups, cv, brain, needs: tuple):
+    """Checked volumes and their patient-wise folds: (stacks, groups, [(train, test) volume indices])."""
+    if not all(hasattr(segmenter, name) for name in needs):
+        raise TypeError(f"segmenter must be an estimator with {', '.join(needs)}, got {type(segmenter).__name__}")
+    stacks = _training_stacks(images, masks, brain)
+    groups = np.asarray(groups)
+    if groups.shape != (len(stacks),):
+        raise ValueError(f"groups must have one entry per volume, shape ({len(stacks)},), got shape {groups.shape}")
+    patients = list(dict.fromkeys(groups.tolist()))  # in order of first appearance
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)):
+        raise TypeError(f"cv must be an integer from 2 to the number of patients ({len(patients)}), got {cv!r}")
+    if not 2 <= cv <= len(patients):
+        raise ValueError(f"cv must be an integer from 2 to the number of patients ({len(patients)}), got {cv!r}")
+    index = np.array([patients.index(g) for g in groups.tolist()])
+    folds = [(np.flatnonzero(~np.isin(index, test)), np.flatnonzero(np.isin(index, test)))
+             for _, test in KFold(int(cv), shuffle=True, random_state=0).split(patients)]
+    return stacks, groups, folds
+
+
+def _fit_volumes(segmenter, stacks, train, with_brain: bool):
+    return clone(segmenter).fit([stacks[i][0] for i in train], [stacks[i][1] for i in train],
+                                [stacks[i][2] for i in train] if with_brain else None)
+
+
+def _clean_volume_of(model, masks: np.ndarray) -> np.ndarray:
+    """The 3-D clean-up ``fastseg predict`` applies to a volume: components smaller than the model's
+    ``min_relative_size`` of the largest 26-connected one removed."""
+    from .components import clean_volume
+
+    fraction = getattr(getattr(getattr(model, "model_", None), "postprocessing", None), "min_relative_size", None)
+    return masks if fraction is None else clean_volume(masks, fraction)
+
+
+def _patient_dice(stacks, predictions, groups) -> dict:
+    """Dice of each patient's volumes pooled."""
+    out = {}
+    for g in dict.fromkeys(groups.tolist()):
+        mine = np.flatnonzero(groups == g)
+        truth = np.concatenate([stacks[i][1] for i in mine])
+        out[g] = _dice(truth, np.concatenate([predictions[i] for i in mine]))
+    return out
+
+
+def _cross_validate_volumes(segmenter, images, masks, groups, cv, brain, extra, verbose) -> dict:
+    """:func:`cross_validate` on a list of volumes: folds of patients (``KFold(cv, shuffle=True,
+    random_state=0)`` over the patients in order of first appearance), each held-out volume predicted
+    whole and cleaned in 3-D as ``fastseg predict`` cleans it, Dice per patient over its volumes."""
+    if extra is not None:
+        raise TypeError("extra is for slices; pass more volumes in images instead")
+    stacks, groups, folds = _volume_folds(segmenter, images, masks, groups, cv, brain, ("fit", "predict", "get_params"))
+    predictions = [None] * len(stacks)
+    fold_dice, fold_patients = [], []
+    for fold, (train, test) in enumerate(folds):
+        t0 = time.perf_counter()
+        model = _fit_volumes(segmenter, stacks, train, brain is not None)
+        for i in test:
+            x, _, b = stacks[i]
+            predictions[i] = _clean_volume_of(model, model.predict(x, b if brain is not None else None))
+        fold_patients.append(list(dict.fromkeys(groups[test].tolist())))
+        scores = [_dice(np.concatenate([stacks[i][1] for i in test if groups[i] == g]),
+                        np.concatenate([predictions[i] for i in test if groups[i] == g])) for g in fold_patients[-1]]
+        fold_dice.append(float(np.mean(scores)))
+        if verbose:
+            print(f"[cross_validate] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients, "
+                  f"mean Dice {fold_dice[-1]:.3f} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+    slice_groups = np.concatenate([np.repeat(groups[i:i + 1], len(stacks[i][0])) for i in range(len(stacks))])
+    report = segmentation_report(np.concatenate([s[1] for s in stacks]), np.concatenate(predictions), slice_groups)
+    patient_dice = _patient_dice(stacks, predictions, groups)
+    return {
+        "patient_dice": patient_dice,
+        "mean_patient_dice": float(np.mean(list(patient_dice.values()))),
+        "fold_dice": fold_dice,
+        "fold_patients": fold_patients,
+        "predictions": predictions,
+        "report": report,
+    }
+
+
+def _tune_threshold_volumes(segmenter, images, masks, groups, cv, brain, thresholds, verbose) -> dict:
+    """:func:`tune_threshold` on a list of volumes: out-of-fold score maps of every volume (folds as
+    :func:`cross_validate` makes them), each candidate's masks cleaned per slice and then in 3-D."""
+    stacks, groups, folds = _volume_folds(segmenter, images, masks, groups, cv, brain,
+                                          ("fit", "score_maps", "get_params"))
+    scores = [None] * len(stacks)
+    fold_patients = []
+    for fold, (train, test) in enumerate(folds):
+        t0 = time.perf_counter()
+        model = _fit_volumes(segmenter, stacks, train, brain is not None)
+        for i in test:
+            x, _, b = stacks[i]
+            scores[i] = model.score_maps(x, b if brain is not None else None)
+        fold_patients.append(list(dict.fromkeys(groups[test].tolist())))
+        if verbose:
+            print(f"[tune_threshold] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients "
+                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+    if thresholds is None:
+        thresholds = DEFAULT_THRESHOLDS[model.model_.score_kind]
+    dice = np.empty(thresholds.size)
+    for j, t in enumerate(thresholds):
+        predictions = [_clean_volume_of(model, model.model_.postprocessing._apply(np.greater(s, t) & stack[2]))
+                       for s, stack in zip(scores, stacks)]
+        dice[j] = np.mean(list(_patient_dice(stacks, predictions, groups).values()))
+    return {
+        "threshold": float(thresholds[int(np.argmax(dice))]),
+        "thresholds": thresholds,
+        "mean_patient_dice": dice,
+        "fold_patients": fold_patients,
+    }

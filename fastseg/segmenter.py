@@ -52,6 +52,46 @@ def _fold_pipeline(pipe) -> Network:
     return Network.linear(coef, intercept)
 
 
+#: Slices normalised and described together by fit (bounds its memory beyond the images).
+_FIT_CHUNK = 64
+
+
+def _is_volume_list(images) -> bool:
+    """Whether ``images`` is several volumes: a non-empty list or tuple of 4-D numpy arrays."""
+    return (isinstance(images, (list, tuple)) and len(images) > 0
+            and all(isinstance(v, np.ndarray) and v.ndim == 4 for v in images))
+
+
+def _training_stacks(images, masks, brain) -> list:
+    """fit's input as checked (images (N, H, W, C) float32, masks and brain (N, H, W) bool) stacks:
+    one for an array of slices, one per volume for a list of volumes."""
+    if not _is_volume_list(images):
+        batch, single = check_images(images)
+        N, H, W, _ = batch.shape
+        shape = (H, W) if single else (N, H, W)
+        b = _brain_mask(batch) if brain is None else check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(bool)
+        y = check_masks(masks, "masks", shape=shape).reshape(N, H, W).view(bool)
+        return [(batch, y, b)]
+    n = len(images)
+    for name, value in (("masks", masks), ("brain", brain)):
+        if value is None and name == "brain":
+            continue
+        if not isinstance(value, (list, tuple)) or len(value) != n:
+            raise TypeError(f"{name} must be a list of {n} arrays, one per volume of images, got "
+                            f"{type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (list, tuple)) else ""))
+    stacks = []
+    for i, volume in enumerate(images):
+        batch, _ = check_images(volume, f"images[{i}]")
+        if stacks and batch.shape[1:] != stacks[0][0].shape[1:]:
+            raise ValueError(f"images[{i}] has slices of shape {batch.shape[1:]}, but images[0] has "
+                             f"{stacks[0][0].shape[1:]}")
+        shape = batch.shape[:3]
+        y = check_masks(masks[i], f"masks[{i}]", shape=shape).view(bool)
+        b = _brain_mask(batch) if brain is None else check_masks(brain[i], f"brain[{i}]", shape=shape).view(bool)
+        stacks.append((batch, y, b))
+    return stacks
+
+
 class PixelSegmenter(ClassifierMixin, BaseEstimator):
     """Per-pixel tumour segmenter: window features, a linear SVM or small MLP, post-processing.
 
@@ -300,45 +340,70 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, images: ArrayLike, masks: ArrayLike, brain: ArrayLike | None = None) -> "PixelSegmenter":
-        """Train on brain pixels of the given slices.
+    def fit(self, images, masks, brain=None) -> "PixelSegmenter":
+        """Train on brain pixels of the given slices or volumes.
 
         Parameters
         ----------
-        images : array-like of shape (N, H, W, C) or (H, W, C)
-        masks : array-like of shape (N, H, W) or (H, W)
-            Ground truth (non-zero = tumour).
-        brain : array-like of shape (N, H, W) or (H, W), optional
-            Brain masks; None derives them with :func:`fastseg.brain_mask`.
-            Background pixels are never sampled.
+        images : array-like of shape (N, H, W, C) or (H, W, C), or a list of (Z, H, W, C) arrays
+            Slices, or volumes (each a stack of axial slices; a list or tuple of
+            4-D numpy arrays is taken as several volumes, of any depths).
+            Pixels are sampled slice by slice (``max_pixels`` each), tumour-free
+            slices included, and features are made a chunk of slices at a time,
+            so memory beyond the images stays small.
+        masks : array-like of shape (N, H, W) or (H, W), or a list of (Z, H, W) arrays
+            Ground truth (non-zero = tumour), one per image (per volume).
+        brain : array-like, a list of them, or None
+            Brain masks shaped as ``masks``; None derives them with
+            :func:`fastseg.brain_mask`.  Background pixels are never sampled.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        Two volumes of different depths:
+
+        >>> import numpy as np
+        >>> from fastseg import PixelSegmenter
+        >>> rng = np.random.default_rng(0)
+        >>> vols = [rng.standard_normal((z, 32, 32, 4)).astype(np.float32) for z in (5, 7)]
+        >>> truth = [np.zeros(v.shape[:3], bool) for v in vols]
+        >>> for v, t in zip(vols, truth):
+        ...     t[1:4, 8:20, 10:22] = True; v[t] += 2.0
+        >>> seg = PixelSegmenter(classifier="linear-svm", min_size=5, random_state=0)
+        >>> seg = seg.fit(vols, truth, [np.ones_like(t) for t in truth])
+        >>> [m.shape for m in seg.predict(vols, [np.ones_like(t) for t in truth])]
+        [(5, 32, 32), (7, 32, 32)]
         """
         p = self._checked_params()
         t0 = time.perf_counter()
-        batch, single = check_images(images)
-        N, H, W, C = batch.shape
-        shape = (H, W) if single else (N, H, W)
+        stacks = _training_stacks(images, masks, brain)
+        H, W, C = stacks[0][0].shape[1:]
         spec, postprocessing = _parts(p, C)
         check_k_fits(spec.k, spec.mode, H, W)
-        b = _brain_mask(batch) if brain is None else check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(bool)
-        y = check_masks(masks, "masks", shape=shape).reshape(N, H, W).view(bool)
-        if not (y & b).any() or not (~y & b).any():
+        if not any((y & b).any() for _, y, b in stacks) or not any((~y & b).any() for _, y, b in stacks):
             raise ValueError("masks must contain both tumour and non-tumour pixels inside the brain")
-        x = batch
-        if p["normalize"] == "brain":
-            x = np.empty_like(batch)
-            _normalize_brain_into(batch, b, x)  # finite: checked above
         seed = p["random_state"]
         rng = np.random.default_rng(seed if not isinstance(seed, np.random.RandomState)
                                     else seed.randint(np.iinfo(np.int32).max))
-        sample = self._sample(y, b, rng, p["max_pixels"], p["tumour_fraction"])
-        X = _pixel_rows(x, b.view(np.uint8), sample.view(np.uint8), spec)
-        target = y[sample]
-        self._log(f"sampled {X.shape[0]} brain pixels from {N} images ({target.mean():.0%} tumour), "
-                  f"{X.shape[1]} features each")
+        rows, targets = [], []
+        for batch, y, b in stacks:  # a chunk of slices at a time: normalised, sampled, described
+            for start in range(0, len(batch), _FIT_CHUNK):
+                x, yc, bc = batch[start:start + _FIT_CHUNK], y[start:start + _FIT_CHUNK], b[start:start + _FIT_CHUNK]
+                if p["normalize"] == "brain":
+                    normalized = np.empty_like(x)
+                    _normalize_brain_into(x, bc, normalized)  # finite: checked above
+                    x = normalized
+                sample = self._sample(yc, bc, rng, p["max_pixels"], p["tumour_fraction"])
+                rows.append(_pixel_rows(x, bc.view(np.uint8), sample.view(np.uint8), spec))
+                targets.append(yc[sample])
+        X = rows[0] if len(rows) == 1 else np.concatenate(rows)
+        target = targets[0] if len(targets) == 1 else np.concatenate(targets)
+        del rows
+        self._log(f"sampled {X.shape[0]} brain pixels from {sum(len(s[0]) for s in stacks)} images "
+                  f"({target.mean():.0%} tumour), {X.shape[1]} features each")
         pipe = self._make_classifier(p)
         with warnings.catch_warnings():
             if isinstance(p["classifier"], str):  # the built-in budgets are deliberate
@@ -366,19 +431,30 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict (the model's)
 
+    @staticmethod
+    def _each(method, images, brain):
+        """``method(images, brain)``, or for a list of volumes the list of its results, one per volume."""
+        if not _is_volume_list(images):
+            return method(images, brain)
+        if brain is not None and (not isinstance(brain, (list, tuple)) or len(brain) != len(images)):
+            raise TypeError(f"brain must be None or a list of {len(images)} arrays, one per volume of images, "
+                            f"got {type(brain).__name__}")
+        return [method(v, None if brain is None else brain[i]) for i, v in enumerate(images)]
+
     def predict(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.bool_]:
         """Tumour masks: score above the threshold inside the brain, then small components removed
         and holes filled (:meth:`fastseg.model.PixelModel.predict`).
 
         Parameters
         ----------
-        images : array-like of shape (N, H, W, C) or (H, W, C)
-        brain : array-like of shape (N, H, W) or (H, W), optional
+        images : array-like of shape (N, H, W, C) or (H, W, C), or a list of (Z, H, W, C) arrays
+            Slices, or several volumes (a list or tuple of 4-D numpy arrays).
+        brain : array-like of shape (N, H, W) or (H, W), a list of them, or None
             Brain masks; None derives them with :func:`fastseg.brain_mask`.
 
         Returns
         -------
-        ndarray of shape (N, H, W) or (H, W), dtype=bool
+        ndarray of shape (N, H, W) or (H, W), dtype=bool; a list of them for a list of volumes
 
         Notes
         -----
@@ -388,7 +464,8 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         default features (fresh memory would cost a page fault per 4 KB on every
         call).
         """
-        return self._fitted_model().predict(images, brain, n_jobs=self.n_jobs, verbose=self.verbose)
+        model = self._fitted_model()
+        return self._each(lambda x, b: model.predict(x, b, n_jobs=self.n_jobs, verbose=self.verbose), images, brain)
 
     def predict_proba(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
         """Tumour probability of every pixel, shape (N, H, W) or (H, W); 0 outside the brain.
@@ -396,16 +473,19 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         Available when the classifier gives probabilities (``score_kind_ == "proba"``:
         the MLP, logistic regression, estimators with ``predict_proba``).
         """
-        return self._fitted_model().predict_proba(images, brain, n_jobs=self.n_jobs)
+        model = self._fitted_model()
+        return self._each(lambda x, b: model.predict_proba(x, b, n_jobs=self.n_jobs), images, brain)
 
     def decision_function(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
         """The output unit's input at every pixel, 0 outside the brain: the logit of the MLP and of
         logistic regression, the margin of the linear SVM (as scikit-learn's ``decision_function``)."""
-        return self._fitted_model().decision_function(images, brain, n_jobs=self.n_jobs)
+        model = self._fitted_model()
+        return self._each(lambda x, b: model.decision_function(x, b, n_jobs=self.n_jobs), images, brain)
 
     def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None) -> NDArray[np.float32]:
         """The per-pixel scores the threshold applies to (see ``score_kind_``), 0 outside the brain."""
-        return self._fitted_model().score_maps(images, brain, n_jobs=self.n_jobs)
+        model = self._fitted_model()
+        return self._each(lambda x, b: model.score_maps(x, b, n_jobs=self.n_jobs), images, brain)
 
     def score(self, images, masks, brain=None) -> float:
         """Mean per-slice Dice of :meth:`predict` against ``masks`` (both-empty slices count 1)."""
