@@ -257,3 +257,44 @@ def test_speed_pairs_take_their_medians_from_a_benchmark_run(render_results):
     a, b, c, d = record["sections"][0]["rows"]
     assert (a["fastseg_s"], a["baseline_s"], "spread" in a) == (0.5, 3.0, False)  # the fastest baseline
     assert (b["fastseg_s"], c["fastseg_s"], d["fastseg_s"]) == (0.25, 7.0, 3.0)
+
+
+# ----------------------------------------------------------------------------- experiments/volumes.py
+
+
+@pytest.fixture(scope="module")
+def volume_experiments():
+    return _load(_ROOT / "experiments" / "volumes.py", "fastseg_volume_experiments_script")
+
+
+def test_volume_rows_are_named_and_unknown_rows_refused(volume_experiments, capsys):
+    with pytest.raises(SystemExit) as exc:
+        volume_experiments.main(["proto-4d"])
+    assert exc.value.code == 2 and "unknown rows ['proto-4d']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_volume_brain_mean_is_the_mean_over_the_brain_voxels_of_each_box(volume_experiments, seed):
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((5, 6, 7)).astype(np.float32)
+    b = rng.random((5, 6, 7)) < 0.6
+    got, _ = volume_experiments.brain_mean(v, b.astype(np.float32), 3)
+    for z, y, x in np.ndindex(v.shape):
+        box = tuple(slice(max(i - 1, 0), i + 2) for i in (z, y, x))
+        inside = b[box]
+        expected = v[box][inside].mean() if inside.any() else 0.0
+        assert got[z, y, x] == pytest.approx(expected, abs=1e-5)
+
+
+def test_volume_adaptation_fits_the_volumes_own_confident_voxels(volume_experiments):
+    rng = np.random.default_rng(0)
+    b = np.ones((6, 20, 20), bool)
+    truth = np.zeros_like(b)
+    truth[:, 5:12, 5:12] = True
+    x = rng.standard_normal((6, 20, 20, 4)).astype(np.float32) + 3.0 * truth[..., None]
+    p = np.where(truth, 0.97, 0.02).astype(np.float32)
+    p[:, 10:12, 5:12] = 0.5  # uncertain tumour: the discriminant pulls it up
+    mixed = volume_experiments.adapted(p, x, b, np.random.default_rng(0))
+    assert mixed[:, 10:12, 5:12].mean() > 0.6 and mixed[~truth].max() < 0.5
+    too_few = np.full(p.shape, 0.5, np.float32)  # no confident voxels: the model's probability unchanged
+    assert volume_experiments.adapted(too_few, x, b, np.random.default_rng(0)) is too_few
