@@ -175,7 +175,12 @@ def prototype(root, names, maps=None, adapt=False):
 
 
 def default(root, names):
-    volumes = [read(root, n) for n in names]
+    volumes = []
+    for name in names:  # whole slices (the segmenter's features see the slice as it is), brain slices only
+        case = load_case(root / name)
+        keep = case.brain.any(axis=(1, 2))
+        z = slice(int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1])))
+        volumes.append((np.ascontiguousarray(case.images[z]), case.brain[z], case.seg[z]))
     result = cross_validate(PixelSegmenter(random_state=0), [v[0] for v in volumes], [v[2] for v in volumes],
                             names, cv=5, brain=[v[1] for v in volumes])
     return {n: {"0.5": result["patient_dice"][n]} for n in names}
