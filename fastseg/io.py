@@ -485,26 +485,64 @@ def _find(path, channels) -> tuple:
 
 # ----------------------------------------------------------------------------- reading
 
-def _load(source: Source):
-    """(image, proxy of the source's volume, its 3-D shape) after the checks a header allows."""
-    from .datasets import _readable
+#: A file's data are read only when its header promises at most this many bytes.
+MAX_FILE_BYTES = 2**29
 
-    nib = _nibabel()
-    with _readable(source.path):
-        img = nib.load(source.path)
-        shape = tuple(int(s) for s in img.shape)
+
+def _load(source: Source, cache: dict | None = None):
+    """(image, the source's 3-D shape) after every check a header allows, the data then read whole.
+
+    A ``.nii.gz`` is decompressed to its end once (within a bound set by its header), so that gzip's
+    CRC and length checks catch damaged data; nibabel then reads the volume from memory.
+    """
+    if cache is not None and source.path in cache:
+        img = cache[source.path]
+    else:
+        img = _open(source.path)
+        if cache is not None and source.index is not None:  # the channels of one 4-D file: read once
+            cache[source.path] = img
+    shape = tuple(int(s) for s in img.shape)
     expected = 3 if source.index is None else 4
     if len(shape) != expected:
         what = "a 3-D volume" if expected == 3 else "a 4-D volume (channels along the 4th axis)"
         raise ValueError(f"{source.path.name} must be {what}, got shape {shape}")
     if source.index is not None and not 0 <= source.index < shape[3]:
         raise ValueError(f"{source.path.name} has {shape[3]} channels, no channel {source.index}")
-    if min(shape) < 1 or int(np.prod(shape[:3], dtype=np.int64)) > MAX_VOXELS:
-        raise ValueError(f"{source.path.name} has shape {shape}: at most {MAX_VOXELS} voxels of at least 1 per axis "
-                         "are read")
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-12:
         raise ValueError(f"{source.path.name} has an invalid affine (not finite or singular)")
     return img, shape[:3]
+
+
+def _open(path: Path):
+    import gzip
+
+    from .datasets import _readable
+
+    nib = _nibabel()
+    with _readable(path):
+        img = nib.load(path)
+        shape = tuple(int(s) for s in img.shape)
+        itemsize = img.header.get_data_dtype().itemsize
+        offset = int(img.header.get_data_offset())
+    if min(shape, default=0) < 1 or int(np.prod(shape[:3], dtype=np.int64)) > MAX_VOXELS:
+        raise ValueError(f"{path.name} has shape {shape}: fastseg reads volumes of at most {MAX_VOXELS} voxels, "
+                         "at least 1 along each axis")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * itemsize
+    if nbytes > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} has shape {shape}: {nbytes} bytes of data, more than fastseg reads "
+                         f"({MAX_FILE_BYTES})")
+    if not path.name.endswith(".gz"):
+        return img
+    limit = offset + nbytes + 2**20
+    with _readable(path):
+        with gzip.open(path, "rb") as fh:
+            data = fh.read(limit + 1)  # to the end of the stream: its CRC and length are checked
+        if len(data) > limit:
+            raise ValueError(f"{path.name} holds more data than its header says")
+        if len(data) < offset + nbytes:
+            raise ValueError(f"{path.name} is damaged or truncated (its header promises {offset + nbytes} bytes, "
+                             f"it holds {len(data)})")
+        return type(img).from_bytes(data)
 
 
 def _raw(img, source: Source) -> np.ndarray:
@@ -607,9 +645,9 @@ def read_case(case) -> SimpleNamespace:
         case = find_case(case)
     nib = _nibabel()
     shape = reference = transform = brain = vol = dev = images = None
-    first = case.channels[0]
+    first, empty, cache = case.channels[0], [], {}
     for c, source in enumerate(case.channels):
-        img, this_shape = _load(source)
+        img, this_shape = _load(source, cache)
         if shape is None:
             shape, first_affine = this_shape, img.affine
             transform = _orientation(img.affine)
@@ -626,7 +664,7 @@ def read_case(case) -> SimpleNamespace:
         vol[...] = _to_canonical(_raw(img, source), transform)
         nonzero = vol != 0
         if not nonzero.any():
-            warnings.warn(f"{source} holds only zeros", NoBrainWarning, stacklevel=2)
+            empty.append(str(source))
         brain |= nonzero
         del nonzero
         np.subtract(vol, vol.mean(), out=dev)
@@ -639,6 +677,8 @@ def read_case(case) -> SimpleNamespace:
     del vol, dev
     if not brain.any():
         warnings.warn(f"case {case.name}: no brain found (every channel is zero)", NoBrainWarning, stacklevel=2)
+    elif empty:
+        warnings.warn(f"case {case.name}: {', '.join(empty)} hold(s) only zeros", NoBrainWarning, stacklevel=2)
     labels = seg = None
     if case.label is not None:
         truth = read_label_volume(case.label)
