@@ -520,8 +520,95 @@ def _read_batches(path: Path, mapped: np.ndarray, shape: tuple, batch: int):
             yield view
 
 
+def _truth_sources(truth: Path, names: list) -> dict:
+    """``{case: Source}`` of the ground truth for each predicted case: ``TRUTH/<case>.nii.gz`` label files,
+    ``TRUTH/<case>/`` case directories holding their seg, or any folder of cases fastseg reads."""
+    from .io import Source, _find, _nifti_files, _stem
+
+    found = {}
+    files = {_stem(f): f for f in _nifti_files(truth)}
+    for name in names:
+        if name in files:
+            found[name] = Source(files[name])
+    rest = [n for n in names if n not in found]
+    if rest:
+        try:
+            cases, _ = _find(truth, None)
+        except (FileNotFoundError, ValueError):
+            cases = []
+        by_name = {c.name: c for c in cases}
+        for name in rest:
+            if name in by_name and by_name[name].label is not None:
+                found[name] = by_name[name].label
+    return found
+
+
+def _evaluate_folders(args, pred_dir: Path, truth_dir: Path) -> int:
+    import csv
+
+    from .io import _nifti_files, _stem, read_label_volume
+    from .metrics import CASE_METRICS, case_metrics, summarize
+
+    preds = {_stem(f): f for f in _nifti_files(pred_dir)}
+    if not preds:
+        raise UsageError(f"--pred {str(pred_dir)!r} holds no <case>.nii.gz predictions")
+    truths = _truth_sources(truth_dir, sorted(preds))
+    rows, failed = [], []
+    for name in _progress(sorted(preds), len(preds), "scoring cases"):
+        if name not in truths:
+            failed.append(name)
+            print(f"fastseg evaluate: case {name}: no ground truth in {str(truth_dir)!r}", file=sys.stderr)
+            continue
+        try:
+            truth = read_label_volume(truths[name])
+            pred = read_label_volume(preds[name])
+            if pred.labels.shape != truth.labels.shape:
+                raise ValueError(f"the prediction has shape {pred.shape}, the truth {truth.shape}")
+            if not np.allclose(pred.affine, truth.affine, rtol=0, atol=1e-3):
+                raise ValueError("the prediction's affine is not the truth's")
+            row = {"case": name, **case_metrics(truth.labels > 0, pred.labels > 0, truth.spacing)}
+        except (FileNotFoundError, ValueError) as exc:
+            failed.append(name)
+            print(f"fastseg evaluate: case {name} failed: {exc}", file=sys.stderr)
+            continue
+        rows.append(row)
+    metrics = list(CASE_METRICS)
+    summary = summarize(rows, metrics) if rows else {}
+    csv_path = Path(args.csv) if args.csv else pred_dir / "metrics.csv"
+    json_path = Path(args.json) if args.json else pred_dir / "metrics.json"
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["case"] + metrics)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    _atomic_write(csv_path, write_csv)
+    _save_json(json_path, {"region": "whole tumour", "cases": rows, "summary": summary, "failed": failed,
+                           "definitions": "fastseg.metrics.case_metrics"})
+    print(f"{len(rows)} cases scored (whole tumour){'; ' + str(len(failed)) + ' failed' if failed else ''}")
+    if rows:
+        print(f"{'':<8}" + "".join(f"{m:>22}" for m in metrics))
+        for stat in ("mean", "median", "std", "worst"):
+            print(f"{stat:<8}" + "".join(f"{summary[m][stat]:>22.4f}" for m in metrics))
+    print(f"wrote {csv_path} and {json_path}")
+    return EXIT_OK if not failed else EXIT_USAGE
+
+
 def cmd_evaluate(args) -> int:
+    pred_path, truth_path = Path(args.pred), Path(args.truth)
+    for path, name in ((pred_path, "--pred"), (truth_path, "--truth")):
+        if not path.exists():
+            raise UsageError(f"{name}: no file at {str(path)!r}")
+    if pred_path.is_dir() or truth_path.is_dir():
+        if not (pred_path.is_dir() and truth_path.is_dir()):
+            raise UsageError("--pred and --truth must both be folders, or both files")
+        return _evaluate_folders(args, pred_path, truth_path)
+    if args.csv:
+        raise UsageError("--csv is for folders of cases")
     from .metrics import segmentation_report
+
 
     pred = _load_mask_file(Path(args.pred), "--pred")
     truth = _load_mask_file(Path(args.truth), "--truth")
@@ -644,12 +731,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "min_relative_size times the largest are removed)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("evaluate", help="Dice, precision, recall per slice and patient", description=(
-        "Compare predicted and true masks (.npy, or NIfTI volumes where > 0 is tumour)."))
+    p = sub.add_parser("evaluate", help="Dice, HD95, precision, recall per case; or per slice and patient",
+                       description=(
+        "Compare predicted and true masks: two .npy files or NIfTI volumes (> 0 is tumour), per slice and "
+        "patient; or two folders: --pred FOLDER of <case>.nii.gz against --truth FOLDER of case directories "
+        "holding their seg (any layout) or of <case>.nii.gz label files, per case: Dice, HD95 (mm), "
+        "precision, recall and volume difference (mL) of the whole tumour, written as CSV and JSON, with "
+        "their mean, median, std and worst value."))
     p.add_argument("--pred", required=True)
     p.add_argument("--truth", required=True)
     p.add_argument("--groups", help="text file with one patient id per slice")
-    p.add_argument("--json", help="also write the report as JSON")
+    p.add_argument("--json", help="also write the report as JSON (folders: default PRED/metrics.json)")
+    p.add_argument("--csv", help="folders: the per-case table (default: PRED/metrics.csv)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="throughput table: fastseg vs numpy/scikit-learn/scipy",
