@@ -392,7 +392,7 @@ def find_case(path, channels: dict | None = None) -> Case:
     >>> for m in ("t1n", "t2w", "t1c", "t2f", "seg"):
     ...     _ = (folder / f"{folder.name}-{m}.nii.gz").write_bytes(b"")
     >>> case = find_case(folder)
-    >>> case.layout, [s.path.name[-10:] for s in case.channels], case.convention
+    >>> case.layout, [s.path.name[-11:] for s in case.channels], case.convention
     ('brats2023', ['-t1n.nii.gz', '-t2w.nii.gz', '-t1c.nii.gz', '-t2f.nii.gz'], 'brats2023')
     """
     cases, single = _find(path, channels)

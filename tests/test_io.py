@@ -495,3 +495,42 @@ def test_corrupted_npy_inputs(tmp_path, capsys, model_bytes):
     header = b"\x93NUMPY\x01\x00" + np.uint16(len(header) + 1).tobytes() + header + b"\n"
     (tmp_path / "huge.npy").write_bytes(header + b"\0" * 1024)
     _check_hostile(capsys, ["predict", "--input", tmp_path / "huge.npy", "--out", tmp_path / "h.npy"])
+
+
+# ----------------------------------------------------------------------------- the shipped model
+
+def test_shipped_model_and_its_provenance():
+    import hashlib
+
+    from fastseg.cli import _default_model_path
+    from fastseg.persistence import _load_model
+
+    path = _default_model_path()
+    provenance = json.loads(path.with_suffix(".json").read_text())
+    assert provenance["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert provenance["n_cases"] == len(provenance["cases"]) == 20
+    assert provenance["training_command"].startswith("fastseg train --data ")
+    assert provenance["fastseg_version"] and "/" not in provenance["training_command"].split("--data ")[1].split()[0]
+    model = _load_model(path)
+    assert model.n_channels == 4 and model.has_proba
+
+
+def test_train_default_model_script(volumes, tmp_path):
+    """The script that makes the shipped model, on two small cases: a model file and its provenance."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_default_model", Path(__file__).resolve().parents[1] / "experiments" / "train_default_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    raw = _raw_case(volumes, (slice(70, 170), slice(60, 200), slice(50, 90, 4)))
+    for name in ("A_1", "B_2"):
+        write_layout(raw, "brats2018", tmp_path / "cases", name)
+    out = tmp_path / "model.npz"
+    assert script.main(["--data", str(tmp_path / "cases"), "--out", str(out)]) == 0
+    provenance = json.loads(out.with_suffix(".json").read_text())
+    assert provenance["cases"] == ["A_1", "B_2"] and provenance["recipe"] == script.RECIPE
+    assert provenance["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert provenance["training_command"] == " ".join(["fastseg train --data cases --model model.npz", *script.RECIPE])
+    assert not any(str(tmp_path) in line for line in provenance["training_output"])
