@@ -78,12 +78,14 @@ def _load_mask_file(path: Path, name: str) -> np.ndarray:
     if not path.exists():
         raise UsageError(f"{name}: no file at {str(path)!r}")
     if path.name.endswith((".nii", ".nii.gz")):
-        from .datasets import _nibabel
+        from .io import read_label_volume
 
-        vol = np.asarray(_nibabel().load(path).dataobj)
-        return (vol > 0).transpose(2, 1, 0)  # (Z, H, W) slices, as load_case gives them
+        return read_label_volume(path).labels > 0  # (Z, H, W) slices in the canonical orientation, as read_case
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False) != 0
+        try:
+            return np.load(path, allow_pickle=False) != 0
+        except Exception as exc:  # numpy's header parser lets tokenizer and syntax errors through, too
+            raise UsageError(f"{name} {path.name} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
     raise UsageError(f"{name}: expected a .npy or .nii/.nii.gz file, got {str(path)!r}")
 
 
@@ -288,9 +290,9 @@ def _predict_case(model, desc, out: Path, proba_out, options: dict) -> dict:
     masks, proba = _segment_case(model, case, probabilities=proba_out is not None,
                                  clean_3d=not options.get("no_3d", False))
     del case.images
-    write_like(case, masks, out)
+    _write(lambda: write_like(case, masks, out), out)
     if proba_out is not None:
-        write_like(case, proba, proba_out, dtype=np.float32)
+        _write(lambda: write_like(case, proba, proba_out, dtype=np.float32), proba_out)
     result = {"name": case.name, "ok": True, "warnings": notes, "out": str(out),
               "line": f"wrote {out}: {int(masks.sum())} tumour voxels in {int(masks.any(axis=(1, 2)).sum())} of "
                       f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)"}
@@ -299,6 +301,16 @@ def _predict_case(model, desc, out: Path, proba_out, options: dict) -> dict:
 
         result["dice"] = dice(case.seg, masks)
     return result
+
+
+def _write(write, path: Path):
+    """Run ``write()``; an output that cannot be written is a usage error naming it."""
+    try:
+        return write()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 #: Models rebuilt in a worker process from the bytes of their file, by SHA-256.

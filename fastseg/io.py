@@ -251,10 +251,15 @@ def _label_convention(dataset: dict | None, default: str | None) -> str | None:
             values[str(name).lower()] = int(value)
     enhancing = [v for n, v in values.items() if "enhanc" in n and "non" not in n]
     oedema = [v for n, v in values.items() if "edema" in n]
+    # region-based labels (nnU-Net v2's BraTS datasets): {"tumor core": [2, 3], ...}
+    core = [sorted(int(x) for x in v) for n, v in labels.items() if "core" in str(n).lower() and isinstance(v, list)]
     if enhancing == [4]:
         return "brats2018"
     if enhancing == [3]:
-        return {1: "msd", 2: "brats2023"}.get(oedema[0] if len(oedema) == 1 else None, default)
+        if len(oedema) == 1:
+            return {1: "msd", 2: "brats2023"}.get(oedema[0], default)
+        if len(core) == 1:
+            return {(2, 3): "msd", (1, 3): "brats2023"}.get(tuple(core[0]), default)
     return default
 
 
@@ -591,8 +596,8 @@ def read_label_volume(source) -> SimpleNamespace:
 
     Returns
     -------
-    SimpleNamespace with ``labels`` (Z, H, W) int32 (slice ``z`` as the model sees it),
-    ``spacing`` (mm along Z, H, W... as ``labels``' axes), ``affine``, ``shape`` (the file's).
+    SimpleNamespace with ``labels`` (Z, H, W) int32 (slice ``z`` as :func:`read_case` gives it),
+    ``spacing`` (the voxel size along the axes of ``labels``), ``affine`` and ``shape`` of the file.
     """
     if not isinstance(source, Source):
         source = Source(Path(check_path(source, "source")))
@@ -604,8 +609,7 @@ def read_label_volume(source) -> SimpleNamespace:
             raise ValueError(f"{source} must hold integer labels")
     labels = np.ascontiguousarray(_to_canonical(data, transform).transpose(2, 1, 0)).astype(np.int32)
     spacing = _canonical_spacing(img.header.get_zooms()[:3], transform)
-    return SimpleNamespace(labels=labels, spacing=spacing[::-1], affine=img.affine, shape=shape,
-                           voxel_spacing=spacing)
+    return SimpleNamespace(labels=labels, spacing=spacing[::-1], affine=img.affine, shape=shape)
 
 
 def read_case(case) -> SimpleNamespace:

@@ -314,6 +314,9 @@ def test_bad_cases_get_exit_2_and_one_line(cropped, tmp_path, capsys):
     good = case_with("good")
     _one_line_exit_2(capsys, ["predict", "--input", good, "--out", tmp_path / "missing" / "o.nii.gz"],
                      "does not exist")
+    (tmp_path / "taken.nii.gz").mkdir()  # the output's name is taken by a folder
+    _one_line_exit_2(capsys, ["predict", "--input", good, "--out", tmp_path / "taken.nii.gz"], "cannot write")
+    assert list((tmp_path / "taken.nii.gz").iterdir()) == [] and not list(tmp_path.glob(".taken*"))
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -534,3 +537,24 @@ def test_train_default_model_script(volumes, tmp_path):
     assert provenance["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert provenance["training_command"] == " ".join(["fastseg train --data cases --model model.npz", *script.RECIPE])
     assert not any(str(tmp_path) in line for line in provenance["training_output"])
+
+
+def test_label_conventions_from_dataset_json():
+    from fastseg.io import _label_convention
+
+    assert _label_convention({"labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor",
+                                         "3": "enhancing tumour"}}, None) == "msd"
+    assert _label_convention({"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3],
+                                         "enhancing tumor": 3}}, None) == "msd"
+    assert _label_convention({"labels": {"background": 0, "NCR": 1, "ED": 2, "ET": 3}}, None) is None
+    assert _label_convention({"labels": {"background": 0, "necrosis": 1, "edema": 2, "enhancing": 3}}, None) == "brats2023"
+    assert _label_convention({"labels": {"0": "background", "1": "core", "2": "edema", "4": "enhancing"}}, None) == "brats2018"
+    assert _label_convention(None, "msd") == "msd"
+
+
+def test_evaluate_damaged_nifti_files(hostile_case, tmp_path, capsys):
+    seg = hostile_case / "Case_7_seg.nii.gz"
+    (tmp_path / "cut.nii.gz").write_bytes(seg.read_bytes()[:300])
+    _check_hostile(capsys, ["evaluate", "--pred", tmp_path / "cut.nii.gz", "--truth", seg])
+    code, out, _ = run(capsys, "evaluate", "--pred", seg, "--truth", seg)
+    assert code == 0 and "1.000" in out
