@@ -208,3 +208,22 @@ def test_folder_usage_errors(folder, tmp_path, capsys):
     assert code == 2 and "--channels takes NAME=FILE items" in err
     code, _, err = run(capsys, "evaluate", "--pred", folder, "--truth", tmp_path / "x.npy")
     assert code == 2 and "--truth: no file" in err
+
+
+def test_folders_of_msd_files_and_of_nnunet_channel_files(raw_cases, tmp_path, capsys):
+    msd, nnunet = tmp_path / "msd" / "imagesTr", tmp_path / "nnunet" / "imagesTs"
+    for case, channels in list(raw_cases.items())[:2]:
+        affine = channels["t1"][1]
+        _save(np.stack([channels[m][0] for m in ("flair", "t1", "t1ce", "t2")], -1), affine, msd / f"{case}.nii.gz")
+        for i, m in enumerate(("t1", "t1ce", "t2", "flair")):
+            _save(channels[m][0], affine, nnunet / f"{case}_{i:04d}.nii.gz")
+    (tmp_path / "nnunet" / "dataset.json").write_text(json.dumps(
+        {"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}}))
+    for source in (msd, nnunet):
+        code, printed, err = run(capsys, "predict", "--input", source, "--out", source.parent / "out")
+        assert code == 0, err
+        assert "2 cases in" in printed
+    a, b = _outputs(tmp_path / "msd" / "out"), _outputs(tmp_path / "nnunet" / "out")
+    assert list(a) == list(b) == [f"{c}.nii.gz" for c in CASES[:2]]
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])

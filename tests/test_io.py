@@ -558,3 +558,11 @@ def test_evaluate_damaged_nifti_files(hostile_case, tmp_path, capsys):
     _check_hostile(capsys, ["evaluate", "--pred", tmp_path / "cut.nii.gz", "--truth", seg])
     code, out, _ = run(capsys, "evaluate", "--pred", seg, "--truth", seg)
     assert code == 0 and "1.000" in out
+
+
+def test_gzip_bomb_is_refused_without_reading_it_all(hostile_case, tmp_path, capsys):
+    img = nib.Nifti1Image(np.ones((8, 8, 8), np.int16), np.eye(4))
+    payload = img.header.binaryblock + b"\0" * 4 + np.asarray(img.dataobj).tobytes(order="F")
+    case = _copy_case(hostile_case, tmp_path, "t1", gzip.compress(payload + b"\0" * (64 * 2**20)))
+    _, err = _check_hostile(capsys, ["predict", "--input", case, "--out", tmp_path / "o.nii.gz"])
+    assert "Case_7_t1.nii.gz holds more data than its header says" in err
