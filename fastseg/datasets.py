@@ -1,12 +1,11 @@
 """Loading data: the shipped real sample, brats2d-style folders and .npz files, and BraTS NIfTI cases.
 
-BraTS case directories hold one ``.nii.gz`` volume per modality
-(``<case>_t1``, ``_t2``, ``_t1ce``, ``_flair``, and ``_seg`` for the ground
-truth), 240 x 240 x 155 voxels.  :func:`load_case` turns one into fastseg's
-slices: each modality z-scored over its whole volume (background zeros
-included, as the training data were), axial slice ``z`` as ``vol[:, :, z].T``
-(row = anterior to posterior), channels T1, T2, T1C, FLAIR.  Reading NIfTI
-needs the optional ``nibabel`` package (``pip install "fastseg[nifti]"``).
+:func:`load_case` turns a BraTS case (any layout :mod:`fastseg.io` reads, in any
+orientation) into fastseg's slices: each modality brought to the canonical
+orientation and z-scored over its whole volume (background zeros included, as
+the training data were), axial slice ``z`` as ``vol[:, :, z].T`` (row =
+anterior to posterior), channels T1, T2, T1C, FLAIR.  Reading NIfTI needs the
+optional ``nibabel`` package (``pip install "fastseg[nifti]"``).
 """
 from __future__ import annotations
 

@@ -477,7 +477,10 @@ def _find(path, channels) -> tuple:
         if found is not None:
             cases.append(found)
     for f in files:
-        shape = _header_shape(f)
+        try:
+            shape = _header_shape(f)
+        except ValueError:  # a damaged file among the cases: reading it will report it as a failed case
+            shape = (0, 0, 0, 4)
         if len(shape) == 4 and shape[3] >= 4:
             cases.append(_msd_case(f, _indices(channels)))
     if not cases:

@@ -566,3 +566,27 @@ def test_gzip_bomb_is_refused_without_reading_it_all(hostile_case, tmp_path, cap
     case = _copy_case(hostile_case, tmp_path, "t1", gzip.compress(payload + b"\0" * (64 * 2**20)))
     _, err = _check_hostile(capsys, ["predict", "--input", case, "--out", tmp_path / "o.nii.gz"])
     assert "Case_7_t1.nii.gz holds more data than its header says" in err
+
+
+def test_find_case_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike path, got NoneType"):
+        fio.find_case(None)
+    with pytest.raises(FileNotFoundError, match="no case or folder at"):
+        fio.find_case(tmp_path / "missing")
+    with pytest.raises(TypeError, match="channels must be a dict mapping"):
+        fio.find_case(tmp_path, channels=["t1=a"])
+    with pytest.raises(ValueError, match=r"channels must map each of \('t1', 't2', 't1c', 'flair'\).*got keys \['t1', 't2'\]"):
+        fio.find_case(tmp_path, channels={"t1": "a", "t2": "b"})
+    with pytest.raises(ValueError, match="convention must be one of"):
+        fio.regions(np.zeros(3), "brats2019")
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(ValueError, match="is not a NIfTI file"):
+        fio.find_case(tmp_path / "x.txt")
+
+
+def test_a_damaged_4d_file_in_a_folder_is_a_failed_case(cropped, tmp_path, capsys):
+    path, _ = write_layout(cropped, "msd", tmp_path)
+    (path.parent / "Broken.nii.gz").write_bytes(path.read_bytes()[:200])
+    code, printed, err = run(capsys, "predict", "--input", path.parent, "--out", tmp_path / "out")
+    assert code == 2 and "case Broken failed: Broken.nii.gz is damaged or truncated" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["Case_7.nii.gz"]
