@@ -576,8 +576,8 @@ def _evaluate_folders(args, pred_dir: Path, truth_dir: Path) -> int:
             pred = read_label_volume(preds[name])
             if pred.labels.shape != truth.labels.shape:
                 raise ValueError(f"the prediction has shape {pred.shape}, the truth {truth.shape}")
-            if not np.allclose(pred.affine, truth.affine, rtol=0, atol=1e-3):
-                raise ValueError("the prediction's affine is not the truth's")
+            if not np.allclose(pred.canonical_affine, truth.canonical_affine, rtol=0, atol=1e-3):
+                raise ValueError("the prediction is not on the truth's voxel grid (their affines differ)")
             row = {"case": name, **case_metrics(truth.labels > 0, pred.labels > 0, truth.spacing)}
         except (FileNotFoundError, ValueError) as exc:
             failed.append(name)

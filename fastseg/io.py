@@ -600,7 +600,9 @@ def read_label_volume(source) -> SimpleNamespace:
     Returns
     -------
     SimpleNamespace with ``labels`` (Z, H, W) int32 (slice ``z`` as :func:`read_case` gives it),
-    ``spacing`` (the voxel size along the axes of ``labels``), ``affine`` and ``shape`` of the file.
+    ``spacing`` (the voxel size along the axes of ``labels``), ``affine`` and ``shape`` of the file,
+    and ``canonical_affine`` (that of the canonical grid: two files of one grid in different
+    orientations have the same).
     """
     if not isinstance(source, Source):
         source = Source(Path(check_path(source, "source")))
@@ -612,7 +614,12 @@ def read_label_volume(source) -> SimpleNamespace:
             raise ValueError(f"{source} must hold integer labels")
     labels = np.ascontiguousarray(_to_canonical(data, transform).transpose(2, 1, 0)).astype(np.int32)
     spacing = _canonical_spacing(img.header.get_zooms()[:3], transform)
-    return SimpleNamespace(labels=labels, spacing=spacing[::-1], affine=img.affine, shape=shape)
+    from nibabel.orientations import inv_ornt_aff
+
+    # the affine of the canonical grid: equal for two files of one grid, whatever their orientations
+    canonical_affine = img.affine @ inv_ornt_aff(transform, shape)
+    return SimpleNamespace(labels=labels, spacing=spacing[::-1], affine=img.affine, shape=shape,
+                           canonical_affine=canonical_affine)
 
 
 def read_case(case) -> SimpleNamespace:

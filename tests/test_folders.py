@@ -227,3 +227,29 @@ def test_folders_of_msd_files_and_of_nnunet_channel_files(raw_cases, tmp_path, c
     assert list(a) == list(b) == [f"{c}.nii.gz" for c in CASES[:2]]
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_evaluate_a_prediction_in_another_orientation_than_its_truth(folder, predictions, tmp_path, capsys):
+    """A prediction saved in RAS (data and affine flipped together) is scored on the truth's grid."""
+    flipped = tmp_path / "pred"
+    flipped.mkdir()
+    for case in CASES:
+        img = nib.load(predictions / f"{case}.nii.gz")
+        ras = img.as_reoriented(np.array([[0, -1], [1, -1], [2, 1]]))
+        assert nib.aff2axcodes(ras.affine) == ("R", "A", "S")
+        nib.save(ras, flipped / f"{case}.nii.gz")
+    assert run(capsys, "evaluate", "--pred", predictions, "--truth", folder, "--json", tmp_path / "a.json",
+               "--csv", tmp_path / "a.csv")[0] == 0
+    assert run(capsys, "evaluate", "--pred", flipped, "--truth", folder, "--json", tmp_path / "b.json",
+               "--csv", tmp_path / "b.csv")[0] == 0
+    a, b = (json.loads((tmp_path / f"{x}.json").read_text())["cases"] for x in "ab")
+    assert a == b
+    # a prediction on another grid (shifted by one voxel) is refused, not scored
+    img = nib.load(predictions / f"{CASES[0]}.nii.gz")
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine @ np.array(
+        [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])), shifted / f"{CASES[0]}.nii.gz")
+    code, _, err = run(capsys, "evaluate", "--pred", shifted, "--truth", folder, "--json", tmp_path / "c.json",
+                       "--csv", tmp_path / "c.csv")
+    assert code == 2 and "is not on the truth's voxel grid" in err
