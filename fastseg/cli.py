@@ -392,6 +392,8 @@ def cmd_predict(args) -> int:
                          f"got {str(src)!r}")
     from .io import _find
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer, got {args.jobs}")
     model_path = _model_path(args.model)
     model = _load_model(model_path)
     channels = _parse_channels(args.channels)
@@ -435,8 +437,6 @@ def cmd_predict(args) -> int:
         tasks.append((desc, str(target), None if proba_target is None else str(proba_target), options))
     print(f"{len(cases)} cases in {str(src)!r}: {len(tasks)} to segment"
           + (f", {skipped} already done (--overwrite to redo them)" if skipped else ""))
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be a positive integer, got {args.jobs}")
     t0 = time.perf_counter()
     if args.scheduler:
         results = _run_dask(args.scheduler, model_path.read_bytes(), tasks)
