@@ -658,24 +658,18 @@ def read_case(case) -> SimpleNamespace:
     if not isinstance(case, Case):
         case = find_case(case)
     nib = _nibabel()
-    shape = reference = transform = brain = vol = dev = images = None
-    first, empty, cache = case.channels[0], [], {}
-    for c, source in enumerate(case.channels):
-        img, this_shape = _load(source, cache)
-        if shape is None:
-            shape, first_affine = this_shape, img.affine
-            transform = _orientation(img.affine)
-            canonical = tuple(int(s) for s in _to_canonical(np.empty(shape, dtype=np.uint8), transform).shape)
+    brain = vol = dev = images = None
+    empty = []
+    channels = _CanonicalChannels(case)
+    for c, (source, raw) in enumerate(channels):
+        if vol is None:
             # the canonical volume, Fortran-ordered as NIfTI stores it: sums in one order whatever the layout
-            vol, dev = np.empty(canonical, order="F"), np.empty(canonical, order="F")
-            brain = np.zeros(canonical, dtype=bool, order="F")
-            images = np.empty(canonical[::-1] + (len(CHANNELS),), dtype=np.float32)
-        elif this_shape != shape:
-            raise ValueError(f"{source} has shape {this_shape}, but {first} has {shape}")
-        elif not np.allclose(img.affine, first_affine, rtol=0, atol=1e-3):
-            raise ValueError(f"{source} has another affine than {first} (the channels are not co-registered)")
-        reference = img
-        vol[...] = _to_canonical(_raw(img, source), transform)
+            vol, dev = np.empty(raw.shape, order="F"), np.empty(raw.shape, order="F")
+            brain = np.zeros(raw.shape, dtype=bool, order="F")
+            images = np.empty(raw.shape[::-1] + (len(CHANNELS),), dtype=np.float32)
+        vol[...] = raw
+        del raw
+        # step (c): each channel z-scored over its whole volume in float64, as the training data were
         nonzero = vol != 0
         if not nonzero.any():
             empty.append(str(source))
@@ -689,6 +683,7 @@ def read_case(case) -> SimpleNamespace:
 
         _normalize.divide_into_slices(dev, std if std > 0 else 1.0, images, c)
     del vol, dev
+    grid = channels.grid
     if not brain.any():
         warnings.warn(f"case {case.name}: no brain found (every channel is zero)", NoBrainWarning, stacklevel=2)
     elif empty:
@@ -696,19 +691,46 @@ def read_case(case) -> SimpleNamespace:
     labels = seg = None
     if case.label is not None:
         truth = read_label_volume(case.label)
-        if truth.shape != shape:
-            raise ValueError(f"{case.label} has shape {truth.shape}, but the images have {shape}")
-        if not np.allclose(truth.affine, first_affine, rtol=0, atol=1e-3):
-            raise ValueError(f"{case.label} has another affine than {first}")
+        if truth.shape != grid.shape:
+            raise ValueError(f"{case.label} has shape {truth.shape}, but the images have {grid.shape}")
+        if not np.allclose(truth.affine, grid.affine, rtol=0, atol=1e-3):
+            raise ValueError(f"{case.label} has another affine than {case.channels[0]}")
         labels = truth.labels
         seg = labels > 0
+    reference = grid.reference  # the last channel, FLAIR: its affine and header are written back
     return SimpleNamespace(
         images=images, brain=np.ascontiguousarray(brain.transpose(2, 1, 0)), seg=seg,
-        affine=reference.affine, header=reference.header, shape=shape, name=case.name,
+        affine=reference.affine, header=reference.header, shape=grid.shape, name=case.name,
         labels=labels, convention=case.convention, layout=case.layout,
-        spacing=_canonical_spacing(reference.header.get_zooms()[:3], transform),
+        spacing=_canonical_spacing(reference.header.get_zooms()[:3], grid.transform),
         axcodes=tuple(nib.aff2axcodes(reference.affine)), canonical_shape=tuple(brain.shape),
-        transform=transform)
+        transform=grid.transform)
+
+
+class _CanonicalChannels:
+    """Step (b) of reading a case: iterate over ``(source, stored values)`` of its channels, each
+    checked against the first (shape, affine) and brought to the canonical orientation by an exact
+    permutation and flip of its voxel grid (a view: nothing is computed).  After the loop, ``grid``
+    holds the input's ``shape``, ``affine``, orientation ``transform`` and last image (``reference``).
+    """
+
+    def __init__(self, case: Case):
+        self.case = case
+        self.grid = None
+
+    def __iter__(self):
+        cache, first = {}, self.case.channels[0]
+        for source in self.case.channels:
+            img, shape = _load(source, cache)
+            if self.grid is None:
+                self.grid = SimpleNamespace(shape=shape, affine=img.affine, transform=_orientation(img.affine),
+                                            reference=img)
+            elif shape != self.grid.shape:
+                raise ValueError(f"{source} has shape {shape}, but {first} has {self.grid.shape}")
+            elif not np.allclose(img.affine, self.grid.affine, rtol=0, atol=1e-3):
+                raise ValueError(f"{source} has another affine than {first} (the channels are not co-registered)")
+            self.grid.reference = img
+            yield source, _to_canonical(_raw(img, source), self.grid.transform)
 
 
 def regions(labels, convention: str) -> dict:
