@@ -57,10 +57,6 @@ def _save_json(path: Path, obj) -> Path:
     return _atomic_write(path, write)
 
 
-def _is_case_dir(path: Path) -> bool:
-    return path.is_dir() and any(path.glob("*_flair.nii*"))
-
-
 def _load_model(path):
     """The model file's :class:`~fastseg.model.PixelModel`, without scikit-learn (whose import alone
     takes about 1 s)."""
@@ -78,12 +74,14 @@ def _load_mask_file(path: Path, name: str) -> np.ndarray:
     if not path.exists():
         raise UsageError(f"{name}: no file at {str(path)!r}")
     if path.name.endswith((".nii", ".nii.gz")):
-        from .datasets import _nibabel
+        from .io import read_label_volume
 
-        vol = np.asarray(_nibabel().load(path).dataobj)
-        return (vol > 0).transpose(2, 1, 0)  # (Z, H, W) slices, as load_case gives them
+        return read_label_volume(path).labels > 0  # (Z, H, W) slices in the canonical orientation, as read_case
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False) != 0
+        try:
+            return np.load(path, allow_pickle=False) != 0
+        except Exception as exc:  # numpy's header parser lets tokenizer and syntax errors through, too
+            raise UsageError(f"{name} {path.name} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
     raise UsageError(f"{name}: expected a .npy or .nii/.nii.gz file, got {str(path)!r}")
 
 
@@ -138,18 +136,26 @@ def cmd_demo(args) -> int:
 
 
 def _training_data(path: Path, split: str):
-    from .datasets import load_case, load_slices
     from sklearn.utils import Bunch
+
+    from .datasets import load_slices
+    from .io import find_cases, read_case
 
     if not path.exists():
         raise UsageError(f"--data: no file or folder at {str(path)!r}")
-    cases = sorted(p for p in path.iterdir() if _is_case_dir(p)) if path.is_dir() else []
-    if cases:  # a folder of BraTS case directories: one volume each, every slice that holds brain
+    cases = []
+    if path.is_dir() or path.name.endswith((".nii", ".nii.gz")):
+        try:
+            cases = find_cases(path)
+        except (FileNotFoundError, ValueError):  # not cases: a folder of slices (brats2d layout)
+            if not path.is_dir():
+                raise
+    if cases:  # cases in any layout: one volume each, every slice that holds brain
         volumes = Bunch(images=[], masks=[], brain=[], patients=[], volumes=True)
-        for case_dir in _progress(cases, len(cases), "reading cases"):
-            case = load_case(case_dir)
+        for found in _progress(cases, len(cases), "reading cases"):
+            case = read_case(found)
             if case.seg is None:
-                raise UsageError(f"case {case_dir.name} has no *_seg volume to train on")
+                raise UsageError(f"case {case.name} has no label volume to train on")
             keep = case.brain.any(axis=(1, 2))  # tumour-free slices too: the model must learn to leave them empty
             first, last = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))
             volumes.images.append(np.ascontiguousarray(case.images[first:last]))
@@ -241,41 +247,271 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+#: The model ``fastseg predict`` uses without ``--model`` (see ``docs/io.md``).
+DEFAULT_MODEL = ("data", "default_model.npz")
+
+
+def _default_model_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("fastseg").joinpath(*DEFAULT_MODEL)))
+
+
+def _model_path(arg) -> Path:
+    if arg is not None:
+        return Path(arg)
+    path = _default_model_path()
+    if not path.is_file():
+        raise UsageError("this installation has no default model (fastseg/data/default_model.npz): pass --model")
+    return path
+
+
+def _segment_case(model, case, *, probabilities: bool = False, clean_3d: bool = True) -> tuple:
+    """A read case's (Z, H, W) masks and, if asked, tumour probabilities: the one per-case predict
+    that single cases, folders, ``--jobs`` and ``--scheduler`` all call.
+
+    Slices without brain stay empty (probability 0); the masks' 3-D components smaller than the
+    model's ``min_relative_size`` times the largest are removed unless ``clean_3d`` is False.
+    """
+    masks = np.zeros(case.brain.shape, dtype=bool)
+    has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))
+    if has_brain.size:
+        masks[has_brain] = model.predict(case.images[has_brain], case.brain[has_brain])
+    if clean_3d:
+        from .components import clean_volume
+
+        masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
+    proba = None
+    if probabilities:
+        if not model.has_proba:
+            raise UsageError("--probabilities: this model's classifier gives no probabilities")
+        proba = np.zeros(case.brain.shape, dtype=np.float32)
+        if has_brain.size:
+            proba[has_brain] = model.predict_proba(case.images[has_brain], case.brain[has_brain])
+    return masks, proba
+
+
+def _check_spacing(case, strict: bool) -> list:
+    """Warnings (or, with ``strict``, a UsageError) for a voxel spacing other than the training one."""
+    from .io import TRAINING_SPACING
+
+    spacing = tuple(float(s) for s in case.spacing)
+    if np.allclose(spacing, TRAINING_SPACING, rtol=0.01, atol=0):
+        return []
+    text = (f"case {case.name} has voxels of {' x '.join(f'{s:g}' for s in spacing)} mm, not the "
+            f"{' x '.join(f'{s:g}' for s in TRAINING_SPACING)} mm the model was trained on")
+    if strict:
+        raise UsageError(text + " (--strict)")
+    return [text + ": results may be worse; resample it to 1 mm (or pass --strict to refuse such cases)"]
+
+
+def _predict_case(model, desc, out: Path, proba_out, options: dict) -> dict:
+    """Read, segment and write one case; the summary line, warnings and Dice for the report."""
+    import warnings
+
+    from .io import read_case, write_like
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        case = read_case(desc)
+    notes = [str(w.message) for w in caught]
+    notes += _check_spacing(case, options.get("strict", False))
+    masks, proba = _segment_case(model, case, probabilities=proba_out is not None,
+                                 clean_3d=not options.get("no_3d", False))
+    del case.images
+    _write(lambda: write_like(case, masks, out), out)
+    if proba_out is not None:
+        _write(lambda: write_like(case, proba, proba_out, dtype=np.float32), proba_out)
+    result = {"name": case.name, "ok": True, "warnings": notes, "out": str(out),
+              "line": f"wrote {out}: {int(masks.sum())} tumour voxels in {int(masks.any(axis=(1, 2)).sum())} of "
+                      f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)"}
+    if case.seg is not None:
+        from .metrics import dice
+
+        result["dice"] = dice(case.seg, masks)
+    return result
+
+
+def _write(write, path: Path):
+    """Run ``write()``; an output that cannot be written is a usage error naming it."""
+    try:
+        return write()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+#: Models rebuilt in a worker process from the bytes of their file, by SHA-256.
+_WORKER_MODELS: dict = {}
+
+
+def _case_task(model_bytes: bytes, desc, out: str, proba_out, options: dict) -> dict:
+    """One case in a worker process (``--jobs``) or a dask worker (``--scheduler``); never raises."""
+    import hashlib
+
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    model = _WORKER_MODELS.get(digest)
+    if model is None:
+        from .persistence import _model_from_bytes
+
+        _WORKER_MODELS.clear()
+        model = _WORKER_MODELS[digest] = _model_from_bytes(model_bytes)
+    return _case_task_local(model, desc, out, proba_out, options)
+
+
+def _run_processes(jobs: int, model_bytes: bytes, tasks: list):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_case_task, model_bytes, *task) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _run_dask(address: str, model_bytes: bytes, tasks: list):
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise UsageError('--scheduler needs dask.distributed: pip install "fastseg[dask]"') from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"--scheduler: cannot connect to {address!r} ({exc})") from None
+    try:
+        model = client.scatter(model_bytes, broadcast=True)
+        futures = [client.submit(_case_task, model, *task, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+
+
+def _parse_channels(items) -> dict | None:
+    if not items:
+        return None
+    mapping = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise UsageError(f"--channels takes NAME=FILE items (t1=... t2=... t1c=... flair=..., optionally "
+                             f"seg=...), got {item!r}")
+        mapping[key.strip().lower()] = value.strip()
+    from .io import _check_channels
+
+    try:
+        return _check_channels(mapping)
+    except ValueError as exc:
+        raise UsageError(f"--channels: {exc}") from None
+
+
+def _nifti_out(path: Path) -> bool:
+    return path.name.endswith((".nii", ".nii.gz"))
+
+
 def cmd_predict(args) -> int:
-    model = _load_model(args.model)
     src, out = Path(args.input), Path(args.out)
     if not src.exists():
         raise UsageError(f"--input: no file or folder at {str(src)!r}")
-    t0 = time.perf_counter()
-    if src.is_dir():
-        from .datasets import _read_case, save_case_prediction
+    if src.is_file() and src.suffix == ".npy":
+        return _predict_npy(args, src, out)
+    if not src.is_dir() and not _nifti_out(src):
+        raise UsageError(f"--input must be a .npy stack, a case directory, a 4-D .nii.gz file or a folder of cases, "
+                         f"got {str(src)!r}")
+    from .io import _find
 
-        if not _is_case_dir(src):
-            raise UsageError(f"--input {str(src)!r} is not a BraTS case directory (no *_flair.nii.gz)")
-        if not out.name.endswith((".nii", ".nii.gz")):
-            raise UsageError(f"--out must be a .nii.gz file for a BraTS case, got {str(out)!r}")
-        case = _read_case(src)
-        masks = np.zeros(case.brain.shape, dtype=bool)
-        has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))  # empty slices stay empty
-        if has_brain.size:
-            masks[has_brain] = model.predict(case.images[has_brain], case.brain[has_brain])
-        if not args.no_3d:
-            from .components import clean_volume
-
-            masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
-        save_case_prediction(masks, case, out)
-        print(f"wrote {out}: {masks.sum()} tumour voxels in {masks.any(axis=(1, 2)).sum()} of "
-              f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)")
-        if case.seg is not None:
-            from .metrics import dice
-
-            print(f"whole-tumour Dice against {case.name}'s seg: {dice(case.seg, masks):.3f}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer, got {args.jobs}")
+    model_path = _model_path(args.model)
+    model = _load_model(model_path)
+    channels = _parse_channels(args.channels)
+    try:
+        cases, single = _find(src, channels)
+    except FileNotFoundError as exc:
+        raise UsageError(f"--input: {exc}") from None
+    options = {"strict": args.strict, "no_3d": args.no_3d}
+    proba = None if args.probabilities is None else Path(args.probabilities)
+    if (single or len(cases) == 1) and _nifti_out(out):
+        if proba is not None and not _nifti_out(proba):
+            raise UsageError(f"--probabilities must be a .nii.gz file for one case, got {str(proba)!r}")
+        result = _predict_case(model, cases[0], out, proba, options)
+        for note in result["warnings"]:
+            print(f"fastseg predict: warning: {note}", file=sys.stderr)
+        print(result["line"])
+        if proba is not None:
+            print(f"wrote {proba}: tumour probabilities")
+        if "dice" in result:
+            print(f"whole-tumour Dice against {result['name']}'s seg: {result['dice']:.3f}")
         return EXIT_OK
-    if src.suffix != ".npy":
-        raise UsageError(f"--input must be a .npy stack or a BraTS case directory, got {str(src)!r}")
+    if _nifti_out(out):
+        raise UsageError(f"--out must be a folder for a folder of cases ({len(cases)} found in {str(src)!r}), "
+                         f"got {str(out)!r}")
+    for folder, name in ((out, "--out"), (proba, "--probabilities")):
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{name} must be a folder for a folder of cases, got the file {str(folder)!r}")
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{name}: cannot create the folder {str(folder)!r} ({exc.strerror})") from None
+    tasks, skipped = [], 0
+    for desc in cases:
+        target = out / f"{desc.name}.nii.gz"
+        proba_target = None if proba is None else proba / f"{desc.name}.nii.gz"
+        if not args.overwrite and target.exists() and (proba_target is None or proba_target.exists()):
+            skipped += 1
+            continue
+        tasks.append((desc, str(target), None if proba_target is None else str(proba_target), options))
+    print(f"{len(cases)} cases in {str(src)!r}: {len(tasks)} to segment"
+          + (f", {skipped} already done (--overwrite to redo them)" if skipped else ""))
+    t0 = time.perf_counter()
+    if args.scheduler:
+        results = _run_dask(args.scheduler, model_path.read_bytes(), tasks)
+    elif args.jobs > 1 and len(tasks) > 1:
+        results = _run_processes(min(args.jobs, len(tasks)), model_path.read_bytes(), tasks)
+    else:
+        results = (_case_task_local(model, *task) for task in tasks)
+    failed = []
+    for result in _progress(results, len(tasks), "segmenting cases"):
+        if result["ok"]:
+            for note in result["warnings"]:
+                print(f"fastseg predict: warning: {note}", file=sys.stderr)
+            dice = f" (whole-tumour Dice {result['dice']:.3f})" if "dice" in result else ""
+            print(result["line"] + dice)
+        else:
+            failed.append(result)
+            print(f"fastseg predict: case {result['name']} failed: {result['error']}", file=sys.stderr)
+    print(f"segmented {len(tasks) - len(failed)} of {len(tasks)} cases in {time.perf_counter() - t0:.1f} s"
+          + (f"; {len(failed)} failed: {', '.join(sorted(r['name'] for r in failed))}" if failed else ""))
+    if not failed:
+        return EXIT_OK
+    return EXIT_USAGE if all(r["usage"] for r in failed) else EXIT_FAILURE
+
+
+def _case_task_local(model, desc, out: str, proba_out, options: dict) -> dict:
+    """:func:`_case_task` in this process, with the model already loaded."""
+    try:
+        return _predict_case(model, desc, Path(out), None if proba_out is None else Path(proba_out), options)
+    except (UsageError, FileNotFoundError, ValueError, TypeError, PermissionError) as exc:
+        return {"name": desc.name, "ok": False, "usage": True, "error": str(exc)}
+    except Exception as exc:
+        return {"name": desc.name, "ok": False, "usage": False, "error": f"unexpected {type(exc).__name__}: {exc}"}
+
+
+def _predict_npy(args, src: Path, out: Path) -> int:
+    model = _load_model(_model_path(args.model))
+    t0 = time.perf_counter()
     if out.suffix != ".npy":
         raise UsageError(f"--out must be a .npy file for a .npy input, got {str(out)!r}")
-    images = np.load(src, mmap_mode="r", allow_pickle=False)  # the header: shape, dtype, where the data start
+    try:  # the header: shape, dtype, where the data start (a map: nothing read yet)
+        images = np.load(src, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # numpy's header parser lets tokenizer and syntax errors through, too
+        raise UsageError(f"--input {src.name} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    if not isinstance(images, np.ndarray):
+        raise UsageError(f"--input {src.name} is not a .npy array")
     single = images.ndim == 3
     if images.ndim not in (3, 4):
         raise UsageError(f"--input must hold (N, H, W, C) or (H, W, C) images, got shape {images.shape}")
@@ -326,8 +562,95 @@ def _read_batches(path: Path, mapped: np.ndarray, shape: tuple, batch: int):
             yield view
 
 
+def _truth_sources(truth: Path, names: list) -> dict:
+    """``{case: Source}`` of the ground truth for each predicted case: ``TRUTH/<case>.nii.gz`` label files,
+    ``TRUTH/<case>/`` case directories holding their seg, or any folder of cases fastseg reads."""
+    from .io import Source, _find, _nifti_files, _stem
+
+    found = {}
+    files = {_stem(f): f for f in _nifti_files(truth)}
+    for name in names:
+        if name in files:
+            found[name] = Source(files[name])
+    rest = [n for n in names if n not in found]
+    if rest:
+        try:
+            cases, _ = _find(truth, None)
+        except (FileNotFoundError, ValueError):
+            cases = []
+        by_name = {c.name: c for c in cases}
+        for name in rest:
+            if name in by_name and by_name[name].label is not None:
+                found[name] = by_name[name].label
+    return found
+
+
+def _evaluate_folders(args, pred_dir: Path, truth_dir: Path) -> int:
+    import csv
+
+    from .io import _nifti_files, _stem, read_label_volume
+    from .metrics import CASE_METRICS, case_metrics, summarize
+
+    preds = {_stem(f): f for f in _nifti_files(pred_dir)}
+    if not preds:
+        raise UsageError(f"--pred {str(pred_dir)!r} holds no <case>.nii.gz predictions")
+    truths = _truth_sources(truth_dir, sorted(preds))
+    rows, failed = [], []
+    for name in _progress(sorted(preds), len(preds), "scoring cases"):
+        if name not in truths:
+            failed.append(name)
+            print(f"fastseg evaluate: case {name}: no ground truth in {str(truth_dir)!r}", file=sys.stderr)
+            continue
+        try:
+            truth = read_label_volume(truths[name])
+            pred = read_label_volume(preds[name])
+            if pred.labels.shape != truth.labels.shape:
+                raise ValueError(f"the prediction has shape {pred.shape}, the truth {truth.shape}")
+            if not np.allclose(pred.canonical_affine, truth.canonical_affine, rtol=0, atol=1e-3):
+                raise ValueError("the prediction is not on the truth's voxel grid (their affines differ)")
+            row = {"case": name, **case_metrics(truth.labels > 0, pred.labels > 0, truth.spacing)}
+        except (FileNotFoundError, ValueError) as exc:
+            failed.append(name)
+            print(f"fastseg evaluate: case {name} failed: {exc}", file=sys.stderr)
+            continue
+        rows.append(row)
+    metrics = list(CASE_METRICS)
+    summary = summarize(rows, metrics) if rows else {}
+    csv_path = Path(args.csv) if args.csv else pred_dir / "metrics.csv"
+    json_path = Path(args.json) if args.json else pred_dir / "metrics.json"
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["case"] + metrics)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    _atomic_write(csv_path, write_csv)
+    _save_json(json_path, {"region": "whole tumour", "cases": rows, "summary": summary, "failed": failed,
+                           "definitions": "fastseg.metrics.case_metrics"})
+    print(f"{len(rows)} cases scored (whole tumour){'; ' + str(len(failed)) + ' failed' if failed else ''}")
+    if rows:
+        print(f"{'':<8}" + "".join(f"{m:>22}" for m in metrics))
+        for stat in ("mean", "median", "std", "worst"):
+            print(f"{stat:<8}" + "".join(f"{summary[m][stat]:>22.4f}" for m in metrics))
+    print(f"wrote {csv_path} and {json_path}")
+    return EXIT_OK if not failed else EXIT_USAGE
+
+
 def cmd_evaluate(args) -> int:
+    pred_path, truth_path = Path(args.pred), Path(args.truth)
+    for path, name in ((pred_path, "--pred"), (truth_path, "--truth")):
+        if not path.exists():
+            raise UsageError(f"{name}: no file at {str(path)!r}")
+    if pred_path.is_dir() or truth_path.is_dir():
+        if not (pred_path.is_dir() and truth_path.is_dir()):
+            raise UsageError("--pred and --truth must both be folders, or both files")
+        return _evaluate_folders(args, pred_path, truth_path)
+    if args.csv:
+        raise UsageError("--csv is for folders of cases")
     from .metrics import segmentation_report
+
 
     pred = _load_mask_file(Path(args.pred), "--pred")
     truth = _load_mask_file(Path(args.truth), "--truth")
@@ -423,23 +746,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="segment a .npy stack or a BraTS case", description=(
-        "Segment a .npy stack of (N, H, W, C) slices (read in batches, memory-mapped) into a .npy of masks, "
-        "or a BraTS case directory (*_t1, *_t2, *_t1ce, *_flair .nii.gz) into a NIfTI segmentation."))
-    p.add_argument("--model", required=True, help="model file written by 'fastseg train'")
-    p.add_argument("--input", required=True, help=".npy stack or BraTS case directory")
-    p.add_argument("--out", required=True, help=".npy (for a stack) or .nii.gz (for a case) to write")
+    p = sub.add_parser("predict", help="segment a .npy stack, a case, or a folder of cases", description=(
+        "Segment a .npy stack of (N, H, W, C) slices (read in batches, memory-mapped) into a .npy of masks; "
+        "a case (a BraTS 2018-2021 or 2023+ case directory, an MSD 4-D file, nnU-Net channel files) into a "
+        "NIfTI segmentation in the input's orientation, affine and header; or a folder of cases into a folder "
+        "of <case>.nii.gz segmentations."))
+    p.add_argument("--model", help="model file written by 'fastseg train' (default: the model shipped with fastseg)")
+    p.add_argument("--input", required=True, help=".npy stack, case directory, 4-D .nii.gz file, or folder of cases")
+    p.add_argument("--out", required=True,
+                   help=".npy (for a stack), .nii.gz (for a case), or a folder (for a folder of cases)")
+    p.add_argument("--probabilities", metavar="OUT",
+                   help="also write the tumour probability map (float32 NIfTI; a folder for a folder of cases)")
+    p.add_argument("--channels", nargs="+", metavar="NAME=FILE",
+                   help="the channels of a layout fastseg does not know: t1=... t2=... t1c=... flair=... "
+                        "(optionally seg=...), each a file name, the end of one (e.g. _T1w), or a path; or "
+                        "channel indices (t1=1 ...) for 4-D or nnU-Net files")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse cases whose voxel spacing is not the training spacing (by default: a warning)")
+    p.add_argument("--overwrite", action="store_true", help="for a folder: segment cases already in --out again")
+    p.add_argument("--jobs", type=int, default=1, help="for a folder: worker processes (default: %(default)s)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="for a folder: segment on this dask.distributed scheduler's workers (which must see "
+                        "the same files)")
     p.add_argument("--no-3d", action="store_true",
                    help="for a case: keep every 3-D component (by default those smaller than the model's "
                         "min_relative_size times the largest are removed)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("evaluate", help="Dice, precision, recall per slice and patient", description=(
-        "Compare predicted and true masks (.npy, or NIfTI volumes where > 0 is tumour)."))
+    p = sub.add_parser("evaluate", help="Dice, HD95, precision, recall per case; or per slice and patient",
+                       description=(
+        "Compare predicted and true masks: two .npy files or NIfTI volumes (> 0 is tumour), per slice and "
+        "patient; or two folders: --pred FOLDER of <case>.nii.gz against --truth FOLDER of case directories "
+        "holding their seg (any layout) or of <case>.nii.gz label files, per case: Dice, HD95 (mm), "
+        "precision, recall and volume difference (mL) of the whole tumour, written as CSV and JSON, with "
+        "their mean, median, std and worst value."))
     p.add_argument("--pred", required=True)
     p.add_argument("--truth", required=True)
     p.add_argument("--groups", help="text file with one patient id per slice")
-    p.add_argument("--json", help="also write the report as JSON")
+    p.add_argument("--json", help="also write the report as JSON (folders: default PRED/metrics.json)")
+    p.add_argument("--csv", help="folders: the per-case table (default: PRED/metrics.csv)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="throughput table: fastseg vs numpy/scikit-learn/scipy",

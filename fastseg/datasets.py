@@ -1,12 +1,11 @@
 """Loading data: the shipped real sample, brats2d-style folders and .npz files, and BraTS NIfTI cases.
 
-BraTS case directories hold one ``.nii.gz`` volume per modality
-(``<case>_t1``, ``_t2``, ``_t1ce``, ``_flair``, and ``_seg`` for the ground
-truth), 240 x 240 x 155 voxels.  :func:`load_case` turns one into fastseg's
-slices: each modality z-scored over its whole volume (background zeros
-included, as the training data were), axial slice ``z`` as ``vol[:, :, z].T``
-(row = anterior to posterior), channels T1, T2, T1C, FLAIR.  Reading NIfTI
-needs the optional ``nibabel`` package (``pip install "fastseg[nifti]"``).
+:func:`load_case` turns a BraTS case (any layout :mod:`fastseg.io` reads, in any
+orientation) into fastseg's slices: each modality brought to the canonical
+orientation and z-scored over its whole volume (background zeros included, as
+the training data were), axial slice ``z`` as ``vol[:, :, z].T`` (row =
+anterior to posterior), channels T1, T2, T1C, FLAIR.  Reading NIfTI needs the
+optional ``nibabel`` package (``pip install "fastseg[nifti]"``).
 """
 from __future__ import annotations
 
@@ -20,9 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._ext import _normalize
 from ._validation import check_path
-from .persistence import atomic_write
 
 if TYPE_CHECKING:
     from sklearn.utils import Bunch
@@ -150,22 +147,14 @@ def _nibabel():
     return nibabel
 
 
-def _case_file(case_dir: Path, suffix: str):
-    for ext in (".nii.gz", ".nii"):
-        matches = sorted(case_dir.glob(f"*_{suffix}{ext}"))
-        if matches:
-            return matches[0]
-    return None
-
-
 def load_case(case_dir) -> Bunch:
-    """Read a BraTS case directory as fastseg slices.
+    """Read a BraTS case as fastseg slices, in any layout :func:`fastseg.io.find_case` detects.
 
     Parameters
     ----------
     case_dir : str or os.PathLike
-        Folder with ``*_t1``, ``*_t2``, ``*_t1ce`` and ``*_flair`` ``.nii.gz`` (or ``.nii``)
-        volumes of one shape, and optionally ``*_seg``.
+        A case directory (BraTS 2018-2021 ``*_t1``, ``*_t2``, ``*_t1ce``, ``*_flair`` and optionally
+        ``*_seg``; BraTS 2023+ ``*-t1n``, ``*-t2w``, ``*-t1c``, ``*-t2f``, ``*-seg``), or a 4-D file.
 
     Returns
     -------
@@ -173,7 +162,9 @@ def load_case(case_dir) -> Bunch:
         ``images`` (Z, H, W, 4) float32: each modality z-scored over its whole volume, axial slice
         ``z`` as ``vol[:, :, z].T``; ``brain`` (Z, H, W) bool (non-zero in any raw modality);
         ``seg`` (Z, H, W) bool whole tumour (``seg > 0``) or None; ``affine`` and ``header`` of
-        the FLAIR volume, and ``shape`` of the volumes, for writing a prediction back.
+        the FLAIR volume, and ``shape`` of the volumes, for writing a prediction back; and the
+        further fields of :func:`fastseg.io.read_case` (``labels``, ``convention``, ``spacing``, ...).
+        Volumes in another orientation are brought to the canonical one first.
 
     Raises
     ------
@@ -192,7 +183,7 @@ def _readable(path: Path):
     """Report a damaged NIfTI file (truncated, not gzip, a corrupt header) as a ValueError naming it."""
     try:
         yield
-    except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .nii.gz (gzip's BadGzipFile is an OSError)
+    except (EOFError, OSError, zlib.error, ValueError) as exc:  # a truncated or corrupt .nii.gz (gzip's BadGzipFile is an OSError)
         raise ValueError(f"{path.name} is damaged or truncated ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # nibabel's ImageFileError and header errors: not a NIfTI file it can read
         if type(exc).__module__.startswith("nibabel"):
@@ -202,60 +193,12 @@ def _readable(path: Path):
 
 def _read_case(case_dir) -> SimpleNamespace:
     """:func:`load_case`'s fields, without scikit-learn (the ``fastseg`` command's predict path)."""
+    from .io import find_case, read_case
+
     case_dir = Path(check_path(case_dir, "case_dir"))
-    nib = _nibabel()
-    if not case_dir.is_dir():
+    if not case_dir.exists():
         raise FileNotFoundError(f"no BraTS case directory at {str(case_dir)!r}")
-    files = {m: _case_file(case_dir, m) for m in MODALITIES}
-    missing = [m for m, f in files.items() if f is None]
-    if missing:
-        raise FileNotFoundError(f"case {str(case_dir)!r} has no volume for modality(ies) {missing} "
-                                f"(expected files named *_{{{','.join(MODALITIES)}}}.nii.gz)")
-    # One modality at a time (its float64 volume is 71 MB for 240 x 240 x 155), through two buffers reused
-    # for all four: (vol - mean) / std in float64, as brats2d was made, with numpy's own mean and std
-    # (population std: the mean of the squared deviations), each deviation computed once.
-    shape = reference = brain = vol = dev = images = None
-    for c, m in enumerate(MODALITIES):
-        with _readable(files[m]):
-            img = nib.load(files[m])
-        if len(img.shape) != 3:
-            raise ValueError(f"{files[m].name} must be a 3-D volume, got shape {img.shape}")
-        if shape is not None and img.shape != shape:
-            raise ValueError(f"{files[m].name} has shape {img.shape}, but {files[MODALITIES[0]].name} has {shape}")
-        if shape is None:
-            shape = img.shape
-            # NIfTI stores x fastest: Fortran-ordered volumes read straight, sum in the order brats2d
-            # was made in, and their (Z, Y, X) transposes are C-contiguous slices
-            vol, dev = np.empty(shape, order="F"), np.empty(shape, order="F")
-            brain = np.zeros(shape, dtype=bool, order="F")
-        reference = img  # the last, FLAIR, gives the affine and header
-        proxy = img.dataobj
-        with _readable(files[m]):
-            if getattr(proxy, "slope", None) == 1 and getattr(proxy, "inter", None) == 0:
-                vol[...] = proxy.get_unscaled()  # the stored integers, cast once (what scaling by 1 + 0 gives)
-            else:
-                vol[...] = np.asarray(proxy, dtype=np.float64)
-        brain |= vol != 0
-        np.subtract(vol, vol.mean(), out=dev)
-        std = float(np.sqrt(np.multiply(dev, dev, out=vol).sum() / vol.size))
-        if not np.isfinite(std):
-            raise ValueError(f"{files[m].name} holds non-finite values")
-        if images is None:
-            images = np.empty(shape[::-1] + (len(MODALITIES),), dtype=np.float32)
-        # (X, Y, Z) volume -> channel c of the (Z, Y, X) slices (slice z is vol[:, :, z].T), divided on the way
-        _normalize.divide_into_slices(dev, std if std > 0 else 1.0, images, c)
-    seg_file = _case_file(case_dir, "seg")
-    seg = None
-    if seg_file is not None:
-        with _readable(seg_file):
-            seg_vol = np.asarray(nib.load(seg_file).dataobj)
-        if seg_vol.shape != shape:
-            raise ValueError(f"{seg_file.name} has shape {seg_vol.shape}, but the images have {shape}")
-        seg = (seg_vol > 0).transpose(2, 1, 0)
-    return SimpleNamespace(
-        images=np.ascontiguousarray(images), brain=np.ascontiguousarray(brain.transpose(2, 1, 0)),
-        seg=None if seg is None else np.ascontiguousarray(seg), affine=reference.affine,
-        header=reference.header, shape=shape, name=case_dir.name)
+    return read_case(find_case(case_dir))
 
 
 def save_case_prediction(masks, case: Bunch, path) -> Path:
@@ -265,13 +208,6 @@ def save_case_prediction(masks, case: Bunch, path) -> Path:
     place, so an interrupted write leaves nothing half-written.  Voxels are
     uint8: 1 = tumour, 0 = not.
     """
-    nib = _nibabel()
-    masks = np.asarray(masks)
-    expected = tuple(case.shape[::-1])
-    if masks.shape != expected:
-        raise ValueError(f"masks must have shape {expected} (Z, H, W) for this case, got shape {masks.shape}")
-    volume = masks.transpose(2, 1, 0).astype(np.uint8)
-    header = case.header.copy()
-    header.set_data_dtype(np.uint8)
-    img = nib.Nifti1Image(volume, case.affine, header)
-    return atomic_write(path, lambda tmp: nib.save(img, tmp))
+    from .io import write_like
+
+    return write_like(case, masks, path)

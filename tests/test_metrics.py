@@ -82,3 +82,116 @@ def test_bad_input(pair):
         dice(t.astype(complex), p)
     with pytest.raises(ValueError, match="y_true must have 2 or 3 dimensions"):
         dice(t.ravel(), p.ravel())
+
+
+# ----------------------------------------------------------------------------- HD95, volume difference, case rows
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from fastseg import _reference  # noqa: E402
+from fastseg.metrics import case_metrics, hausdorff95, summarize, surface, volume_difference  # noqa: E402
+
+
+@given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(1, 7), st.integers(1, 9), st.integers(1, 8)),
+       density=st.floats(0.05, 0.9), spacing=st.tuples(*[st.floats(0.3, 4.0)] * 3))
+def test_hausdorff95_equals_the_brute_force_reference_hypothesis(seed, shape, density, spacing):
+    rng = np.random.default_rng(seed)
+    t = rng.random(shape) < density
+    p = rng.random(shape) < density * rng.random()
+    np.testing.assert_array_equal(surface(t), _reference.surface(t))
+    assert hausdorff95(t, p, spacing) == pytest.approx(_reference.hausdorff95(t, p, spacing), rel=1e-12, abs=1e-12)
+    assert hausdorff95(p, t, spacing) == pytest.approx(_reference.hausdorff95(p, t, spacing), rel=1e-12, abs=1e-12)
+
+
+@given(seed=st.integers(0, 2**32 - 1), spacing=st.tuples(st.floats(0.3, 4.0), st.floats(0.3, 4.0)))
+def test_hausdorff95_2d_equals_the_reference_hypothesis(seed, spacing):
+    rng = np.random.default_rng(seed)
+    t, p = rng.random((11, 13)) < 0.3, rng.random((11, 13)) < 0.2
+    assert hausdorff95(t, p, spacing) == pytest.approx(_reference.hausdorff95(t, p, spacing), rel=1e-12, abs=1e-12)
+
+
+def test_hausdorff95_by_hand():
+    t = np.zeros((9, 9), bool)
+    t[2:5, 2:5] = True
+    # shifted by 2 columns: every surface voxel of either is 0 or 2 voxels from the other's surface
+    p = np.roll(t, 2, axis=1)
+    # surface of t: its 8 border voxels (the centre is interior); distances from t's surface to p's:
+    # columns 2 -> 2 (to column 4), column 3 -> 1, column 4 -> 0 => sorted [0,0,0,1,1,2,2,2]
+    d = np.array([0, 0, 0, 1, 1, 2, 2, 2], float)
+    assert hausdorff95(t, p) == pytest.approx(np.percentile(d, 95))
+    # anisotropic: columns 3 mm apart, rows 1 mm: the same voxel distances scaled by 3
+    assert hausdorff95(t, p, spacing=(1.0, 3.0)) == pytest.approx(3 * np.percentile(d, 95))
+    # in 3-D, a single slice is all surface (beyond the array is outside): the centre counts too
+    d3 = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2], float)
+    assert hausdorff95(t[None], p[None], spacing=(5.0, 1.0, 3.0)) == pytest.approx(3 * np.percentile(d3, 95))
+    # the single-voxel masks: the distance between them
+    a, b = np.zeros((4, 5, 6), bool), np.zeros((4, 5, 6), bool)
+    a[0, 0, 0], b[3, 4, 5] = True, True
+    assert hausdorff95(a, b, spacing=(2.0, 1.0, 0.5)) == pytest.approx(np.sqrt(6.0**2 + 4.0**2 + 2.5**2))
+    assert hausdorff95(a, a) == 0.0
+
+
+def test_hausdorff95_empty_masks():
+    empty, one = np.zeros((240, 240, 155), bool), np.zeros((240, 240, 155), bool)
+    one[100, 100, 70] = True
+    assert hausdorff95(empty, empty) == 0.0
+    assert hausdorff95(empty, one) == hausdorff95(one, empty) == pytest.approx(373.1287, abs=1e-4)  # BraTS's value
+    assert hausdorff95(empty[:2, :3, :4], one[:2, :3, :4] | True, spacing=(1, 2, 3)) == pytest.approx(np.sqrt(4 + 36 + 144))
+
+
+def test_hausdorff95_takes_the_larger_directed_percentile_not_the_pooled_one():
+    t = np.zeros((40, 40), bool)
+    t[5:25, 5:25] = True  # 76 surface voxels
+    p = t.copy()
+    p[35, [1, 8, 15, 22, 29, 36]] = True  # 6 stray voxels: 7 % of the prediction's 82 surface voxels
+    hd = hausdorff95(t, p)
+    assert hd == hausdorff95(p, t) == pytest.approx(_reference.hausdorff95(t, p))
+    assert hd >= 10.0  # the strays (>= 11 voxels from t) reach the prediction's 95th percentile
+    st_, sp_ = np.argwhere(surface(t)), np.argwhere(surface(p))
+    d = np.sqrt(((st_[:, None] - sp_[None]) ** 2).sum(-1))
+    pooled = np.percentile(np.concatenate([d.min(1), d.min(0)]), 95)
+    assert pooled == 0.0  # the pooled variant (4 % strays) does not see them
+
+
+def test_volume_difference_and_case_metrics():
+    t = np.zeros((3, 4, 5), bool)
+    t[1, 1:3, 1:4] = True  # 6 voxels
+    p = t.copy()
+    p[2, 0, 0] = True  # 7 voxels
+    assert volume_difference(t, p, spacing=(1.0, 2.0, 3.0)) == 6.0
+    assert volume_difference(p, t) == -1.0
+    row = case_metrics(t, p, spacing=(1.0, 2.0, 3.0))
+    assert row["dice"] == pytest.approx(12 / 13) and row["recall"] == 1.0 and row["precision"] == pytest.approx(6 / 7)
+    assert row["volume_difference_ml"] == pytest.approx(0.006)
+    assert row["hd95"] == pytest.approx(_reference.hausdorff95(t, p, (1.0, 2.0, 3.0)))
+    both_empty = case_metrics(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
+    assert both_empty == {"dice": 1.0, "hd95": 0.0, "precision": 1.0, "recall": 1.0, "volume_difference_ml": 0.0}
+
+
+def test_summarize():
+    rows = [{"dice": 0.2, "hd95": 10.0, "volume_difference_ml": -3.0}, {"dice": 0.8, "hd95": 2.0,
+            "volume_difference_ml": 1.0}, {"dice": 0.5, "hd95": 4.0, "volume_difference_ml": 2.0}]
+    s = summarize(rows, ["dice", "hd95", "volume_difference_ml"])
+    assert s["dice"]["worst"] == 0.2 and s["hd95"]["worst"] == 10.0 and s["volume_difference_ml"]["worst"] == -3.0
+    assert s["dice"]["median"] == 0.5 and s["dice"]["mean"] == pytest.approx(0.5)
+    assert s["hd95"]["std"] == pytest.approx(np.std([10.0, 2.0, 4.0]))
+
+
+@pytest.mark.parametrize("spacing, error, match", [
+    ((1.0, 1.0), ValueError, r"spacing must be 3 positive finite numbers"),
+    ((1.0, 0.0, 1.0), ValueError, r"spacing must be 3 positive"),
+    ((1.0, float("nan"), 1.0), ValueError, r"spacing must be 3 positive"),
+    ("abc", TypeError, r"spacing must be a sequence of 3 positive numbers, got 'abc'"),
+    (3.0, TypeError, r"spacing must be a sequence"),
+])
+def test_hausdorff95_bad_spacing(spacing, error, match):
+    m = np.ones((2, 2, 2), bool)
+    with pytest.raises(error, match=match):
+        hausdorff95(m, m, spacing)
+
+
+def test_hausdorff95_bad_masks():
+    with pytest.raises(ValueError, match=r"y_pred must have shape \(2, 2, 2\), got shape \(2, 2\)"):
+        hausdorff95(np.ones((2, 2, 2)), np.ones((2, 2)))
+    with pytest.raises(TypeError, match="y_true must be an array, got None"):
+        hausdorff95(None, np.ones((2, 2)))

@@ -1,0 +1,269 @@
+"""``fastseg predict`` and ``fastseg evaluate`` on folders of cases: outputs, skipping, failures,
+worker processes and a dask cluster giving the same files, and the per-case table."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastseg.cli import main
+
+nib = pytest.importorskip("nibabel")
+
+from fastseg.io import read_label_volume  # noqa: E402
+from fastseg.metrics import case_metrics, summarize  # noqa: E402
+
+CASES = ("Brats18_2013_3_1", "Brats18_CBICA_ALU_1", "Brats18_TCIA02_135_1")
+MODALITIES = ("t1", "t2", "t1ce", "flair", "seg")
+CROP = (slice(50, 190), slice(40, 200), slice(30, 110, 2))  # every other axial slice: small and fast
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _save(data, affine, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, affine), path)
+
+
+@pytest.fixture(scope="module")
+def raw_cases(brats2d_dir):
+    volumes = brats2d_dir.parent / "brats_volumes"
+    out = {}
+    for case in CASES:
+        out[case] = {}
+        for m in MODALITIES:
+            img = nib.load(volumes / case / f"{case}_{m}.nii.gz")
+            shift = np.eye(4)
+            shift[:3, 3] = [s.start for s in CROP]
+            out[case][m] = (np.asarray(img.dataobj)[CROP], img.affine @ shift @ np.diag([1, 1, 2, 1]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def folder(raw_cases, tmp_path_factory):
+    """Three cases: two BraTS 2018 case directories and one BraTS 2023 directory, side by side."""
+    root = tmp_path_factory.mktemp("cases")
+    for i, (case, channels) in enumerate(raw_cases.items()):
+        for m, (data, affine) in channels.items():
+            if i == 2:  # the 2023 naming (and labels) for the third
+                new = {"t1": "t1n", "t2": "t2w", "t1ce": "t1c", "flair": "t2f", "seg": "seg"}[m]
+                _save(np.where(data == 4, 3, data) if m == "seg" else data, affine, root / case / f"{case}-{new}.nii.gz")
+            else:
+                _save(data, affine, root / case / f"{case}_{m}.nii.gz")
+    return root
+
+
+def _outputs(folder: Path) -> dict:
+    return {p.name: np.asarray(nib.load(p).dataobj) for p in sorted(folder.glob("*.nii.gz"))}
+
+
+def test_predict_a_folder_names_outputs_like_nnunet_and_matches_single_cases(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, printed, err = run(capsys, "predict", "--input", folder, "--out", out, "--probabilities", tmp_path / "p")
+    assert code == 0, err
+    assert "3 cases in" in printed and "segmented 3 of 3 cases" in printed
+    assert sorted(p.name for p in out.iterdir()) == [f"{c}.nii.gz" for c in CASES]
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [f"{c}.nii.gz" for c in CASES]
+    for case in CASES:
+        assert run(capsys, "predict", "--input", folder / case, "--out", tmp_path / "one.nii.gz")[0] == 0
+        np.testing.assert_array_equal(np.asarray(nib.load(out / f"{case}.nii.gz").dataobj),
+                                      np.asarray(nib.load(tmp_path / "one.nii.gz").dataobj))
+        proba = np.asarray(nib.load(tmp_path / "p" / f"{case}.nii.gz").dataobj)
+        assert proba.dtype == np.float32 and 0 <= proba.min() and proba.max() <= 1
+    # the spacing of these copies (2 mm between slices) is reported for each case
+    assert err.count("warning: case") == 3
+
+
+def test_skips_finished_cases_unless_overwrite(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{CASES[0]}.nii.gz").write_bytes(b"placeholder")
+    code, printed, _ = run(capsys, "predict", "--input", folder, "--out", out)
+    assert code == 0 and "2 to segment, 1 already done" in printed
+    assert (out / f"{CASES[0]}.nii.gz").read_bytes() == b"placeholder"
+    code, printed, _ = run(capsys, "predict", "--input", folder, "--out", out, "--overwrite")
+    assert code == 0 and "3 to segment" in printed
+    assert nib.load(out / f"{CASES[0]}.nii.gz").shape == (140, 160, 40)
+
+
+def test_a_failing_case_is_reported_and_the_others_are_written(folder, tmp_path, capsys):
+    bad = tmp_path / "cases"
+    for case in CASES:
+        (bad / case).mkdir(parents=True)
+        for f in (folder / case).iterdir():
+            (bad / case / f.name).write_bytes(f.read_bytes())
+    damaged = bad / CASES[1] / f"{CASES[1]}_t2.nii.gz"
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    code, printed, err = run(capsys, "predict", "--input", bad, "--out", tmp_path / "out")
+    assert code == 2
+    assert f"case {CASES[1]} failed: {CASES[1]}_t2.nii.gz is damaged or truncated" in err
+    assert f"1 failed: {CASES[1]}" in printed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{CASES[0]}.nii.gz", f"{CASES[2]}.nii.gz"]
+
+
+def test_jobs_give_the_same_files(folder, tmp_path, capsys):
+    assert run(capsys, "predict", "--input", folder, "--out", tmp_path / "one")[0] == 0
+    code, printed, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "two", "--jobs", "2")
+    assert code == 0, err
+    one, two = _outputs(tmp_path / "one"), _outputs(tmp_path / "two")
+    assert list(one) == list(two) and len(one) == 3
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name])
+    assert (tmp_path / "one" / f"{CASES[0]}.nii.gz").read_bytes() != b""
+
+
+def test_scheduler_gives_the_same_files(folder, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    assert run(capsys, "predict", "--input", folder, "--out", tmp_path / "local")[0] == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  scheduler_port=0) as cluster:
+        code, printed, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "dask",
+                                 "--scheduler", cluster.scheduler_address)
+    assert code == 0, err
+    local, remote = _outputs(tmp_path / "local"), _outputs(tmp_path / "dask")
+    assert list(local) == list(remote) and len(local) == 3
+    for name in local:
+        np.testing.assert_array_equal(local[name], remote[name])
+
+
+def test_scheduler_unreachable(folder, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    code, _, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "o", "--scheduler", "tcp://127.0.0.1:9")
+    assert code == 2 and err.count("\n") == 1 and "--scheduler: cannot connect" in err
+
+
+@pytest.fixture(scope="module")
+def predictions(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred")
+    assert main(["predict", "--input", str(folder), "--out", str(out)]) == 0
+    return out
+
+
+def _expected_rows(predictions: Path, truth_files: dict) -> list:
+    rows = []
+    for case in CASES:
+        truth = read_label_volume(truth_files[case])
+        pred = read_label_volume(predictions / f"{case}.nii.gz")
+        rows.append({"case": case, **case_metrics(truth.labels > 0, pred.labels > 0, truth.spacing)})
+    return rows
+
+
+def test_evaluate_folders_against_case_directories(folder, predictions, tmp_path, capsys):
+    code, printed, err = run(capsys, "evaluate", "--pred", predictions, "--truth", folder,
+                             "--csv", tmp_path / "m.csv", "--json", tmp_path / "m.json")
+    assert code == 0, err
+    seg_files = {c: next((folder / c).glob("*seg.nii.gz")) for c in CASES}
+    expected = _expected_rows(predictions, seg_files)
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert [r["case"] for r in report["cases"]] == list(CASES) and report["failed"] == []
+    for row, want in zip(report["cases"], expected):
+        for metric in ("dice", "hd95", "precision", "recall", "volume_difference_ml"):
+            assert row[metric] == pytest.approx(want[metric], rel=1e-12), metric
+    for metric, stats in summarize(expected).items():
+        assert report["summary"][metric] == pytest.approx(stats)
+    with open(tmp_path / "m.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["case"] for r in table] == list(CASES)
+    assert float(table[0]["hd95"]) == pytest.approx(expected[0]["hd95"], rel=1e-5)
+    assert "mean" in printed and "median" in printed and "worst" in printed and "hd95" in printed
+    # the slices are 2 mm apart: HD95 uses the spacing of the header
+    assert any(r["hd95"] != case_metrics(read_label_volume(seg_files[r["case"]]).labels > 0,
+                                         read_label_volume(predictions / f"{r['case']}.nii.gz").labels > 0)["hd95"]
+               for r in report["cases"])
+
+
+def test_evaluate_folders_against_label_files(folder, predictions, tmp_path, capsys):
+    labels = tmp_path / "labelsTr"
+    labels.mkdir()
+    for case in CASES:
+        seg = next((folder / case).glob("*seg.nii.gz"))
+        (labels / f"{case}.nii.gz").write_bytes(seg.read_bytes())
+    code, printed, err = run(capsys, "evaluate", "--pred", predictions, "--truth", labels, "--json", tmp_path / "a.json",
+                             "--csv", tmp_path / "a.csv")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "a.json").read_text())["cases"]
+    expected = _expected_rows(predictions, {c: labels / f"{c}.nii.gz" for c in CASES})
+    assert [r["dice"] for r in rows] == pytest.approx([r["dice"] for r in expected])
+    # a prediction without truth: reported, the others scored, exit 2
+    (labels / f"{CASES[1]}.nii.gz").unlink()
+    code, printed, err = run(capsys, "evaluate", "--pred", predictions, "--truth", labels, "--json", tmp_path / "b.json",
+                             "--csv", tmp_path / "b.csv")
+    assert code == 2 and f"case {CASES[1]}: no ground truth" in err
+    assert json.loads((tmp_path / "b.json").read_text())["failed"] == [CASES[1]]
+
+
+def test_folder_usage_errors(folder, tmp_path, capsys):
+    code, _, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "x.nii.gz")
+    assert code == 2 and "--out must be a folder for a folder of cases (3 found" in err
+    code, _, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "o", "--jobs", "0")
+    assert code == 2 and "--jobs must be a positive integer, got 0" in err
+    code, _, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "o", "--channels", "t1")
+    assert code == 2 and "--channels takes NAME=FILE items" in err
+    code, _, err = run(capsys, "evaluate", "--pred", folder, "--truth", tmp_path / "x.npy")
+    assert code == 2 and "--truth: no file" in err
+
+
+def test_folders_of_msd_files_and_of_nnunet_channel_files(raw_cases, tmp_path, capsys):
+    msd, nnunet = tmp_path / "msd" / "imagesTr", tmp_path / "nnunet" / "imagesTs"
+    for case, channels in list(raw_cases.items())[:2]:
+        affine = channels["t1"][1]
+        _save(np.stack([channels[m][0] for m in ("flair", "t1", "t1ce", "t2")], -1), affine, msd / f"{case}.nii.gz")
+        for i, m in enumerate(("t1", "t1ce", "t2", "flair")):
+            _save(channels[m][0], affine, nnunet / f"{case}_{i:04d}.nii.gz")
+    (tmp_path / "nnunet" / "dataset.json").write_text(json.dumps(
+        {"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}}))
+    for source in (msd, nnunet):
+        code, printed, err = run(capsys, "predict", "--input", source, "--out", source.parent / "out")
+        assert code == 0, err
+        assert "2 cases in" in printed
+    a, b = _outputs(tmp_path / "msd" / "out"), _outputs(tmp_path / "nnunet" / "out")
+    assert list(a) == list(b) == [f"{c}.nii.gz" for c in CASES[:2]]
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_evaluate_a_prediction_in_another_orientation_than_its_truth(folder, predictions, tmp_path, capsys):
+    """A prediction saved in RAS (data and affine flipped together) is scored on the truth's grid."""
+    flipped = tmp_path / "pred"
+    flipped.mkdir()
+    for case in CASES:
+        img = nib.load(predictions / f"{case}.nii.gz")
+        ras = img.as_reoriented(np.array([[0, -1], [1, -1], [2, 1]]))
+        assert nib.aff2axcodes(ras.affine) == ("R", "A", "S")
+        nib.save(ras, flipped / f"{case}.nii.gz")
+    assert run(capsys, "evaluate", "--pred", predictions, "--truth", folder, "--json", tmp_path / "a.json",
+               "--csv", tmp_path / "a.csv")[0] == 0
+    assert run(capsys, "evaluate", "--pred", flipped, "--truth", folder, "--json", tmp_path / "b.json",
+               "--csv", tmp_path / "b.csv")[0] == 0
+    a, b = (json.loads((tmp_path / f"{x}.json").read_text())["cases"] for x in "ab")
+    assert a == b
+    # a prediction on another grid (shifted by one voxel) is refused, not scored
+    img = nib.load(predictions / f"{CASES[0]}.nii.gz")
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine @ np.array(
+        [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])), shifted / f"{CASES[0]}.nii.gz")
+    code, _, err = run(capsys, "evaluate", "--pred", shifted, "--truth", folder, "--json", tmp_path / "c.json",
+                       "--csv", tmp_path / "c.csv")
+    assert code == 2 and "is not on the truth's voxel grid" in err
+
+
+def test_folder_predict_with_the_shipped_model_never_imports_scikit_learn(folder, tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom fastseg.cli import main\n"
+              f"code = main(['predict', '--input', {str(folder)!r}, '--out', {str(tmp_path / 'out')!r}, "
+              f"'--probabilities', {str(tmp_path / 'p')!r}])\n"
+              "print('exit', code, 'sklearn imported:', any(m.split('.')[0] == 'sklearn' for m in sys.modules),\n"
+              "      'scipy.ndimage imported:', 'scipy.ndimage' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert "exit 0 sklearn imported: False scipy.ndimage imported: False" in result.stdout, result.stdout + result.stderr
+    assert len(list((tmp_path / "out").iterdir())) == len(list((tmp_path / "p").iterdir())) == 3
