@@ -1,0 +1,167 @@
+"""The multiscale filter bank behind :func:`fastseg.features.multiscale_features` (unchecked twins).
+
+The semantics are scikit-image's ``multiscale_basic_features``: integer images are rescaled as
+``img_as_float32`` does, the scales are ``sigma_min * 2 ** i`` (or ``num_sigma`` log-spaced ones),
+and the columns run channel by channel, scale by scale, each scale giving intensity, edges and the
+Hessian eigenvalues (decreasing), the kinds requested.  The work is the compiled
+``_multiscale.scale_features``, one call per channel and scale, spread over threads.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from ._ext import for_this_cpu
+
+#: The kernel for this CPU: the AVX2 build (the same bits) where the CPU runs it.
+_kernel = for_this_cpu("_multiscale")
+
+#: The Gaussian's support in standard deviations (scipy.ndimage's and scikit-image's default).
+TRUNCATE = 4.0
+
+
+def sigmas(sigma_min: float, sigma_max: float, num_sigma: int | None) -> NDArray[np.float64]:
+    """The scales, as scikit-image chooses them."""
+    if num_sigma is None:
+        num_sigma = int(np.log2(sigma_max) - np.log2(sigma_min) + 1)
+    return np.logspace(np.log2(sigma_min), np.log2(sigma_max), num=num_sigma, base=2, endpoint=True)
+
+
+def half_kernel(sigma: float) -> NDArray[np.float32]:
+    """The centre and right half of scipy.ndimage's Gaussian kernel at ``sigma`` (radius
+    ``int(4 sigma + 0.5)``, normalised in float64), rounded to float32."""
+    radius = int(TRUNCATE * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x * x)
+    phi /= phi.sum()
+    return np.ascontiguousarray(phi[radius:], dtype=np.float32)
+
+
+def n_per_scale(ndim: int, intensity: bool, edges: bool, texture: bool) -> int:
+    """Feature columns per channel and scale."""
+    return int(intensity) + int(edges) + (ndim if texture else 0)
+
+
+def as_channels(image: np.ndarray, shape3: tuple) -> NDArray[np.float32]:
+    """The channels (last axis of ``image``) as one C-contiguous (C, *shape3) float32 array,
+    integers rescaled as ``skimage.util.img_as_float32`` does (unsigned to [0, 1], signed to
+    [-1, 1]); a new array, never the input."""
+    C = image.shape[-1]
+    out = np.empty((C, *shape3), dtype=np.float32)
+    kind = image.dtype.kind
+    for c in range(C):
+        channel = image[..., c].reshape(shape3)
+        if kind == "f":
+            out[c] = channel
+            continue
+        info = np.iinfo(image.dtype)
+        if image.dtype.itemsize <= 4:
+            np.multiply(channel, np.float32(1.0 / info.max), out=out[c], dtype=np.float32)
+        else:
+            out[c] = np.multiply(channel, 1.0 / info.max, dtype=np.float64)
+        if kind == "i":
+            np.maximum(out[c], -1.0, out=out[c])
+    return out
+
+
+def needed_rows(mask3: np.ndarray | None, shape3: tuple, three_d: bool):
+    """``row_start`` (first output row of each image row) and ``need`` (image rows whose Gaussian the
+    features of the requested pixels read: the rows holding requested pixels, dilated by two rows
+    along y and z, the reach of the second differences)."""
+    Z, Y, X = shape3
+    if mask3 is None:
+        row_start = np.arange(Z * Y + 1, dtype=np.intp) * X
+        return row_start, np.ones((Z, Y), dtype=np.uint8)
+    counts = np.count_nonzero(mask3, axis=2).ravel()
+    row_start = np.zeros(Z * Y + 1, dtype=np.intp)
+    np.cumsum(counts, out=row_start[1:])
+    has = (counts > 0).reshape(Z, Y)
+    size = (5, 5) if three_d else (1, 5)
+    need = ndimage.maximum_filter(has.astype(np.uint8), size=size, mode="constant", cval=0)
+    return row_start, np.ascontiguousarray(need, dtype=np.uint8)
+
+
+#: Rows of the outer axis per tile in 2-D (y): the Gaussians of every channel and scale over a tile
+#: and its two-row margins stay in cache between their filtering and the features' reads.
+TILE_ROWS_2D = 32
+#: Scratch per thread for the Gaussians of a tile in 3-D, in image volumes (of one channel), at
+#: least ``MIN_SCRATCH`` bytes; each tile filters four planes more than it outputs.
+SCRATCH_VOLUMES = 2
+MIN_SCRATCH = 32 << 20
+
+
+def tiles(outer: int, per_row: int, three_d: bool, image_bytes: int, n_workers: int) -> list:
+    """``(t0, t1)`` ranges of the outer axis (z in 3-D, y in 2-D), near-equal, enough for the threads.
+
+    ``per_row``: scratch floats per outer row (channels x scales x a plane or a row)."""
+    if three_d:
+        budget = max(SCRATCH_VOLUMES * image_bytes, MIN_SCRATCH) // (4 * per_row)
+        size = max(4, budget - 4)
+    else:
+        size = TILE_ROWS_2D
+    n = max(-(-outer // size), min(outer, 2 * n_workers) if n_workers > 1 else 1)
+    step, extra = divmod(outer, n)
+    bounds, start = [], 0
+    for i in range(n):
+        stop = start + step + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def multiscale(images: np.ndarray, three_d: bool, intensity: bool, edges: bool, texture: bool,
+               scales: np.ndarray, mask3: np.ndarray | None, out2d: np.ndarray, n_workers: int) -> None:
+    """Write the features of every channel into ``out2d`` (rows: the requested pixels in C order).
+
+    ``images``: (C, Z, Y, X) float32, C-contiguous (Z = 1 in 2-D).
+    """
+    C, Z, Y, X = images.shape
+    halves = [half_kernel(s) for s in scales]
+    R = max(h.shape[0] for h in halves) - 1
+    weights = np.zeros((len(scales), R + 1), dtype=np.float32)
+    for i, h in enumerate(halves):
+        weights[i, :h.shape[0]] = h
+    radii = np.array([h.shape[0] - 1 for h in halves], dtype=np.intp)
+    row_start, need = needed_rows(mask3, (Z, Y, X), three_d)
+    outer = Z if three_d else Y
+    per_row = C * len(scales) * (Y * X if three_d else X)
+    bounds = tiles(outer, per_row, three_d, Z * Y * X * 4, n_workers)
+    longest = max(t1 - t0 for t0, t1 in bounds)
+    scratch = per_row * min(longest + 4, outer)
+    lock = threading.Lock()
+    todo = iter(bounds)
+
+    def work():
+        gauss = np.empty(scratch, dtype=np.float32)
+        while True:
+            with lock:
+                tile = next(todo, None)
+            if tile is None:
+                return
+            _kernel.tile_features(images, weights, radii, three_d, intensity, edges, texture, mask3,
+                                  row_start, need, out2d, tile[0], tile[1], gauss)
+
+    n_threads = max(1, min(n_workers, len(bounds)))
+    if n_threads == 1:
+        work()
+        return
+    errors: list = []
+    threads = [threading.Thread(target=_catching(work, errors)) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _catching(func, errors: list):
+    def run():
+        try:
+            func()
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+    return run
