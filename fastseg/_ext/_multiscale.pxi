@@ -135,21 +135,24 @@ cdef inline void _sobel_sx(const float* f, float* out, Py_ssize_t n) noexcept no
 
 cdef void _fir_rows(const float* const* src, float* dst, const float* w, Py_ssize_t r,
                     Py_ssize_t n) noexcept nogil:
-    """dst = w[0] src[r] + sum_k w[k] (src[r - k] + src[r + k]): the Gaussian across 2 r + 1 rows."""
+    """dst = sum_k w[k] (src[r - k] + src[r + k]) + w[0] src[r]: the Gaussian across 2 r + 1 rows,
+    summed from the tails inwards (small terms first, so float32 keeps them)."""
     cdef Py_ssize_t i, k
     cdef const float* a
     cdef const float* b
     cdef float wk
-    a = src[r]
-    wk = w[0]
     for i in range(n):
-        dst[i] = wk * a[i]
-    for k in range(1, r + 1):
+        dst[i] = 0.0
+    for k in range(r, 0, -1):
         a = src[r - k]
         b = src[r + k]
         wk = w[k]
         for i in range(n):
             dst[i] = dst[i] + wk * (a[i] + b[i])
+    a = src[r]
+    wk = w[0]
+    for i in range(n):
+        dst[i] = dst[i] + wk * a[i]
 
 
 cdef void _need_y(_Plan* p, Py_ssize_t z) noexcept nogil:
@@ -219,13 +222,16 @@ cdef void _pass_x(_Plan* p, float* row) noexcept nogil:
         line[i] = first
         line[r + X + i] = last
     memcpy(line + r, row, X * sizeof(float))
-    wk = p.w[0]
+    # from the tails inwards, as _fir_rows
     for i in range(X):
-        row[i] = wk * line[r + i]
-    for k in range(1, r + 1):
+        row[i] = 0.0
+    for k in range(r, 0, -1):
         wk = p.w[k]
         for i in range(X):
             row[i] = row[i] + wk * (line[r + i - k] + line[r + i + k])
+    wk = p.w[0]
+    for i in range(X):
+        row[i] = row[i] + wk * line[r + i]
 
 
 # ------------------------------------------------------------------------------ the features
@@ -350,7 +356,9 @@ cdef void _write_row(_Plan* p, Py_ssize_t z, Py_ssize_t y) noexcept nogil:
     cdef Py_ssize_t row = p.row_start[z * p.Y + y]
     cdef float* o
     cdef const float* fb = p.feats
-    cdef const unsigned char* m = NULL if p.mask == NULL else p.mask + (z * p.Y + y) * X
+    cdef const unsigned char* m = NULL
+    if p.mask != NULL:
+        m = p.mask + (z * p.Y + y) * X
     for x in range(X):
         if m == NULL or m[x]:
             o = p.out + row * F
