@@ -124,6 +124,17 @@ def predict_segmenter(features: ArrayLike, clf) -> NDArray:
     -------
     labels : ndarray of shape ``features.shape[:-1]``
         The classes ``clf`` predicts (1..K when fitted by :func:`fit_segmenter`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from fastseg.trainable import fit_segmenter, predict_segmenter
+    >>> features = np.arange(20, dtype=np.float32).reshape(4, 5, 1)
+    >>> labels = np.zeros((4, 5), np.int32); labels[0, 0] = 1; labels[3, 4] = 2
+    >>> clf = fit_segmenter(labels, features, RandomForestClassifier(n_estimators=5, random_state=0))
+    >>> predict_segmenter(features, clf).shape
+    (4, 5)
     """
     features = _check_features(features)
     clf = _check_classifier(clf)

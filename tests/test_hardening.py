@@ -436,6 +436,16 @@ def _fit_small(**params):
 
 
 BAD = [
+    # multiscale filter banks and trainable segmentation (the full table: test_multiscale.py, test_trainable.py)
+    ("multiscale_features-sigma-zero", lambda: fastseg.multiscale_features(X[0, ..., 0], sigma_min=0), ValueError,
+     r"sigma_min must be a number in \(0, 100000.0\], got 0.0"),
+    ("TrainableSegmenter-unlabelled", lambda: fastseg.TrainableSegmenter().fit(X[0, ..., 0], np.zeros((16, 16), int)),
+     ValueError, r"labels must mark at least one pixel"),
+    ("fit_segmenter-labels-float", lambda: fastseg.fit_segmenter(np.ones((16, 16)), np.ones((16, 16, 3)), None),
+     TypeError, r"labels must have an integer dtype"),
+    ("predict_segmenter-clf-None", lambda: fastseg.predict_segmenter(np.ones((16, 16, 3)), None), TypeError,
+     r"clf must be a scikit-learn classifier"),
+    ("load_segmenter-path-None", lambda: fastseg.load_segmenter(None), TypeError, r"path"),
     # window_features
     ("window_features-huge-k", lambda: window_features(X, HUGE), ValueError, r"k=1000000001 is too large"),
     ("window_features-huge-k-edge", lambda: window_features(X, HUGE, mode="edge"), ValueError, r"k=1000000001 is too large"),
