@@ -14,6 +14,76 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------- the Gaussian's taps
+
+   dst[i] = sum_{k = r .. 1} w[k] (src[r - k][i] + src[r + k][i]), then + w[0] src[r][i]: the sum
+   from the tails inwards (small terms first, so float32 keeps them), each element in that order
+   whatever the path, so every build gives the same bits.  Blocks of 32 outputs stay in registers
+   while all 2 r + 1 inputs stream past (the naive loop loads and stores dst once per tap).  GCC and
+   Clang vector extensions; other compilers take the scalar loop. */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"  /* the vectors never cross a call boundary: no ABI at stake */
+typedef float fs_v8 __attribute__((vector_size(32)));
+
+static inline fs_v8 fs_load8(const float *p)
+{
+    fs_v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+#define FS_HAVE_V8 1
+#endif
+
+static inline void fs_fir_rows(const float *const *src, float *restrict dst, const float *w, ptrdiff_t r,
+                               ptrdiff_t n)
+{
+    ptrdiff_t i = 0, k;
+#ifdef FS_HAVE_V8
+    for (; i + 32 <= n; i += 32) {
+        fs_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (k = r; k >= 1; k--) {
+            const float *p = src[r - k] + i, *q = src[r + k] + i;
+            fs_v8 wk = {w[k], w[k], w[k], w[k], w[k], w[k], w[k], w[k]};
+            a0 = a0 + wk * (fs_load8(p) + fs_load8(q));
+            a1 = a1 + wk * (fs_load8(p + 8) + fs_load8(q + 8));
+            a2 = a2 + wk * (fs_load8(p + 16) + fs_load8(q + 16));
+            a3 = a3 + wk * (fs_load8(p + 24) + fs_load8(q + 24));
+        }
+        {
+            const float *c = src[r] + i;
+            fs_v8 w0 = {w[0], w[0], w[0], w[0], w[0], w[0], w[0], w[0]};
+            a0 = a0 + w0 * fs_load8(c);
+            a1 = a1 + w0 * fs_load8(c + 8);
+            a2 = a2 + w0 * fs_load8(c + 16);
+            a3 = a3 + w0 * fs_load8(c + 24);
+        }
+        memcpy(dst + i, &a0, sizeof a0);
+        memcpy(dst + i + 8, &a1, sizeof a1);
+        memcpy(dst + i + 16, &a2, sizeof a2);
+        memcpy(dst + i + 24, &a3, sizeof a3);
+    }
+    for (; i + 8 <= n; i += 8) {
+        fs_v8 a0 = {0};
+        for (k = r; k >= 1; k--) {
+            fs_v8 wk = {w[k], w[k], w[k], w[k], w[k], w[k], w[k], w[k]};
+            a0 = a0 + wk * (fs_load8(src[r - k] + i) + fs_load8(src[r + k] + i));
+        }
+        {
+            fs_v8 w0 = {w[0], w[0], w[0], w[0], w[0], w[0], w[0], w[0]};
+            a0 = a0 + w0 * fs_load8(src[r] + i);
+        }
+        memcpy(dst + i, &a0, sizeof a0);
+    }
+#endif
+    for (; i < n; i++) {
+        float acc = 0.0f;
+        for (k = r; k >= 1; k--)
+            acc = acc + w[k] * (src[r - k][i] + src[r + k][i]);
+        dst[i] = acc + w[0] * src[r][i];
+    }
+}
 
 /* beta(s) as a polynomial in t = 2 s - 1 (least-squares fit on 400001 points of [0, 1]). */
 static inline double fs_largest_root(double t)
@@ -63,6 +133,61 @@ static inline void fs_eig3_rows(const float *restrict h, float *restrict e, ptrd
         e1[i] = (float)(q + p * (b3 - b1));
         e2[i] = (float)(q - p * b3);
     }
+}
+
+/* ---------------------------------------------------------------------------- the output rows
+
+   out[x * F + f] = feats[f * X + x]: a row of pixels' features, made feature by feature, written
+   pixel by pixel (each pixel's F values contiguous).  With AVX, blocks of 8 x 8 are transposed in
+   registers; the edges (and other builds) copy one value at a time.  Data movement only: the same
+   bits on every path. */
+#if defined(__AVX__)
+#include <immintrin.h>
+
+static inline void fs_transpose8(const float *in, ptrdiff_t in_stride, float *out, ptrdiff_t out_stride)
+{
+    __m256 r0 = _mm256_loadu_ps(in), r1 = _mm256_loadu_ps(in + in_stride);
+    __m256 r2 = _mm256_loadu_ps(in + 2 * in_stride), r3 = _mm256_loadu_ps(in + 3 * in_stride);
+    __m256 r4 = _mm256_loadu_ps(in + 4 * in_stride), r5 = _mm256_loadu_ps(in + 5 * in_stride);
+    __m256 r6 = _mm256_loadu_ps(in + 6 * in_stride), r7 = _mm256_loadu_ps(in + 7 * in_stride);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(out, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(out + out_stride, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(out + 2 * out_stride, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(out + 3 * out_stride, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(out + 4 * out_stride, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(out + 5 * out_stride, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(out + 6 * out_stride, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(out + 7 * out_stride, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+static inline void fs_write_rows(const float *restrict feats, ptrdiff_t X, ptrdiff_t F, float *restrict out)
+{
+    ptrdiff_t x = 0, f;
+#if defined(__AVX__)
+    for (; x + 8 <= X; x += 8) {
+        for (f = 0; f + 8 <= F; f += 8)
+            fs_transpose8(feats + f * X + x, X, out + x * F + f, F);
+        for (; f < F; f++)
+            for (ptrdiff_t j = 0; j < 8; j++)
+                out[(x + j) * F + f] = feats[f * X + x + j];
+    }
+#endif
+    for (; x < X; x++)
+        for (f = 0; f < F; f++)
+            out[x * F + f] = feats[f * X + x];
 }
 
 #endif /* FASTSEG_MULTISCALE_H */

@@ -14,6 +14,8 @@ include "_simd.pxi"
 
 cdef extern from "_multiscale.h":
     void fs_eig3_rows(const float* h, float* e, Py_ssize_t n) noexcept nogil
+    void fs_fir_rows(const float* const* src, float* dst, const float* w, Py_ssize_t r, Py_ssize_t n) noexcept nogil
+    void fs_write_rows(const float* feats, Py_ssize_t X, Py_ssize_t F, float* out) noexcept nogil
 
 
 cdef struct _Plan:
@@ -47,6 +49,7 @@ cdef struct _Plan:
     float* plane              # SCRATCH: Y * X floats
     unsigned char* need_y     # SCRATCH: Y flags
     const float** src         # SCRATCH: 2 R + 1 row pointers
+    const float** srcx        # SCRATCH: 2 R + 1 pointers into ``line``
 
 
 cdef inline Py_ssize_t _clamp(Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -133,26 +136,10 @@ cdef inline void _sobel_sx(const float* f, float* out, Py_ssize_t n) noexcept no
 
 # ------------------------------------------------------------------------------ the Gaussian
 
-cdef void _fir_rows(const float* const* src, float* dst, const float* w, Py_ssize_t r,
-                    Py_ssize_t n) noexcept nogil:
-    """dst = sum_k w[k] (src[r - k] + src[r + k]) + w[0] src[r]: the Gaussian across 2 r + 1 rows,
-    summed from the tails inwards (small terms first, so float32 keeps them)."""
-    cdef Py_ssize_t i, k
-    cdef const float* a
-    cdef const float* b
-    cdef float wk
-    for i in range(n):
-        dst[i] = 0.0
-    for k in range(r, 0, -1):
-        a = src[r - k]
-        b = src[r + k]
-        wk = w[k]
-        for i in range(n):
-            dst[i] = dst[i] + wk * (a[i] + b[i])
-    a = src[r]
-    wk = w[0]
-    for i in range(n):
-        dst[i] = dst[i] + wk * a[i]
+cdef inline void _fir_rows(const float* const* src, float* dst, const float* w, Py_ssize_t r,
+                           Py_ssize_t n) noexcept nogil:
+    """dst = the Gaussian across the 2 r + 1 rows ``src`` (``fs_fir_rows``, _multiscale.h)."""
+    fs_fir_rows(src, dst, w, r, n)
 
 
 cdef void _need_y(_Plan* p, Py_ssize_t z) noexcept nogil:
@@ -214,24 +201,17 @@ cdef void _gaussian2(_Plan* p) noexcept nogil:
 
 
 cdef void _pass_x(_Plan* p, float* row) noexcept nogil:
-    """The Gaussian along one row, in place."""
-    cdef Py_ssize_t i, k, X = p.X, r = p.r
+    """The Gaussian along one row, in place, from a copy with the border repeated r times."""
+    cdef Py_ssize_t i, X = p.X, r = p.r
     cdef float* line = p.line
-    cdef float first = row[0], last = row[X - 1], wk
+    cdef float first = row[0], last = row[X - 1]
     for i in range(r):
         line[i] = first
         line[r + X + i] = last
     memcpy(line + r, row, X * sizeof(float))
-    # from the tails inwards, as _fir_rows
-    for i in range(X):
-        row[i] = 0.0
-    for k in range(r, 0, -1):
-        wk = p.w[k]
-        for i in range(X):
-            row[i] = row[i] + wk * (line[r + i - k] + line[r + i + k])
-    wk = p.w[0]
-    for i in range(X):
-        row[i] = row[i] + wk * line[r + i]
+    for i in range(2 * r + 1):
+        p.srcx[i] = line + i
+    _fir_rows(p.srcx, row, p.w, r, X)
 
 
 # ------------------------------------------------------------------------------ the features
@@ -357,10 +337,12 @@ cdef void _write_row(_Plan* p, Py_ssize_t z, Py_ssize_t y) noexcept nogil:
     cdef float* o
     cdef const float* fb = p.feats
     cdef const unsigned char* m = NULL
-    if p.mask != NULL:
-        m = p.mask + (z * p.Y + y) * X
+    if p.mask == NULL:
+        fs_write_rows(fb, X, F, p.out + row * F)
+        return
+    m = p.mask + (z * p.Y + y) * X
     for x in range(X):
-        if m == NULL or m[x]:
+        if m[x]:
             o = p.out + row * F
             for f in range(F):
                 o[f] = fb[f * X + x]
@@ -496,9 +478,10 @@ def tile_features(
     p.plane = <float*>malloc(Y * X * sizeof(float))
     p.need_y = <unsigned char*>malloc(Y)
     p.src = <const float**>malloc((2 * R + 1) * sizeof(float*))
+    p.srcx = <const float**>malloc((2 * R + 1) * sizeof(float*))
     try:
         if (p.rows == NULL or p.feats == NULL or p.line == NULL or p.plane == NULL or p.need_y == NULL
-                or p.src == NULL):
+                or p.src == NULL or p.srcx == NULL):
             raise MemoryError()
         with nogil:
             _tile(&p)
@@ -509,3 +492,4 @@ def tile_features(
         free(p.plane)
         free(p.need_y)
         free(<void*>p.src)
+        free(<void*>p.srcx)
