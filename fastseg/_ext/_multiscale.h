@@ -135,6 +135,107 @@ static inline void fs_eig3_rows(const float *restrict h, float *restrict e, ptrd
     }
 }
 
+/* ---------------------------------------------------------------------------- 2-D features of a row
+
+   The Sobel magnitude and the Hessian eigenvalues of one row y of a 2-D Gaussian g in one pass over
+   x.  The caller resolves the rows: u, c, d = g[y - 1], g[y], g[y + 1] (border repeated, which for
+   one step is scipy's 'reflect'); numpy.gradient along y of g at lo(y), y, hi(y) is
+   (a1 - a0) sa, (c1 - c0) sc, (b1 - b0) sb, and the Hessian's yy entry is their outer difference
+   times sc.  Along x the same stencils are resolved per pixel: the border pixels take the general
+   path, the others the branch-free one, which the compiler vectorises; both do the same arithmetic
+   in the same order as the row-by-row functions of _multiscale.pxi, so the values do not depend on
+   the path. */
+typedef struct {
+    const float *u, *c, *d;           /* g[y - 1], g[y], g[y + 1] */
+    const float *a0, *a1, *b0, *b1;   /* the rows of the y-gradient at lo(y) and hi(y) */
+    const float *c0, *c1;             /* the rows of the y-gradient at y */
+    float sa, sb, sc;
+    ptrdiff_t n;
+} fs_rows2d;
+
+/* numpy.gradient's stencil at i of an axis of n >= 2 */
+static inline float fs_pick(ptrdiff_t i, ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    if (i == 0) { *lo = 0; *hi = 1; return 1.0f; }
+    if (i == n - 1) { *lo = n - 2; *hi = n - 1; return 1.0f; }
+    *lo = i - 1; *hi = i + 1; return 0.5f;
+}
+
+static inline ptrdiff_t fs_clampi(ptrdiff_t i, ptrdiff_t n) { return i < 0 ? 0 : (i >= n ? n - 1 : i); }
+
+static inline float fs_gx(const float *f, ptrdiff_t x, ptrdiff_t n)
+{
+    ptrdiff_t lo, hi;
+    float s = fs_pick(x, n, &lo, &hi);
+    return (f[hi] - f[lo]) * s;
+}
+
+static inline float fs_gy(const fs_rows2d *R, ptrdiff_t x) { return (R->c1[x] - R->c0[x]) * R->sc; }
+static inline float fs_dud(const fs_rows2d *R, ptrdiff_t x) { return (R->d[x] - R->u[x]) * 1.0f; }
+static inline float fs_smy(const fs_rows2d *R, ptrdiff_t x)
+{
+    return (R->u[x] + 2.0f * R->c[x] + R->d[x]) * 0.25f;
+}
+
+static inline void fs_px2d_finish(float ey, float ex, float hyy, float hyx, float hxx,
+                                  float *edge, float *e0, float *e1)
+{
+    float acc = ey * ey, m, dd, hs;
+    *edge = sqrtf(acc + ex * ex) / sqrtf(2.0f);
+    m = (hyy + hxx) / 2.0f;
+    dd = (hyy - hxx) / 2.0f;
+    hs = sqrtf(hyx * hyx + dd * dd);
+    *e0 = m + hs;
+    *e1 = m - hs;
+}
+
+/* any x (n >= 2) */
+static inline void fs_px2d_general(const fs_rows2d *R, ptrdiff_t x, float *edge, float *e0, float *e1)
+{
+    ptrdiff_t n = R->n, xm = fs_clampi(x - 1, n), xp = fs_clampi(x + 1, n), lo, hi;
+    float sx = fs_pick(x, n, &lo, &hi);
+    float ey = (fs_dud(R, xm) + 2.0f * fs_dud(R, x) + fs_dud(R, xp)) * 0.25f;
+    float ex = fs_smy(R, xp) - fs_smy(R, xm);
+    float hyy = ((R->b1[x] - R->b0[x]) * R->sb - (R->a1[x] - R->a0[x]) * R->sa) * R->sc;
+    float hyx = (fs_gy(R, hi) - fs_gy(R, lo)) * sx;
+    float hxx = (fs_gx(R->c, hi, n) - fs_gx(R->c, lo, n)) * sx;
+    fs_px2d_finish(ey, ex, hyy, hyx, hxx, edge, e0, e1);
+}
+
+static inline void fs_features2d_row(const fs_rows2d *R, float *restrict edge, float *restrict e0,
+                                     float *restrict e1)
+{
+    ptrdiff_t n = R->n, x;
+    const float *restrict u = R->u, *restrict c = R->c, *restrict d = R->d;
+    const float *restrict a0 = R->a0, *restrict a1 = R->a1, *restrict b0 = R->b0, *restrict b1 = R->b1;
+    const float *restrict c0 = R->c0, *restrict c1 = R->c1;
+    const float sa = R->sa, sb = R->sb, sc = R->sc;
+    if (n < 5) {
+        for (x = 0; x < n; x++)
+            fs_px2d_general(R, x, edge + x, e0 + x, e1 + x);
+        return;
+    }
+    fs_px2d_general(R, 0, edge, e0, e1);
+    fs_px2d_general(R, 1, edge + 1, e0 + 1, e1 + 1);
+    for (x = 2; x < n - 2; x++) {
+        /* the general path's arithmetic with the inside stencils */
+        float ey = ((d[x - 1] - u[x - 1]) * 1.0f + 2.0f * ((d[x] - u[x]) * 1.0f) + (d[x + 1] - u[x + 1]) * 1.0f) * 0.25f;
+        float ex = (u[x + 1] + 2.0f * c[x + 1] + d[x + 1]) * 0.25f - (u[x - 1] + 2.0f * c[x - 1] + d[x - 1]) * 0.25f;
+        float hyy = ((b1[x] - b0[x]) * sb - (a1[x] - a0[x]) * sa) * sc;
+        float hyx = ((c1[x + 1] - c0[x + 1]) * sc - (c1[x - 1] - c0[x - 1]) * sc) * 0.5f;
+        float hxx = ((c[x + 2] - c[x]) * 0.5f - (c[x] - c[x - 2]) * 0.5f) * 0.5f;
+        float acc = ey * ey, m, dd, hs;
+        edge[x] = sqrtf(acc + ex * ex) / sqrtf(2.0f);
+        m = (hyy + hxx) / 2.0f;
+        dd = (hyy - hxx) / 2.0f;
+        hs = sqrtf(hyx * hyx + dd * dd);
+        e0[x] = m + hs;
+        e1[x] = m - hs;
+    }
+    fs_px2d_general(R, n - 2, edge + n - 2, e0 + n - 2, e1 + n - 2);
+    fs_px2d_general(R, n - 1, edge + n - 1, e0 + n - 1, e1 + n - 1);
+}
+
 /* ---------------------------------------------------------------------------- the output rows
 
    out[x * F + f] = feats[f * X + x]: a row of pixels' features, made feature by feature, written

@@ -16,6 +16,19 @@ cdef extern from "_multiscale.h":
     void fs_eig3_rows(const float* h, float* e, Py_ssize_t n) noexcept nogil
     void fs_fir_rows(const float* const* src, float* dst, const float* w, Py_ssize_t r, Py_ssize_t n) noexcept nogil
     void fs_write_rows(const float* feats, Py_ssize_t X, Py_ssize_t F, float* out) noexcept nogil
+    ctypedef struct fs_rows2d:
+        const float* u
+        const float* c
+        const float* d
+        const float* a0
+        const float* a1
+        const float* b0
+        const float* b1
+        const float* c0
+        const float* c1
+        float sa, sb, sc
+        Py_ssize_t n
+    void fs_features2d_row(const fs_rows2d* R, float* edge, float* e0, float* e1) noexcept nogil
 
 
 cdef struct _Plan:
@@ -356,6 +369,11 @@ cdef void _scale_row(_Plan* p, Py_ssize_t z, Py_ssize_t y, float* feats) noexcep
     if p.intensity:
         memcpy(feats, _grow(p, z, y), X * sizeof(float))
         nf += 1
+    if not p.three_d and X >= 2 and (p.edges or p.texture):
+        _features2d(p, y, feats + nf * X if p.edges else p.rows,
+                    feats + (nf + p.edges) * X if p.texture else p.rows + X,
+                    feats + (nf + p.edges + 1) * X if p.texture else p.rows + 2 * X)
+        return
     if p.edges:
         _edges_row(p, z, y, feats + nf * X)
         nf += 1
@@ -365,6 +383,28 @@ cdef void _scale_row(_Plan* p, Py_ssize_t z, Py_ssize_t y, float* feats) noexcep
             fs_eig3_rows(h, feats + nf * X, X)
         else:
             _eig2(h, feats + nf * X, X)
+
+
+cdef void _features2d(_Plan* p, Py_ssize_t y, float* edge, float* e0, float* e1) noexcept nogil:
+    """2-D, X >= 2: the Sobel magnitude and Hessian eigenvalues of row y in one pass
+    (``fs_features2d_row``), the same values as the row-by-row steps."""
+    cdef fs_rows2d R
+    cdef Py_ssize_t lo, hi, l0, l1, h0, h1, Y = p.Y
+    cdef float s = _grad_pick(y, Y, &lo, &hi)
+    R.u = _grow(p, 0, _clamp(y - 1, Y))
+    R.c = _grow(p, 0, y)
+    R.d = _grow(p, 0, _clamp(y + 1, Y))
+    R.sa = _grad_pick(lo, Y, &l0, &l1)
+    R.a0 = _grow(p, 0, l0)
+    R.a1 = _grow(p, 0, l1)
+    R.sb = _grad_pick(hi, Y, &h0, &h1)
+    R.b0 = _grow(p, 0, h0)
+    R.b1 = _grow(p, 0, h1)
+    R.sc = s
+    R.c0 = _grow(p, 0, lo)
+    R.c1 = _grow(p, 0, hi)
+    R.n = p.X
+    fs_features2d_row(&R, edge, e0, e1)
 
 
 cdef void _select(_Plan* p, Py_ssize_t c, Py_ssize_t s) noexcept nogil:
