@@ -86,7 +86,7 @@ def needed_rows(mask3: np.ndarray | None, shape3: tuple, three_d: bool):
 
 #: Rows of the outer axis per tile in 2-D (y): the Gaussians of every channel and scale over a tile
 #: and its two-row margins stay in cache between their filtering and the features' reads.
-TILE_ROWS_2D = 32
+TILE_ROWS_2D = 64
 #: Scratch per thread for the Gaussians of a tile in 3-D, in image volumes (of one channel), at
 #: least ``MIN_SCRATCH`` bytes; each tile filters four planes more than it outputs.
 SCRATCH_VOLUMES = 2
