@@ -89,10 +89,21 @@ def volume():
     return np.random.default_rng(4).random((155, 240, 240), dtype=np.float32)
 
 
+def _check_against_skimage(X, image, mask=None):
+    """fastseg's rows within the documented tolerance (16 eps max|channel|) of scikit-image's."""
+    want = _skimage()(image, channel_axis=-1)
+    want = want if mask is None else want[mask]
+    atol = 16 * np.finfo(np.float32).eps * np.repeat(np.abs(image).reshape(-1, image.shape[-1]).max(0),
+                                                     X.shape[-1] // image.shape[-1])
+    assert np.all(np.abs(X - want) <= atol)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_slice_240(benchmark, slice_240, impl):
     X = _run(benchmark, "multiscale-240x240x4", impl, _call(impl, slice_240, -1))
     assert X.shape == (240, 240, 96)
+    if impl.startswith("fastseg"):
+        _check_against_skimage(X, slice_240)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -102,6 +113,8 @@ def test_slice_240_brain(benchmark, slice_240, impl):
     benchmark.extra_info["masked_share"] = float(brain.mean())
     X = _run(benchmark, "multiscale-240x240x4-brain", impl, _call(impl, slice_240, -1, brain))
     assert X.shape == (int(brain.sum()), 96)
+    if impl.startswith("fastseg"):
+        _check_against_skimage(X, slice_240, brain)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
