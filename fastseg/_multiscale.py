@@ -68,20 +68,42 @@ def as_channels(image: np.ndarray, shape3: tuple) -> NDArray[np.float32]:
 
 
 def needed_rows(mask3: np.ndarray | None, shape3: tuple, three_d: bool):
-    """``row_start`` (first output row of each image row) and ``need`` (image rows whose Gaussian the
-    features of the requested pixels read: the rows holding requested pixels, dilated by two rows
-    along y and z, the reach of the second differences)."""
+    """What the features of the requested pixels read, per image row:
+
+    - ``row_start`` (Z * Y + 1,): the first output row of each image row;
+    - ``need`` (Z, Y): the image rows whose Gaussian is read: those holding requested pixels,
+      dilated by two rows along y and z (the reach of the second differences);
+    - ``span`` (Z * Y, 4): columns ``[a, b)`` of the Gaussian read in each row, then the requested
+      pixels' columns ``[a, b)``.  In 2-D the first is the second's, widened by the two columns
+      and two rows of that reach; 3-D rows are filtered whole.
+    """
     Z, Y, X = shape3
     if mask3 is None:
         row_start = np.arange(Z * Y + 1, dtype=np.intp) * X
-        return row_start, np.ones((Z, Y), dtype=np.uint8)
-    counts = np.count_nonzero(mask3, axis=2).ravel()
+        span = np.tile(np.array([0, X, 0, X], dtype=np.intp), (Z * Y, 1))
+        return row_start, np.ones((Z, Y), dtype=np.uint8), span
+    rows = mask3.reshape(Z * Y, X)
+    counts = np.count_nonzero(rows, axis=1)
     row_start = np.zeros(Z * Y + 1, dtype=np.intp)
     np.cumsum(counts, out=row_start[1:])
     has = (counts > 0).reshape(Z, Y)
     size = (5, 5) if three_d else (1, 5)
     need = ndimage.maximum_filter(has.astype(np.uint8), size=size, mode="constant", cval=0)
-    return row_start, np.ascontiguousarray(need, dtype=np.uint8)
+    span = np.zeros((Z * Y, 4), dtype=np.intp)
+    first = np.where(counts > 0, np.argmax(rows, axis=1), X)
+    last = np.where(counts > 0, X - np.argmax(rows[:, ::-1], axis=1), 0)
+    span[:, 2] = np.where(counts > 0, first, 0)
+    span[:, 3] = last
+    if three_d:
+        span[:, 1] = np.where(need.ravel() > 0, X, 0)
+    else:
+        lo = ndimage.minimum_filter1d(first, 5, mode="constant", cval=X) - 2
+        hi = ndimage.maximum_filter1d(last, 5, mode="constant", cval=0) + 2
+        ok = need.ravel() > 0
+        span[:, 0] = np.where(ok, np.clip(lo, 0, X), 0)
+        span[:, 1] = np.where(ok, np.clip(hi, 0, X), 0)
+        span[:, 0] = np.minimum(span[:, 0], span[:, 1])
+    return row_start, np.ascontiguousarray(need, dtype=np.uint8), span
 
 
 #: Rows of the outer axis per tile in 2-D (y): the Gaussians of every channel and scale over a tile
@@ -125,7 +147,7 @@ def multiscale(images: np.ndarray, three_d: bool, intensity: bool, edges: bool, 
     for i, h in enumerate(halves):
         weights[i, :h.shape[0]] = h
     radii = np.array([h.shape[0] - 1 for h in halves], dtype=np.intp)
-    row_start, need = needed_rows(mask3, (Z, Y, X), three_d)
+    row_start, need, span = needed_rows(mask3, (Z, Y, X), three_d)
     outer = Z if three_d else Y
     per_row = C * len(scales) * (Y * X if three_d else X)
     bounds = tiles(outer, per_row, three_d, Z * Y * X * 4, n_workers)
@@ -142,7 +164,7 @@ def multiscale(images: np.ndarray, three_d: bool, intensity: bool, edges: bool, 
             if tile is None:
                 return
             _kernel.tile_features(images, weights, radii, three_d, intensity, edges, texture, mask3,
-                                  row_start, need, out2d, tile[0], tile[1], gauss)
+                                  row_start, need, span, out2d, tile[0], tile[1], gauss)
 
     n_threads = max(1, min(n_workers, len(bounds)))
     if n_threads == 1:

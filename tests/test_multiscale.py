@@ -294,14 +294,17 @@ def test_kernel_rechecks_its_plan():
     img = np.zeros((1, 1, 4, 5), dtype=np.float32)
     w = np.ones((1, 2), dtype=np.float32)
     radii = np.array([1], dtype=np.intp)
-    row_start, need = _multiscale.needed_rows(None, (1, 4, 5), False)
+    row_start, need, span = _multiscale.needed_rows(None, (1, 4, 5), False)
     out = np.zeros((20, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="gauss must hold"):
-        baseline_kernel.tile_features(img, w, radii, False, True, True, True, None, row_start, need, out,
+        baseline_kernel.tile_features(img, w, radii, False, True, True, True, None, row_start, need, span, out,
                                       0, 4, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="radii must lie"):
         baseline_kernel.tile_features(img, w, np.array([2], np.intp), False, True, True, True, None,
-                                      row_start, need, out, 0, 4, np.zeros(100, np.float32))
+                                      row_start, need, span, out, 0, 4, np.zeros(100, np.float32))
     with pytest.raises(ValueError, match="out must have at least 20 rows"):
-        baseline_kernel.tile_features(img, w, radii, False, True, True, True, None, row_start, need,
+        baseline_kernel.tile_features(img, w, radii, False, True, True, True, None, row_start, need, span,
                                       out[:5], 0, 4, np.zeros(100, np.float32))
+    with pytest.raises(ValueError, match="span must hold column ranges"):
+        baseline_kernel.tile_features(img, w, radii, False, True, True, True, None, row_start, need, span + 1,
+                                      out, 0, 4, np.zeros(100, np.float32))

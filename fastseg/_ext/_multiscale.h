@@ -202,22 +202,18 @@ static inline void fs_px2d_general(const fs_rows2d *R, ptrdiff_t x, float *edge,
     fs_px2d_finish(ey, ex, hyy, hyx, hxx, edge, e0, e1);
 }
 
-static inline void fs_features2d_row(const fs_rows2d *R, float *restrict edge, float *restrict e0,
-                                     float *restrict e1)
+/* the pixels [xa, xb) of the row */
+static inline void fs_features2d_row(const fs_rows2d *R, ptrdiff_t xa, ptrdiff_t xb, float *restrict edge,
+                                     float *restrict e0, float *restrict e1)
 {
-    ptrdiff_t n = R->n, x;
+    ptrdiff_t n = R->n, x = xa, inside_end = xb < n - 2 ? xb : n - 2;
     const float *restrict u = R->u, *restrict c = R->c, *restrict d = R->d;
     const float *restrict a0 = R->a0, *restrict a1 = R->a1, *restrict b0 = R->b0, *restrict b1 = R->b1;
     const float *restrict c0 = R->c0, *restrict c1 = R->c1;
     const float sa = R->sa, sb = R->sb, sc = R->sc;
-    if (n < 5) {
-        for (x = 0; x < n; x++)
-            fs_px2d_general(R, x, edge + x, e0 + x, e1 + x);
-        return;
-    }
-    fs_px2d_general(R, 0, edge, e0, e1);
-    fs_px2d_general(R, 1, edge + 1, e0 + 1, e1 + 1);
-    for (x = 2; x < n - 2; x++) {
+    for (; x < xb && x < 2; x++)
+        fs_px2d_general(R, x, edge + x, e0 + x, e1 + x);
+    for (; x < inside_end; x++) {
         /* the general path's arithmetic with the inside stencils */
         float ey = ((d[x - 1] - u[x - 1]) * 1.0f + 2.0f * ((d[x] - u[x]) * 1.0f) + (d[x + 1] - u[x + 1]) * 1.0f) * 0.25f;
         float ex = (u[x + 1] + 2.0f * c[x + 1] + d[x + 1]) * 0.25f - (u[x - 1] + 2.0f * c[x - 1] + d[x - 1]) * 0.25f;
@@ -232,8 +228,8 @@ static inline void fs_features2d_row(const fs_rows2d *R, float *restrict edge, f
         e0[x] = m + hs;
         e1[x] = m - hs;
     }
-    fs_px2d_general(R, n - 2, edge + n - 2, e0 + n - 2, e1 + n - 2);
-    fs_px2d_general(R, n - 1, edge + n - 1, e0 + n - 1, e1 + n - 1);
+    for (; x < xb; x++)
+        fs_px2d_general(R, x, edge + x, e0 + x, e1 + x);
 }
 
 /* ---------------------------------------------------------------------------- the output rows

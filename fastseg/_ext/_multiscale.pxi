@@ -28,7 +28,8 @@ cdef extern from "_multiscale.h":
         const float* c1
         float sa, sb, sc
         Py_ssize_t n
-    void fs_features2d_row(const fs_rows2d* R, float* edge, float* e0, float* e1) noexcept nogil
+    void fs_features2d_row(const fs_rows2d* R, Py_ssize_t xa, Py_ssize_t xb, float* edge, float* e0,
+                           float* e1) noexcept nogil
 
 
 cdef struct _Plan:
@@ -44,6 +45,8 @@ cdef struct _Plan:
     const unsigned char* mask  # (Z, Y, X) requested pixels, or NULL: all
     const Py_ssize_t* row_start  # (Z * Y + 1,) first output row of each image row
     const unsigned char* need  # (Z, Y) rows whose Gaussian the features read
+    const Py_ssize_t* span    # (Z * Y, 4) columns [a, b) of each row the features read, then the
+                              # requested pixels' [a, b) (2-D; 3-D rows are filtered whole)
     float* out                # (n_rows, F)
     Py_ssize_t F
     # the tile: output rows along the outer axis (z in 3-D, y in 2-D) [t0, t1); the Gaussians held
@@ -198,33 +201,38 @@ cdef void _gaussian3(_Plan* p) noexcept nogil:
                 for k in range(2 * r + 1):
                     src[k] = p.plane + _clamp(y - r + k, Y) * X
                 _fir_rows(src, _gptr(p, z, y), p.w, r, X)
-                _pass_x(p, _gptr(p, z, y))
+                _pass_x(p, _gptr(p, z, y), 0, X)
 
 
 cdef void _gaussian2(_Plan* p) noexcept nogil:
-    """2-D: the Gaussian of the held rows, passes along y (from the image) and x (in place)."""
-    cdef Py_ssize_t y, k, X = p.X, Y = p.Y, r = p.r
+    """2-D: the Gaussian of the held rows, passes along y (from the image) and x (in place), at the
+    columns the features read (and, along y, the r columns around them the x-pass reads)."""
+    cdef Py_ssize_t y, k, X = p.X, Y = p.Y, r = p.r, a, b, ya, yb
     cdef const float** src = p.src
     for y in range(p.yg0, p.yg0 + p.Yg):
         if p.need[y]:
+            a = p.span[4 * y]
+            b = p.span[4 * y + 1]
+            ya = max(a - r, 0)
+            yb = min(b + r, X)
             for k in range(2 * r + 1):
-                src[k] = p.img + _clamp(y - r + k, Y) * X
-            _fir_rows(src, _gptr(p, 0, y), p.w, r, X)
-            _pass_x(p, _gptr(p, 0, y))
+                src[k] = p.img + _clamp(y - r + k, Y) * X + ya
+            _fir_rows(src, _gptr(p, 0, y) + ya, p.w, r, yb - ya)
+            _pass_x(p, _gptr(p, 0, y), a, b)
 
 
-cdef void _pass_x(_Plan* p, float* row) noexcept nogil:
-    """The Gaussian along one row, in place, from a copy with the border repeated r times."""
+cdef void _pass_x(_Plan* p, float* row, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """The Gaussian along one row, in place, at columns [a, b), from a copy of columns
+    [a - r, b + r) with the border repeated (the y-pass made those columns)."""
     cdef Py_ssize_t i, X = p.X, r = p.r
     cdef float* line = p.line
-    cdef float first = row[0], last = row[X - 1]
-    for i in range(r):
-        line[i] = first
-        line[r + X + i] = last
-    memcpy(line + r, row, X * sizeof(float))
+    if b <= a:
+        return
+    for i in range(b - a + 2 * r):
+        line[i] = row[_clamp(a - r + i, X)]
     for i in range(2 * r + 1):
         p.srcx[i] = line + i
-    _fir_rows(p.srcx, row, p.w, r, X)
+    _fir_rows(p.srcx, row + a, p.w, r, b - a)
 
 
 # ------------------------------------------------------------------------------ the features
@@ -370,7 +378,7 @@ cdef void _scale_row(_Plan* p, Py_ssize_t z, Py_ssize_t y, float* feats) noexcep
         memcpy(feats, _grow(p, z, y), X * sizeof(float))
         nf += 1
     if not p.three_d and X >= 2 and (p.edges or p.texture):
-        _features2d(p, y, feats + nf * X if p.edges else p.rows,
+        _features2d(p, y, p.span[4 * y + 2], p.span[4 * y + 3], feats + nf * X if p.edges else p.rows,
                     feats + (nf + p.edges) * X if p.texture else p.rows + X,
                     feats + (nf + p.edges + 1) * X if p.texture else p.rows + 2 * X)
         return
@@ -385,9 +393,10 @@ cdef void _scale_row(_Plan* p, Py_ssize_t z, Py_ssize_t y, float* feats) noexcep
             _eig2(h, feats + nf * X, X)
 
 
-cdef void _features2d(_Plan* p, Py_ssize_t y, float* edge, float* e0, float* e1) noexcept nogil:
-    """2-D, X >= 2: the Sobel magnitude and Hessian eigenvalues of row y in one pass
-    (``fs_features2d_row``), the same values as the row-by-row steps."""
+cdef void _features2d(_Plan* p, Py_ssize_t y, Py_ssize_t xa, Py_ssize_t xb, float* edge, float* e0,
+                      float* e1) noexcept nogil:
+    """2-D, X >= 2: the Sobel magnitude and Hessian eigenvalues of row y at columns [xa, xb) in one
+    pass (``fs_features2d_row``)."""
     cdef fs_rows2d R
     cdef Py_ssize_t lo, hi, l0, l1, h0, h1, Y = p.Y
     cdef float s = _grad_pick(y, Y, &lo, &hi)
@@ -404,7 +413,7 @@ cdef void _features2d(_Plan* p, Py_ssize_t y, float* edge, float* e0, float* e1)
     R.c0 = _grow(p, 0, lo)
     R.c1 = _grow(p, 0, hi)
     R.n = p.X
-    fs_features2d_row(&R, edge, e0, e1)
+    fs_features2d_row(&R, xa, xb, edge, e0, e1)
 
 
 cdef void _select(_Plan* p, Py_ssize_t c, Py_ssize_t s) noexcept nogil:
@@ -448,6 +457,8 @@ def tile_features(
     const unsigned char[:, :, ::1] mask,        # IN      (Z, Y, X) requested pixels, or None: all
     const Py_ssize_t[::1] row_start not None,   # IN      (Z * Y + 1,) first output row of each image row
     const unsigned char[:, ::1] need not None,  # IN      (Z, Y) image rows whose Gaussian the features read
+    const Py_ssize_t[:, ::1] span not None,     # IN      (Z * Y, 4) per row: columns [a, b) the features
+                                                #         read, columns [a, b) of the requested pixels
     float[:, ::1] out not None,                 # OUT     (n_rows, F) rows of the tile's requested pixels
     Py_ssize_t t0, Py_ssize_t t1,               #         the tile: outer rows [t0, t1) (z in 3-D, y in 2-D)
     float[::1] gauss not None,                  # SCRATCH >= C * S * (t1 - t0 + 4) * (Y * X in 3-D, X in 2-D)
@@ -468,6 +479,11 @@ def tile_features(
         raise ValueError(f"need must have shape {(Z, Y)}")
     if row_start.shape[0] != Z * Y + 1:
         raise ValueError(f"row_start must have {Z * Y + 1} entries")
+    if span.shape[0] != Z * Y or span.shape[1] != 4:
+        raise ValueError(f"span must have shape {(Z * Y, 4)}")
+    for s in range(Z * Y):
+        if not (0 <= span[s, 0] <= span[s, 1] <= X and 0 <= span[s, 2] <= span[s, 3] <= X):
+            raise ValueError(f"span must hold column ranges within [0, {X}]")
     if mask is not None and (mask.shape[0] != Z or mask.shape[1] != Y or mask.shape[2] != X):
         raise ValueError(f"mask must have shape {(Z, Y, X)}")
     if (not three_d and Z != 1) or out.shape[1] != C * S * nf or not 0 <= t0 <= t1 <= outer:
@@ -495,6 +511,7 @@ def tile_features(
         p.mask = &mask[0, 0, 0]
     p.row_start = &row_start[0]
     p.need = &need[0, 0]
+    p.span = &span[0, 0]
     p.out = &out[0, 0]
     p.F = out.shape[1]
     p.t0 = t0

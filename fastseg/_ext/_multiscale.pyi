@@ -13,6 +13,7 @@ def tile_features(
     mask: NDArray[np.uint8] | None,
     row_start: NDArray[np.intp],
     need: NDArray[np.uint8],
+    span: NDArray[np.intp],
     out: NDArray[np.float32],
     t0: int,
     t1: int,

@@ -1,12 +1,15 @@
 """Multiscale filter banks: per scale, a Gaussian shared by intensity, Sobel edges and Hessian texture.
 
-One call (``scale_features``) computes one channel at one scale, so the caller's threads run over
-channels and scales, each with its own scratch volume for the Gaussian.  The Gaussian is separable:
-passes along z (3-D), y and x, in scipy.ndimage's order and with its kernel (truncated at 4 sigma,
-border 'nearest'), each pass rounded to float32; the passes across rows add whole rows, the pass
-along a row runs over a padded copy, so every inner loop is contiguous and vectorised.  Only the
-image rows the requested pixels' features read are filtered (a mask restricts the work to its rows
-and their neighbours).  The features are then made row by row from the Gaussian:
+One call (``tile_features``) computes a tile of the outer axis (z in 3-D, y in 2-D) for every
+channel and scale, so the caller's threads run over tiles, each with its own scratch for the
+tile's Gaussians (and two rows or planes around it).  The Gaussian is separable: passes along z
+(3-D), y and x, in scipy.ndimage's order and with its kernel (truncated at 4 sigma, border
+'nearest'), each pass rounded to float32; every pass adds whole rows (the pass along a row runs
+over a padded copy), blocks of outputs kept in registers (``_multiscale.h``), so every inner loop is
+contiguous and vectorised.  Only the image rows the requested pixels' features read are filtered,
+and in 2-D only the columns they read (a mask restricts the work to its rows, columns and their
+neighbours).  The features are then made row by row from the Gaussians and written pixel by pixel
+(each output line once):
 
 - intensity: the Gaussian itself;
 - edges: the Sobel magnitude, sqrt(sum over axes of the squared response / ndim), the difference
