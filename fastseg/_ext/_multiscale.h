@@ -287,4 +287,41 @@ static inline void fs_write_rows(const float *restrict feats, ptrdiff_t X, ptrdi
             out[x * F + f] = feats[f * X + x];
 }
 
+/* The same for the pixels of the row whose mask byte is set, into consecutive output rows (with
+   AVX: each block of 8 pixels holding one is transposed into tmp, 8 x F floats, and its selected
+   rows copied). */
+static inline void fs_write_rows_masked(const float *restrict feats, ptrdiff_t X, ptrdiff_t F,
+                                        const unsigned char *m, float *restrict out, float *restrict tmp)
+{
+    ptrdiff_t x = 0, row = 0, f;
+#if defined(__AVX__)
+    for (; x + 8 <= X; x += 8) {
+        ptrdiff_t j;
+        int any = 0;
+        for (j = 0; j < 8; j++)
+            any |= m[x + j];
+        if (!any)
+            continue;
+        for (f = 0; f + 8 <= F; f += 8)
+            fs_transpose8(feats + f * X + x, X, tmp + f, F);
+        for (; f < F; f++)
+            for (j = 0; j < 8; j++)
+                tmp[j * F + f] = feats[f * X + x + j];
+        for (j = 0; j < 8; j++)
+            if (m[x + j]) {
+                memcpy(out + row * F, tmp + j * F, (size_t)F * sizeof(float));
+                row++;
+            }
+    }
+#else
+    (void)tmp;
+#endif
+    for (; x < X; x++)
+        if (m[x]) {
+            for (f = 0; f < F; f++)
+                out[row * F + f] = feats[f * X + x];
+            row++;
+        }
+}
+
 #endif /* FASTSEG_MULTISCALE_H */

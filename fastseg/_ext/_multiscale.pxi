@@ -16,6 +16,8 @@ cdef extern from "_multiscale.h":
     void fs_eig3_rows(const float* h, float* e, Py_ssize_t n) noexcept nogil
     void fs_fir_rows(const float* const* src, float* dst, const float* w, Py_ssize_t r, Py_ssize_t n) noexcept nogil
     void fs_write_rows(const float* feats, Py_ssize_t X, Py_ssize_t F, float* out) noexcept nogil
+    void fs_write_rows_masked(const float* feats, Py_ssize_t X, Py_ssize_t F, const unsigned char* m,
+                              float* out, float* tmp) noexcept nogil
     ctypedef struct fs_rows2d:
         const float* u
         const float* c
@@ -61,6 +63,7 @@ cdef struct _Plan:
     Py_ssize_t r
     float* rows               # SCRATCH: 16 rows of X floats
     float* feats              # SCRATCH: F rows of X floats, one output row's features
+    float* tmp                # SCRATCH: 8 rows of F floats
     float* line               # SCRATCH: X + 2 R floats
     float* plane              # SCRATCH: Y * X floats
     unsigned char* need_y     # SCRATCH: Y flags
@@ -353,21 +356,12 @@ cdef void _eig2(const float* h, float* e, Py_ssize_t X) noexcept nogil:
 cdef void _write_row(_Plan* p, Py_ssize_t z, Py_ssize_t y) noexcept nogil:
     """Copy the F feature rows of (z, y) into the output rows of its requested pixels (one pixel's
     F values contiguous: each output line is written once)."""
-    cdef Py_ssize_t X = p.X, x, f, F = p.F
-    cdef Py_ssize_t row = p.row_start[z * p.Y + y]
-    cdef float* o
-    cdef const float* fb = p.feats
-    cdef const unsigned char* m = NULL
+    cdef Py_ssize_t X = p.X, F = p.F
+    cdef float* o = p.out + p.row_start[z * p.Y + y] * F
     if p.mask == NULL:
-        fs_write_rows(fb, X, F, p.out + row * F)
-        return
-    m = p.mask + (z * p.Y + y) * X
-    for x in range(X):
-        if m[x]:
-            o = p.out + row * F
-            for f in range(F):
-                o[f] = fb[f * X + x]
-            row += 1
+        fs_write_rows(p.feats, X, F, o)
+    else:
+        fs_write_rows_masked(p.feats, X, F, p.mask + (z * p.Y + y) * X, o, p.tmp)
 
 
 cdef void _scale_row(_Plan* p, Py_ssize_t z, Py_ssize_t y, float* feats) noexcept nogil:
@@ -531,13 +525,14 @@ def tile_features(
     p.gauss = &gauss[0]
     p.rows = <float*>malloc(16 * X * sizeof(float))
     p.feats = <float*>malloc(p.F * X * sizeof(float))
+    p.tmp = <float*>malloc(8 * p.F * sizeof(float))
     p.line = <float*>malloc((X + 2 * R) * sizeof(float))
     p.plane = <float*>malloc(Y * X * sizeof(float))
     p.need_y = <unsigned char*>malloc(Y)
     p.src = <const float**>malloc((2 * R + 1) * sizeof(float*))
     p.srcx = <const float**>malloc((2 * R + 1) * sizeof(float*))
     try:
-        if (p.rows == NULL or p.feats == NULL or p.line == NULL or p.plane == NULL or p.need_y == NULL
+        if (p.rows == NULL or p.feats == NULL or p.tmp == NULL or p.line == NULL or p.plane == NULL or p.need_y == NULL
                 or p.src == NULL or p.srcx == NULL):
             raise MemoryError()
         with nogil:
@@ -545,6 +540,7 @@ def tile_features(
     finally:
         free(p.rows)
         free(p.feats)
+        free(p.tmp)
         free(p.line)
         free(p.plane)
         free(p.need_y)
