@@ -113,6 +113,11 @@ TILE_ROWS_2D = 64
 #: least ``MIN_SCRATCH`` bytes; each tile filters four planes more than it outputs.
 SCRATCH_VOLUMES = 2
 MIN_SCRATCH = 32 << 20
+#: The thinnest tile made only to give threads work: rows in 2-D, planes in 3-D.
+MIN_TILE = {False: 16, True: 8}
+#: Pixels x channels x scales below which one thread does the work: starting and joining threads
+#: costs more than they save there (a 120x120x4 slice: 2.3 ms on one thread, 3.7 ms on two).
+MIN_PARALLEL_WORK = 1 << 20
 
 
 def tiles(outer: int, per_row: int, three_d: bool, image_bytes: int, n_workers: int) -> list:
@@ -124,7 +129,11 @@ def tiles(outer: int, per_row: int, three_d: bool, image_bytes: int, n_workers: 
         size = max(4, budget - 4)
     else:
         size = TILE_ROWS_2D
-    n = max(-(-outer // size), min(outer, 2 * n_workers) if n_workers > 1 else 1)
+    # two tiles per thread when there are threads, but none thinner than MIN_TILE rows (planes): a
+    # thin tile filters its four margin rows for few output rows, and a small image is not worth a
+    # thread
+    spare = min(2 * n_workers, outer // MIN_TILE[three_d]) if n_workers > 1 else 1
+    n = max(-(-outer // size), spare, 1)
     step, extra = divmod(outer, n)
     bounds, start = [], 0
     for i in range(n):
@@ -147,6 +156,8 @@ def multiscale(images: np.ndarray, three_d: bool, intensity: bool, edges: bool, 
     for i, h in enumerate(halves):
         weights[i, :h.shape[0]] = h
     radii = np.array([h.shape[0] - 1 for h in halves], dtype=np.intp)
+    if C * Z * Y * X * len(scales) < MIN_PARALLEL_WORK:
+        n_workers = 1
     row_start, need, span = needed_rows(mask3, (Z, Y, X), three_d)
     outer = Z if three_d else Y
     per_row = C * len(scales) * (Y * X if three_d else X)

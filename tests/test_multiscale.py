@@ -175,12 +175,21 @@ def test_out_is_written_and_returned():
 
 
 @pytest.mark.parametrize("shape", [(70, 53, 3), (19, 25, 21)])
-def test_threads_equal_serial(shape):
+def test_threads_equal_serial(shape, monkeypatch):
+    monkeypatch.setattr(_multiscale, "MIN_PARALLEL_WORK", 0)  # threads even for these small images
+    started = []
+    real_thread = threading.Thread
+
+    def counting_thread(*args, **kwargs):
+        started.append(1)
+        return real_thread(*args, **kwargs)
+    monkeypatch.setattr(_multiscale.threading, "Thread", counting_thread)
     image = np.random.default_rng(5).random(shape, dtype=np.float32)
     axis = -1 if len(shape) == 3 and shape[-1] == 3 else None
     serial = multiscale_features(image, channel_axis=axis, workers=1)
     for workers in (2, 3, 8, None):
         np.testing.assert_array_equal(multiscale_features(image, channel_axis=axis, workers=workers), serial)
+    assert started  # the kernel did run on threads
     # concurrent calls from several threads
     results = [None] * 4
 
@@ -193,6 +202,12 @@ def test_threads_equal_serial(shape):
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, serial)
+
+
+def test_small_images_run_on_the_calling_thread(monkeypatch):
+    monkeypatch.setattr(_multiscale.threading, "Thread", None)  # any thread started would fail
+    image = np.random.default_rng(5).random((40, 40, 4), dtype=np.float32)
+    multiscale_features(image, channel_axis=-1, workers=4)
 
 
 def test_tiles_do_not_change_results(monkeypatch):

@@ -1,10 +1,11 @@
 # The multiscale filter-bank kernel: included by _multiscale.pyx (baseline build) and
 # _multiscale_avx2.pyx (built with AVX2); see _multiscale.pyx's docstring.
 #
-# One call computes one channel at one scale: the Gaussian (separable passes into the caller's
-# scratch volume ``g``), then, row by row, the requested features of the requested pixels, written
-# straight into their output rows.  A plan struct carries the geometry; each step is a small
-# ``noexcept nogil`` function over rows of X floats, whose inner loops the compiler vectorises.
+# One call computes one tile of the outer axis: every channel's Gaussian at every scale (separable
+# passes into the caller's scratch), then, row by row, every requested feature of the requested
+# pixels, written into their output rows.  A plan struct carries the geometry and the channel and
+# scale at work; each step is a small ``noexcept nogil`` function over rows of X floats, whose inner
+# loops the compiler vectorises (the hottest ones are C, in _multiscale.h).
 
 from libc.math cimport sqrtf
 from libc.stdlib cimport malloc, free
