@@ -41,6 +41,7 @@ from fastseg import (
 from fastseg._ext import _boxmeans, _components, _mlp, _normalize, _windows
 from fastseg.features import _pixfeat  # the build fastseg uses on this CPU (baseline or AVX2)
 from fastseg.scoring import _linear  # (likewise)
+from fastseg._multiscale import _kernel as _multiscale_kernel  # (likewise)
 from fastseg.datasets import load_case, load_slices
 from fastseg.features import FeatureSpec, box_means, context_channels, pixel_features
 from fastseg.model import PixelModel
@@ -225,6 +226,8 @@ GIL_CASES = {
     "normalize_brain": (_normalize, ("normalize_brain",), lambda x, b, m: normalize_brain(x, b)),
     "pixel_features": (_pixfeat, ("pixel_context",), lambda x, b, m: pixel_features(x, b, 3)),
     "pixel_network_scores": (_pixfeat, ("pixel_network_scores",), lambda x, b, m: _fit_small().decision_function(x, b)),
+    "multiscale_features": (_multiscale_kernel, ("tile_features",),
+                            lambda x, b, m: fastseg.multiscale_features(x[0], channel_axis=-1, workers=1)),
     "mlp_row_scores": (_mlp, ("mlp_rows",), lambda x, b, m: _network_row_scores(
         x.reshape(-1, 4), Network.mlp(*mlp_model(1, 4, hidden=16)[:2], "relu"), OUTPUT_CODES["proba"])),
 }
