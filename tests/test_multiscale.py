@@ -81,7 +81,7 @@ def _build(case):
     return image, kwargs
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(case=cases())
 def test_hypothesis_equals_skimage(case):
     feature = pytest.importorskip("skimage.feature")
@@ -91,7 +91,7 @@ def test_hypothesis_equals_skimage(case):
     _assert_close(got, want, image, kwargs["channel_axis"])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(case=cases(min_side=1))
 def test_hypothesis_equals_reference(case):
     # sides of one pixel included: scikit-image cannot take them (numpy.gradient needs two), the
