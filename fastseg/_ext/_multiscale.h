@@ -34,47 +34,75 @@ static inline fs_v8 fs_load8(const float *p)
     return v;
 }
 #define FS_HAVE_V8 1
+
+
+/* dst[i .. i + 32) and dst[i .. i + 8): one block of outputs, accumulated in registers */
+static inline void fs_fir_block32(const float *const *src, float *restrict dst, const float *w, ptrdiff_t r,
+                                  ptrdiff_t i)
+{
+    ptrdiff_t k;
+    fs_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (k = r; k >= 1; k--) {
+        const float *p = src[r - k] + i, *q = src[r + k] + i;
+        fs_v8 wk = {w[k], w[k], w[k], w[k], w[k], w[k], w[k], w[k]};
+        a0 = a0 + wk * (fs_load8(p) + fs_load8(q));
+        a1 = a1 + wk * (fs_load8(p + 8) + fs_load8(q + 8));
+        a2 = a2 + wk * (fs_load8(p + 16) + fs_load8(q + 16));
+        a3 = a3 + wk * (fs_load8(p + 24) + fs_load8(q + 24));
+    }
+    {
+        const float *c = src[r] + i;
+        fs_v8 w0 = {w[0], w[0], w[0], w[0], w[0], w[0], w[0], w[0]};
+        a0 = a0 + w0 * fs_load8(c);
+        a1 = a1 + w0 * fs_load8(c + 8);
+        a2 = a2 + w0 * fs_load8(c + 16);
+        a3 = a3 + w0 * fs_load8(c + 24);
+    }
+    memcpy(dst + i, &a0, sizeof a0);
+    memcpy(dst + i + 8, &a1, sizeof a1);
+    memcpy(dst + i + 16, &a2, sizeof a2);
+    memcpy(dst + i + 24, &a3, sizeof a3);
+}
+
+static inline void fs_fir_block8(const float *const *src, float *restrict dst, const float *w, ptrdiff_t r,
+                                 ptrdiff_t i)
+{
+    ptrdiff_t k;
+    fs_v8 a0 = {0};
+    for (k = r; k >= 1; k--) {
+        fs_v8 wk = {w[k], w[k], w[k], w[k], w[k], w[k], w[k], w[k]};
+        a0 = a0 + wk * (fs_load8(src[r - k] + i) + fs_load8(src[r + k] + i));
+    }
+    {
+        fs_v8 w0 = {w[0], w[0], w[0], w[0], w[0], w[0], w[0], w[0]};
+        a0 = a0 + w0 * fs_load8(src[r] + i);
+    }
+    memcpy(dst + i, &a0, sizeof a0);
+}
 #endif
 
+/* dst must not overlap the rows of src: the ragged end of a row is made by one more block that
+   overlaps the last whole one (its shared outputs are recomputed, to the same bits: every lane does
+   the scalar loop's arithmetic in its order), so a masked row's span of any width stays on the
+   four-accumulator path instead of the latency-bound single vector and the scalar loop. */
 static inline void fs_fir_rows(const float *const *src, float *restrict dst, const float *w, ptrdiff_t r,
                                ptrdiff_t n)
 {
     ptrdiff_t i = 0, k;
 #ifdef FS_HAVE_V8
-    for (; i + 32 <= n; i += 32) {
-        fs_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        for (k = r; k >= 1; k--) {
-            const float *p = src[r - k] + i, *q = src[r + k] + i;
-            fs_v8 wk = {w[k], w[k], w[k], w[k], w[k], w[k], w[k], w[k]};
-            a0 = a0 + wk * (fs_load8(p) + fs_load8(q));
-            a1 = a1 + wk * (fs_load8(p + 8) + fs_load8(q + 8));
-            a2 = a2 + wk * (fs_load8(p + 16) + fs_load8(q + 16));
-            a3 = a3 + wk * (fs_load8(p + 24) + fs_load8(q + 24));
-        }
-        {
-            const float *c = src[r] + i;
-            fs_v8 w0 = {w[0], w[0], w[0], w[0], w[0], w[0], w[0], w[0]};
-            a0 = a0 + w0 * fs_load8(c);
-            a1 = a1 + w0 * fs_load8(c + 8);
-            a2 = a2 + w0 * fs_load8(c + 16);
-            a3 = a3 + w0 * fs_load8(c + 24);
-        }
-        memcpy(dst + i, &a0, sizeof a0);
-        memcpy(dst + i + 8, &a1, sizeof a1);
-        memcpy(dst + i + 16, &a2, sizeof a2);
-        memcpy(dst + i + 24, &a3, sizeof a3);
+    if (n >= 32) {
+        for (; i + 32 <= n; i += 32)
+            fs_fir_block32(src, dst, w, r, i);
+        if (i < n)
+            fs_fir_block32(src, dst, w, r, n - 32);
+        return;
     }
-    for (; i + 8 <= n; i += 8) {
-        fs_v8 a0 = {0};
-        for (k = r; k >= 1; k--) {
-            fs_v8 wk = {w[k], w[k], w[k], w[k], w[k], w[k], w[k], w[k]};
-            a0 = a0 + wk * (fs_load8(src[r - k] + i) + fs_load8(src[r + k] + i));
-        }
-        {
-            fs_v8 w0 = {w[0], w[0], w[0], w[0], w[0], w[0], w[0], w[0]};
-            a0 = a0 + w0 * fs_load8(src[r] + i);
-        }
-        memcpy(dst + i, &a0, sizeof a0);
+    if (n >= 8) {
+        for (; i + 8 <= n; i += 8)
+            fs_fir_block8(src, dst, w, r, i);
+        if (i < n)
+            fs_fir_block8(src, dst, w, r, n - 8);
+        return;
     }
 #endif
     for (; i < n; i++) {

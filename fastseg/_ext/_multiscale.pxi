@@ -228,12 +228,16 @@ cdef void _gaussian2(_Plan* p) noexcept nogil:
 cdef void _pass_x(_Plan* p, float* row, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     """The Gaussian along one row, in place, at columns [a, b), from a copy of columns
     [a - r, b + r) with the border repeated (the y-pass made those columns)."""
-    cdef Py_ssize_t i, X = p.X, r = p.r
+    cdef Py_ssize_t i, X = p.X, r = p.r, j0 = max(a - r, 0), j1 = min(b + r, X)
     cdef float* line = p.line
     if b <= a:
         return
-    for i in range(b - a + 2 * r):
-        line[i] = row[_clamp(a - r + i, X)]
+    # line[i] = row[clamp(a - r + i)]: the border pixels repeated, the inside copied whole
+    for i in range(j0 - (a - r)):
+        line[i] = row[0]
+    memcpy(line + (j0 - (a - r)), row + j0, (j1 - j0) * sizeof(float))
+    for i in range(j1 - (a - r), b - a + 2 * r):
+        line[i] = row[X - 1]
     for i in range(2 * r + 1):
         p.srcx[i] = line + i
     _fir_rows(p.srcx, row + a, p.w, r, b - a)
