@@ -8,7 +8,10 @@ Groups (default parameters: sigma 0.5 to 16, six scales, intensity, edges and te
 - ``multiscale-3d-155x240x240``: one channel of a BraTS volume (30 features): the FLAIR of the
   first case under ``../shared/data/brats_volumes`` (nibabel), else deterministic noise;
 - ``multiscale-240x240x4-brain``: the same slice's brain pixels only (fastseg's ``mask``; scikit-
-  image computes every pixel and the brain rows are taken from it).
+  image computes every pixel and the brain rows are taken from it);
+- ``multiscale-240x240x4-real-brain``: sample slices (``fastseg.datasets.load_sample``) with their
+  real brain masks, fastseg only; ``extra_info`` adds ``masked_share`` and ``masked_over_dense``,
+  the masked call's median time over the dense call's, measured in the same run.
 
 ``impl``: ``skimage-1`` / ``skimage-all`` (``workers=1`` / every core), ``fastseg-1`` / ``fastseg-2``
 (one / two threads).  ``extra_info`` holds ``peak_mb``, the peak of numpy allocations during one
@@ -20,6 +23,7 @@ Run:  pytest benchmarks/bench_multiscale.py --benchmark-only --benchmark-columns
 """
 from __future__ import annotations
 
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -115,6 +119,36 @@ def test_slice_240_brain(benchmark, slice_240, impl):
     assert X.shape == (int(brain.sum()), 96)
     if impl.startswith("fastseg"):
         _check_against_skimage(X, slice_240, brain)
+
+
+#: Slices of ``fastseg.datasets.load_sample()`` whose real brain masks the masked runs take.
+REAL_BRAIN_SLICES = [0, 9, 18]
+
+
+@pytest.mark.parametrize("index", REAL_BRAIN_SLICES)
+@pytest.mark.parametrize("impl", ["fastseg-1", "fastseg-2"])
+def test_slice_240_real_brain(benchmark, impl, index):
+    """A sample slice's real brain pixels; ``extra_info`` records the masked share and the masked
+    call's time over the dense call's (medians of alternating calls in this process), the figure
+    that should track the share."""
+    from fastseg.datasets import load_sample
+
+    sample = load_sample()
+    image, brain = sample.images[index], sample.brain[index]
+    benchmark.extra_info["masked_share"] = float(brain.mean())
+    masked = _call(impl, image, -1, brain)
+    X = _run(benchmark, "multiscale-240x240x4-real-brain", impl, masked)
+    assert X.shape == (int(brain.sum()), 96)
+    if not benchmark.disabled:
+        dense = _call(impl, image, -1)
+        times = {masked: [], dense: []}
+        for _ in range(15):
+            for func in times:
+                start = time.perf_counter()
+                func()
+                times[func].append(time.perf_counter() - start)
+        ratio = float(np.median(times[masked]) / np.median(times[dense]))
+        benchmark.extra_info["masked_over_dense"] = ratio
 
 
 @pytest.mark.parametrize("impl", IMPLS)

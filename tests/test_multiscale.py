@@ -162,6 +162,24 @@ def test_mask_rows_equal_dense_rows(ndim):
                                   dense[one])
 
 
+def test_mask_rows_of_every_span_width_equal_dense_rows():
+    # every run of filter taps, y-pass and x-pass alike, covers a row span of its own width: widths
+    # 1 to 83 (not multiples of 8 or 32, so blocks end ragged), starting anywhere, touching the left
+    # and right borders, with empty rows between, and radii (up to 48) wider than the image
+    rng = np.random.default_rng(11)
+    image = rng.normal(size=(90, 83, 2)).astype(np.float32)
+    dense = multiscale_features(image, channel_axis=-1, sigma_max=12, workers=1)
+    _assert_close(dense, ref.multiscale_features(image, channel_axis=-1, sigma_max=12), image, -1)
+    mask = np.zeros(image.shape[:2], bool)
+    for y in range(0, 90, 2):  # odd rows empty
+        width = int(rng.integers(1, 84))
+        start = [0, 83 - width, int(rng.integers(0, 84 - width))][y % 3]
+        mask[y, start:start + width] = True
+    mask[40:44] = False  # a gap wider than the second differences' reach
+    masked = multiscale_features(image, channel_axis=-1, sigma_max=12, workers=1, mask=mask)
+    np.testing.assert_array_equal(masked, dense[mask])
+
+
 def test_out_is_written_and_returned():
     image = np.random.default_rng(4).random((16, 18, 2), dtype=np.float32)
     want = multiscale_features(image, channel_axis=-1)
