@@ -37,6 +37,11 @@ _EXPORTS = {
     "n_window_features": "features",
     "remove_small_components": "components",
     "window_features": "features",
+    "multiscale_features": "features",
+    "TrainableSegmenter": "trainable",
+    "fit_segmenter": "trainable",
+    "predict_segmenter": "trainable",
+    "load_segmenter": "trainable",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -57,7 +62,7 @@ def __dir__() -> list:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from .components import clean_mask, fill_holes, keep_largest, label, remove_small_components
-    from .features import feature_offsets, n_window_features, window_features
+    from .features import feature_offsets, multiscale_features, n_window_features, window_features
     from .metrics import dice, segmentation_report
     from .model import PixelModel
     from .model_selection import cross_validate, tune_threshold
@@ -65,3 +70,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .preprocessing import brain_mask, normalize_brain
     from .scoring import MLPWeights, linear_scores, mlp_scores
     from .segmenter import PixelSegmenter
+    from .trainable import TrainableSegmenter, fit_segmenter, load_segmenter, predict_segmenter

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "multiscale_features",
     "window_features",
     "context_channels",
     "pixel_features",
@@ -303,3 +304,46 @@ def hausdorff95(y_true, y_pred, spacing=None):
     b = np.argwhere(surface(p)) * spacing
     d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1))
     return float(max(np.percentile(d.min(axis=1), 95), np.percentile(d.min(axis=0), 95)))
+
+
+def multiscale_features(image, intensity=True, edges=True, texture=True, sigma_min=0.5, sigma_max=16,
+                        num_sigma=None, channel_axis=None):
+    """Multiscale filter-bank features in float64 from scipy.ndimage and numpy (the definition
+    ``fastseg.features.multiscale_features`` computes in float32; image already float, 2-D or 3-D).
+
+    Per channel and scale: the Gaussian (``gaussian_filter``, truncate 4, mode 'nearest'), its
+    Sobel magnitude (``convolve`` with the separable Sobel kernel of each axis, mode 'reflect',
+    root mean square over the axes), the eigenvalues, decreasing, of the Hessian built by
+    ``numpy.gradient`` twice (``eigvalsh``; axes of one pixel give zero derivatives)."""
+    img = np.asarray(image, dtype=np.float64)
+    img = img[..., None] if channel_axis is None else np.moveaxis(img, channel_axis, -1)
+    ndim = img.ndim - 1
+    if num_sigma is None:
+        num_sigma = int(np.log2(sigma_max) - np.log2(sigma_min) + 1)
+    sigmas = np.logspace(np.log2(sigma_min), np.log2(sigma_max), num=num_sigma, base=2)
+    columns = []
+    for c in range(img.shape[-1]):
+        for sigma in sigmas:
+            g = ndimage.gaussian_filter(img[..., c], sigma, mode="nearest", truncate=4.0)
+            if intensity:
+                columns.append(g)
+            if edges:
+                total = np.zeros_like(g)
+                for axis in range(ndim):
+                    kernel = np.ones((1,) * ndim)
+                    for other in range(ndim):
+                        w = np.array([1.0, 0.0, -1.0]) if other == axis else np.array([1.0, 2.0, 1.0]) / 4
+                        kernel = kernel * w.reshape([-1 if d == other else 1 for d in range(ndim)])
+                    total += ndimage.convolve(g, kernel, mode="reflect") ** 2
+                columns.append(np.sqrt(total / ndim))
+            if texture:
+                def grad(f, axis):
+                    return np.zeros_like(f) if f.shape[axis] == 1 else np.gradient(f, axis=axis)
+                hessian = np.empty(g.shape + (ndim, ndim))
+                for i in range(ndim):
+                    gi = grad(g, i)
+                    for j in range(i, ndim):
+                        hessian[..., i, j] = hessian[..., j, i] = grad(gi, j)
+                eig = np.linalg.eigvalsh(hessian)[..., ::-1]
+                columns.extend(np.moveaxis(eig, -1, 0))
+    return np.stack(columns, axis=-1)

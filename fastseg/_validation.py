@@ -42,6 +42,9 @@ __all__ = [
     "check_pipeline",
     "check_real",
     "check_scaler_width",
+    "check_multiscale_image",
+    "check_scales",
+    "check_workers",
     "non_finite_error",
 ]
 
@@ -774,3 +777,66 @@ def check_params(params: dict, constraints: dict = SEGMENTER_PARAMETERS) -> dict
     """The values of ``params`` checked against ``constraints`` (a ``TypeError`` or ``ValueError``
     naming the first bad parameter); parameters absent from ``params`` are not checked."""
     return {name: check(params[name], name) for name, check in constraints.items() if name in params}
+
+
+# --------------------------------------------------------------------------- multiscale filter banks
+
+#: Bounds that keep a filter bank's own allocations small: the Gaussian kernel of sigma_max
+#: (2 int(4 sigma + 0.5) + 1 taps) and the list of scales.
+MAX_SIGMA = 1.0e5
+MAX_NUM_SIGMA = 1000
+
+
+def check_multiscale_image(image, channel_axis, name: str = "image"):
+    """Validate an image for ``multiscale_features``: 2-D or 3-D, with or without a channel axis.
+
+    Returns the array (never copied here) with its channels moved last (a view), and whether it
+    is 3-D.  Floating values must be finite and fit float32.
+    """
+    arr = _as_array(image, name)
+    if arr.dtype.kind not in _REAL_KINDS:
+        raise TypeError(f"{name} must have a real (integer or floating) dtype, got dtype {arr.dtype}")
+    if channel_axis is not None:
+        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
+            raise TypeError(f"channel_axis must be None or an integer, got {_describe(channel_axis)}")
+        if not -arr.ndim <= int(channel_axis) < arr.ndim:
+            raise ValueError(f"channel_axis must be None or an axis of {name} (ndim={arr.ndim}), "
+                             f"got {channel_axis}")
+        arr = np.moveaxis(arr, int(channel_axis), -1)
+    else:
+        arr = arr[..., None]
+    spatial = arr.ndim - 1
+    if spatial not in (2, 3):
+        where = "" if channel_axis is None else " plus the channel axis"
+        raise ValueError(f"{name} must have 2 or 3 spatial dimensions{where}, got shape {np.shape(image)}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not have zero-size axes, got shape {np.shape(image)}")
+    if arr.dtype.kind == "f":
+        if not _all_finite(arr):
+            raise non_finite_error(arr, name)
+        big = np.finfo(np.float32).max
+        if arr.dtype.itemsize > 4 and (arr.max() > big or arr.min() < -big):
+            raise ValueError(f"{name} must contain only finite values, got values beyond float32's range")
+    return arr, spatial == 3
+
+
+def check_scales(sigma_min, sigma_max, num_sigma):
+    """Validate the scales of a filter bank: 0 < sigma_min <= sigma_max <= MAX_SIGMA, num_sigma None
+    or an integer in [1, MAX_NUM_SIGMA]."""
+    lo = Interval("real", 0, MAX_SIGMA, closed="right")(sigma_min, "sigma_min")
+    hi = Interval("real", 0, MAX_SIGMA, closed="right")(sigma_max, "sigma_max")
+    if hi < lo:
+        raise ValueError(f"sigma_max must be >= sigma_min={lo!r}, got {hi!r}")
+    if num_sigma is not None:
+        num_sigma = Interval("int", 1, MAX_NUM_SIGMA)(num_sigma, "num_sigma")
+    elif np.log2(hi) - np.log2(lo) + 1 > MAX_NUM_SIGMA:
+        raise ValueError(f"sigma_min={lo!r} and sigma_max={hi!r} make more than {MAX_NUM_SIGMA} scales "
+                         "(one per octave); give num_sigma")
+    return lo, hi, num_sigma
+
+
+def check_workers(workers, name: str = "workers") -> int:
+    """Threads for a filter bank, as scikit-image's ``workers``: None (every core) or an integer >= 1."""
+    if workers is None:
+        return os.cpu_count() or 1
+    return Interval("int", 1, None)(workers, name)

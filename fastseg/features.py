@@ -27,6 +27,9 @@ from ._validation import (
     check_n_jobs,
     check_odd_sizes,
     check_out,
+    check_multiscale_image,
+    check_scales,
+    check_workers,
 )
 
 
@@ -35,7 +38,7 @@ _pixfeat = for_this_cpu("_pixfeat")
 
 __all__ = [
     "window_features", "feature_offsets", "n_window_features", "context_channels", "box_means", "mirror_columns",
-    "pixel_features", "pixel_feature_names", "FeatureSpec",
+    "pixel_features", "pixel_feature_names", "FeatureSpec", "multiscale_features",
 ]
 
 #: Default box of the asymmetry family's mean (context_channels, pixel_features, PixelSegmenter).
@@ -641,4 +644,105 @@ def _pixel_rows(batch: np.ndarray, brain: np.ndarray, rows: np.ndarray, spec: "F
         _pixfeat.pixel_context(batch, out=out, offset=0, scratch=scratch, n0=start, n1=stop, **plan)
 
     run_chunks(work, N, n_jobs)
+    return out
+
+
+def multiscale_features(
+    image: ArrayLike,
+    intensity: bool = True,
+    edges: bool = True,
+    texture: bool = True,
+    sigma_min: float = 0.5,
+    sigma_max: float = 16,
+    num_sigma: int | None = None,
+    workers: int | None = None,
+    *,
+    channel_axis: int | None = None,
+    mask: ArrayLike | None = None,
+    out: NDArray[np.float32] | None = None,
+) -> NDArray[np.float32]:
+    """Multiscale filter-bank features of every pixel of a 2-D or 3-D image, any number of channels.
+
+    A drop-in for :func:`skimage.feature.multiscale_basic_features`: the same parameters, columns
+    and values (within float32 rounding, see Notes), computed in compiled code.  At each scale
+    sigma the image is smoothed by a Gaussian (truncated at 4 sigma, border repeated), which gives
+    the *intensity*; its Sobel magnitude gives the *edges*; the eigenvalues of its Hessian
+    (``numpy.gradient`` twice), in decreasing order, give the *texture*.
+
+    Parameters
+    ----------
+    image : array-like of shape (Y, X) or (Z, Y, X), with a channel axis if `channel_axis` is set
+        Any integer or floating dtype.  Integers are rescaled as ``skimage.util.img_as_float32``
+        does (unsigned to [0, 1], signed to [-1, 1]); floating values must be finite.
+    intensity, edges, texture : bool, default True
+        The feature kinds to compute (at least one).
+    sigma_min, sigma_max : float, default 0.5 and 16
+        The smallest and largest scale, ``0 < sigma_min <= sigma_max``.
+    num_sigma : int, optional
+        The number of scales, log-spaced from `sigma_min` to `sigma_max`; by default one per
+        octave, ``sigma_min * 2 ** i``.
+    workers : int, optional
+        Threads (over channels and scales); None uses every core.  Results do not depend on it.
+    channel_axis : int, optional
+        The axis of `image` holding channels; None for a single-channel image.
+    mask : array-like of bool, optional
+        The spatial shape of `image`: compute the features of these pixels only, returned as rows
+        in C order.  Only the image rows they read are filtered.
+    out : ndarray of float32, optional
+        A C-contiguous buffer of the returned shape to write into.
+
+    Returns
+    -------
+    features : ndarray of float32
+        Shape ``spatial_shape + (n_features,)``, or ``(n_masked, n_features)`` with `mask`.  The
+        columns run channel by channel, then scale by scale (increasing), then intensity, edges
+        and the ``ndim`` Hessian eigenvalues (decreasing): ``n_features = n_channels * n_scales *
+        (intensity + edges + ndim * texture)``.
+
+    Notes
+    -----
+    **Agreement with scikit-image.**  Both compute in float32, in different orders, so the values
+    differ by rounding.  Every column of the difference is within ``16 * eps * max|image|``, with
+    eps float32's epsilon (1.19e-7) and ``max|image|`` the largest magnitude of the (rescaled)
+    channel: tested for 2-D and 3-D, 1-4 channels, five dtypes and scales from 0.3 to 64, where the
+    largest difference seen was below 10 of those units (scikit-image's own distance to a float64
+    computation reaches 4).  The Gaussian is a sum of float32 products, so its rounding is a few eps
+    times the image's magnitude; the edges and the Hessian are differences of it, so their error
+    scales with the image's magnitude, not with their own (a column of small second derivatives
+    can differ by more, relative to its own size).  Where the
+    Hessian has a (near) double eigenvalue, scikit-image's float32 LAPACK solver (3-D) is itself
+    only accurate to that bound.  On an axis of one pixel the second differences are zero (scikit-
+    image raises an error there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.features import multiscale_features
+    >>> image = np.random.default_rng(0).random((32, 32, 4), dtype=np.float32)
+    >>> multiscale_features(image, channel_axis=-1).shape  # 4 channels x 6 scales x 4 features
+    (32, 32, 96)
+    >>> volume = np.random.default_rng(0).random((8, 16, 16), dtype=np.float32)
+    >>> multiscale_features(volume, sigma_max=4, texture=False, mask=volume > 0.5).shape[1]
+    8
+    """
+    from . import _multiscale
+
+    arr, three_d = check_multiscale_image(image, channel_axis)
+    flags = [check_bool(v, n) for v, n in ((intensity, "intensity"), (edges, "edges"), (texture, "texture"))]
+    if not any(flags):
+        raise ValueError("at least one of intensity, edges and texture must be True")
+    sigma_min, sigma_max, num_sigma = check_scales(sigma_min, sigma_max, num_sigma)
+    n_workers = check_workers(workers)
+    spatial = arr.shape[:-1]
+    m = None if mask is None else check_masks(mask, "mask", shape=spatial)
+    scales = _multiscale.sigmas(sigma_min, sigma_max, num_sigma)
+    n_channels = arr.shape[-1]
+    n_features = n_channels * len(scales) * _multiscale.n_per_scale(len(spatial), *flags)
+    n_rows = int(np.prod(spatial)) if m is None else int(np.count_nonzero(m))
+    shape = (*spatial, n_features) if m is None else (n_rows, n_features)
+    out = check_out(out, shape, inputs=(np.asarray(image),))
+    shape3 = spatial if three_d else (1, *spatial)
+    mask3 = None if m is None else m.reshape(shape3)
+    images = _multiscale.as_channels(arr, shape3)
+    _multiscale.multiscale(images, three_d, *flags, scales, mask3, out.reshape(n_rows, n_features), n_workers)
     return out

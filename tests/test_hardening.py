@@ -41,6 +41,7 @@ from fastseg import (
 from fastseg._ext import _boxmeans, _components, _mlp, _normalize, _windows
 from fastseg.features import _pixfeat  # the build fastseg uses on this CPU (baseline or AVX2)
 from fastseg.scoring import _linear  # (likewise)
+from fastseg._multiscale import _kernel as _multiscale_kernel  # (likewise)
 from fastseg.datasets import load_case, load_slices
 from fastseg.features import FeatureSpec, box_means, context_channels, pixel_features
 from fastseg.model import PixelModel
@@ -225,6 +226,8 @@ GIL_CASES = {
     "normalize_brain": (_normalize, ("normalize_brain",), lambda x, b, m: normalize_brain(x, b)),
     "pixel_features": (_pixfeat, ("pixel_context",), lambda x, b, m: pixel_features(x, b, 3)),
     "pixel_network_scores": (_pixfeat, ("pixel_network_scores",), lambda x, b, m: _fit_small().decision_function(x, b)),
+    "multiscale_features": (_multiscale_kernel, ("tile_features",),
+                            lambda x, b, m: fastseg.multiscale_features(x[0], channel_axis=-1, workers=1)),
     "mlp_row_scores": (_mlp, ("mlp_rows",), lambda x, b, m: _network_row_scores(
         x.reshape(-1, 4), Network.mlp(*mlp_model(1, 4, hidden=16)[:2], "relu"), OUTPUT_CODES["proba"])),
 }
@@ -436,6 +439,16 @@ def _fit_small(**params):
 
 
 BAD = [
+    # multiscale filter banks and trainable segmentation (the full table: test_multiscale.py, test_trainable.py)
+    ("multiscale_features-sigma-zero", lambda: fastseg.multiscale_features(X[0, ..., 0], sigma_min=0), ValueError,
+     r"sigma_min must be a number in \(0, 100000.0\], got 0.0"),
+    ("TrainableSegmenter-unlabelled", lambda: fastseg.TrainableSegmenter().fit(X[0, ..., 0], np.zeros((16, 16), int)),
+     ValueError, r"labels must mark at least one pixel"),
+    ("fit_segmenter-labels-float", lambda: fastseg.fit_segmenter(np.ones((16, 16)), np.ones((16, 16, 3)), None),
+     TypeError, r"labels must have an integer dtype"),
+    ("predict_segmenter-clf-None", lambda: fastseg.predict_segmenter(np.ones((16, 16, 3)), None), TypeError,
+     r"clf must be a scikit-learn classifier"),
+    ("load_segmenter-path-None", lambda: fastseg.load_segmenter(None), TypeError, r"path"),
     # window_features
     ("window_features-huge-k", lambda: window_features(X, HUGE), ValueError, r"k=1000000001 is too large"),
     ("window_features-huge-k-edge", lambda: window_features(X, HUGE, mode="edge"), ValueError, r"k=1000000001 is too large"),
