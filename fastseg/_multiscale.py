@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ._ext import for_this_cpu
+from ._parallel import chunk_bounds
 
 #: The kernel for this CPU: the AVX2 build (the same bits) where the CPU runs it.
 _kernel = for_this_cpu("_multiscale")
@@ -133,14 +134,7 @@ def tiles(outer: int, per_row: int, three_d: bool, image_bytes: int, n_workers: 
     # thin tile filters its four margin rows for few output rows, and a small image is not worth a
     # thread
     spare = min(2 * n_workers, outer // MIN_TILE[three_d]) if n_workers > 1 else 1
-    n = max(-(-outer // size), spare, 1)
-    step, extra = divmod(outer, n)
-    bounds, start = [], 0
-    for i in range(n):
-        stop = start + step + (1 if i < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
+    return chunk_bounds(outer, max(-(-outer // size), spare, 1))
 
 
 def multiscale(images: np.ndarray, three_d: bool, intensity: bool, edges: bool, texture: bool,
