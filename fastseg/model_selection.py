@@ -326,9 +326,8 @@ def _cross_validate_volumes(segmenter, images, masks, groups, cv, brain, extra, 
             x, _, b = stacks[i]
             predictions[i] = _clean_volume_of(model, model.predict(x, b if brain is not None else None))
         fold_patients.append(list(dict.fromkeys(groups[test].tolist())))
-        scores = [_dice(np.concatenate([stacks[i][1] for i in test if groups[i] == g]),
-                        np.concatenate([predictions[i] for i in test if groups[i] == g])) for g in fold_patients[-1]]
-        fold_dice.append(float(np.mean(scores)))
+        mine = _patient_dice([stacks[i] for i in test], [predictions[i] for i in test], groups[test])
+        fold_dice.append(float(np.mean(list(mine.values()))))
         if verbose:
             print(f"[cross_validate] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients, "
                   f"mean Dice {fold_dice[-1]:.3f} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
