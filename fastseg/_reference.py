@@ -148,6 +148,17 @@ def normalize_brain(images, brain):
 
 # --------------------------------------------------------------------------- scoring
 
+def zscore_volume(volume):
+    """A stored (X, Y, Z) volume z-scored over all its voxels (background zeros included) in
+    float64, as float32 axial slices ``(Z, Y, X)``; with its non-zero voxels, its mean and its std
+    (the population std; a std of 0 divides by 1).  The case reader's normalisation."""
+    vol = np.array(volume, dtype=np.float64, order="F")
+    dev = vol - vol.mean()
+    std = float(np.sqrt((dev * dev).sum() / vol.size))
+    slices = (dev / (std if std > 0 else 1.0)).astype(np.float32).transpose(2, 1, 0)
+    return slices, (vol != 0).transpose(2, 1, 0), float(vol.mean()), std
+
+
 def linear_scores(images, coef, intercept, k, mode="reflect", mask=None, fill_value=0.0):
     """Twin of :func:`fastseg.linear_scores`: ``window_features(images, k) @ coef + intercept``.
 

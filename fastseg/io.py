@@ -614,7 +614,7 @@ def read_label_volume(source) -> SimpleNamespace:
     if data.dtype.kind == "f":
         if not np.all(np.isfinite(data)) or not np.array_equal(data, np.round(data)):
             raise ValueError(f"{source} must hold integer labels")
-    labels = np.ascontiguousarray(_to_canonical(data, transform).transpose(2, 1, 0)).astype(np.int32)
+    labels = np.array(_to_canonical(data, transform).transpose(2, 1, 0), dtype=np.int32, order="C")
     spacing = _canonical_spacing(img.header.get_zooms()[:3], transform)
     from nibabel.orientations import inv_ornt_aff
 
@@ -660,31 +660,17 @@ def read_case(case) -> SimpleNamespace:
     if not isinstance(case, Case):
         case = find_case(case)
     nib = _nibabel()
-    brain = vol = dev = images = None
+    brain = images = None
     empty = []
     channels = _CanonicalChannels(case)
     for c, (source, raw) in enumerate(channels):
-        if vol is None:
-            # the canonical volume, Fortran-ordered as NIfTI stores it: sums in one order whatever the layout
-            vol, dev = np.empty(raw.shape, order="F"), np.empty(raw.shape, order="F")
-            brain = np.zeros(raw.shape, dtype=bool, order="F")
-            images = np.empty(raw.shape[::-1] + (len(CHANNELS),), dtype=np.float32)
-        vol[...] = raw
-        del raw
+        if images is None:
+            images = _new_images(raw.shape[::-1] + (len(CHANNELS),))
+            brain = np.zeros(raw.shape[::-1], dtype=bool)  # (Z, Y, X): slice z, as the images
         # step (c): each channel z-scored over its whole volume in float64, as the training data were
-        nonzero = vol != 0
-        if not nonzero.any():
+        if not _zscore_into(raw, images, c, brain, source):
             empty.append(str(source))
-        brain |= nonzero
-        del nonzero
-        np.subtract(vol, vol.mean(), out=dev)
-        std = float(np.sqrt(np.multiply(dev, dev, out=vol).sum() / vol.size))
-        if not np.isfinite(std):
-            raise ValueError(f"{source} holds non-finite values")
-        from ._ext import _normalize
-
-        _normalize.divide_into_slices(dev, std if std > 0 else 1.0, images, c)
-    del vol, dev
+        del raw
     grid = channels.grid
     if not brain.any():
         warnings.warn(f"case {case.name}: no brain found (every channel is zero)", NoBrainWarning, stacklevel=2)
@@ -701,12 +687,62 @@ def read_case(case) -> SimpleNamespace:
         seg = labels > 0
     reference = grid.reference  # the last channel, FLAIR: its affine and header are written back
     return SimpleNamespace(
-        images=images, brain=np.ascontiguousarray(brain.transpose(2, 1, 0)), seg=seg,
+        images=images, brain=brain, seg=seg,
         affine=reference.affine, header=reference.header, shape=grid.shape, name=case.name,
         labels=labels, convention=case.convention, layout=case.layout,
         spacing=_canonical_spacing(reference.header.get_zooms()[:3], grid.transform),
-        axcodes=tuple(nib.aff2axcodes(reference.affine)), canonical_shape=tuple(brain.shape),
+        axcodes=tuple(nib.aff2axcodes(reference.affine)), canonical_shape=tuple(brain.shape[::-1]),
         transform=grid.transform)
+
+
+#: An images array handed back with :func:`_recycle_images` once its case is done: the next
+#: case of the same shape is read into it.  Reading cases one after another then reuses one block
+#: of memory instead of asking the system for fresh pages each time, which costs more than the
+#: reading itself on machines that take freed memory back.  Only callers that hand arrays back
+#: (the command line's loop over cases) share memory this way; one per thread.
+_SPARE = __import__("threading").local()
+
+
+def _new_images(shape: tuple) -> np.ndarray:
+    spare = getattr(_SPARE, "images", None)
+    _SPARE.images = None
+    if spare is not None and spare.shape == shape:
+        return spare
+    return np.empty(shape, dtype=np.float32)
+
+
+def _recycle_images(images: np.ndarray | None) -> None:
+    """Hand back the images of a case that is done with (nothing may read them afterwards); None
+    lets the spare go."""
+    _SPARE.images = images
+
+
+#: Stored types z-scored by the compiled kernel (exact integer sums); others take the numpy route.
+_KERNEL_TYPES = (np.int8, np.uint8, np.int16, np.uint16)
+
+
+def _zscore_into(raw: np.ndarray, images: np.ndarray, c: int, brain: np.ndarray, source) -> bool:
+    """Z-score one canonical (X, Y, Z) channel over all its voxels into ``images[..., c]`` (slice z
+    = ``vol[:, :, z].T``) and mark its non-zero voxels in ``brain``; whether it has any.
+
+    The arithmetic is float64 numpy's: ``vol = raw.astype(float64)``, ``dev = vol - vol.mean()``,
+    ``std = sqrt(sum(dev**2) / size)`` summed in Fortran order, ``float32(dev / std)`` (a std of 0
+    taken as 1).  Stored 8- and 16-bit integers (BraTS stores int16) go through a kernel that gives
+    the same bits without float64 copies of the volume.
+    """
+    from ._ext import _normalize
+
+    if raw.dtype.type in _KERNEL_TYPES:
+        return _normalize.zscore_into_slices(raw, images, c, brain.view(np.uint8))[2]
+    vol = np.array(raw, dtype=np.float64, order="F")
+    nonzero = vol != 0
+    brain |= nonzero.transpose(2, 1, 0)
+    dev = np.subtract(vol, vol.mean())
+    std = float(np.sqrt(np.multiply(dev, dev, out=vol).sum() / vol.size))
+    if not np.isfinite(std):
+        raise ValueError(f"{source} holds non-finite values")
+    _normalize.divide_into_slices(dev, std if std > 0 else 1.0, images, c)
+    return bool(nonzero.any())
 
 
 class _CanonicalChannels:

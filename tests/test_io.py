@@ -160,6 +160,22 @@ def test_full_size_case_in_the_2023_layout_equals_the_shipped_2018_case(volumes,
     assert np.asarray(a.dataobj).any()
 
 
+@pytest.mark.parametrize("stored", [np.int32, np.float32, np.uint16])
+def test_stored_type_does_not_change_the_images(volumes, tmp_path, stored):
+    """int16 goes through the compiled z-score, int32 and float32 through numpy; uint16 through the
+    kernel's unsigned twin: the same stored values give the same images and brain, bit for bit."""
+    raw = _raw_case(volumes, crop=(slice(40, 200), slice(30, 220), slice(50, 90)))
+    assert raw["t1"].dtype == np.int16 and raw["t1"].min() >= 0
+    for m in MODALITIES:
+        name = f"{SOURCE}_{m}.nii.gz"
+        _save(raw[m], raw["affine"], tmp_path / "int16" / SOURCE / name)
+        _save(raw[m].astype(stored), raw["affine"], tmp_path / "other" / SOURCE / name)
+    a, b = fio.read_case(tmp_path / "int16" / SOURCE), fio.read_case(tmp_path / "other" / SOURCE)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.brain, b.brain)
+    assert a.images.shape == (40, 190, 160, 4) and a.brain.flags.c_contiguous
+
+
 def test_load_case_fields_unchanged_for_the_2018_layout(volumes, brats2d_dir):
     from fastseg.datasets import load_case
 

@@ -236,3 +236,149 @@ def divide_into_slices(
                 dst = &out[z, y, 0, channel]
                 for x in range(X):
                     dst[x * C] = <float>(src[x] / divisor)
+
+
+# ---------------------------------------------------------------------------
+# A stored integer volume z-scored straight into slices, without float64 copies
+# ---------------------------------------------------------------------------
+
+ctypedef fused stored_int:
+    signed char
+    unsigned char
+    short
+    unsigned short
+
+
+cdef struct _Grid:
+    const char* base   # the address of voxel (0, 0, 0)
+    Py_ssize_t X, Y
+    Py_ssize_t sx, sy, sz  # strides in bytes (any sign)
+
+
+cdef enum:
+    # numpy's pairwise summation: blocks of at most this many values are summed with 8 accumulators
+    PAIRWISE_BLOCK = 128
+
+
+cdef void _squares(stored_int* kind, const _Grid* g, double mean, Py_ssize_t lo, Py_ssize_t n,
+                   double* buf) noexcept nogil:
+    """buf[k] = (value(lo + k) - mean)**2 for the values ``lo .. lo + n - 1`` in Fortran order."""
+    cdef Py_ssize_t x = lo % g.X, rest = lo // g.X
+    cdef Py_ssize_t y = rest % g.Y, z = rest // g.Y
+    cdef Py_ssize_t k
+    cdef double d
+    for k in range(n):
+        d = <double>(<const stored_int*>(g.base + x * g.sx + y * g.sy + z * g.sz))[0] - mean
+        buf[k] = d * d
+        x += 1
+        if x == g.X:
+            x = 0
+            y += 1
+            if y == g.Y:
+                y = 0
+                z += 1
+
+
+cdef double _pairwise_squares(stored_int* kind, const _Grid* g, double mean, Py_ssize_t lo,
+                              Py_ssize_t n) noexcept nogil:
+    """The sum of the squared deviations of values ``lo .. lo + n - 1``, added in the order and
+    grouping of numpy's pairwise summation of a contiguous float64 array (halves rounded down to
+    a multiple of 8 until a block of at most 128; a block summed with 8 interleaved accumulators,
+    its tail added one by one), so that the result is the float64 numpy gives, bit for bit."""
+    cdef double buf[PAIRWISE_BLOCK]
+    cdef double r0, r1, r2, r3, r4, r5, r6, r7, res
+    cdef Py_ssize_t i, n2
+    if n > PAIRWISE_BLOCK:
+        n2 = n // 2
+        n2 -= n2 % 8
+        return _pairwise_squares(kind, g, mean, lo, n2) + _pairwise_squares(kind, g, mean, lo + n2, n - n2)
+    _squares(kind, g, mean, lo, n, buf)
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += buf[i]
+        return res
+    r0, r1, r2, r3, r4, r5, r6, r7 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]
+    i = 8
+    while i < n - n % 8:
+        r0 += buf[i]
+        r1 += buf[i + 1]
+        r2 += buf[i + 2]
+        r3 += buf[i + 3]
+        r4 += buf[i + 4]
+        r5 += buf[i + 5]
+        r6 += buf[i + 6]
+        r7 += buf[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += buf[i]
+        i += 1
+    return res
+
+
+def zscore_into_slices(
+    const stored_int[:, :, :] volume not None,  # IN  (X, Y, Z), any strides (a reoriented view of the file's array)
+    float[:, :, :, ::1] out not None,          # OUT (Z, Y, X, C) slices
+    Py_ssize_t channel,
+    unsigned char[:, :, ::1] brain not None,   # IN/OUT (Z, Y, X): set where the volume is non-zero
+):
+    """Z-score a stored integer volume over all its voxels into one channel of a slice stack.
+
+    ``out[z, y, x, channel] = float32((v - mean) / std)`` for ``v = volume[x, y, z]``, with the
+    mean and (population) standard deviation over every voxel, background zeros included, and
+    ``brain[z, y, x] |= v != 0``.  The values are those of the float64 numpy route (``vol =
+    volume.astype(float64, order="F")``; ``dev = vol - vol.mean()``; ``std = sqrt((dev * dev).sum()
+    / vol.size)``; ``(dev / std).astype(float32)``, with a std of 0 taken as 1), bit for bit: the
+    sum of the values is exact in int64 (and so in numpy's float64, for these 8- and 16-bit types),
+    the squared deviations are summed in numpy's pairwise order.  Three passes over the stored
+    values and none over a float64 copy: what reading a volume costs is little more than its
+    decompression.
+
+    Returns
+    -------
+    (mean, std, any_nonzero)
+    """
+    cdef Py_ssize_t X = volume.shape[0], Y = volume.shape[1], Z = volume.shape[2], C = out.shape[3]
+    cdef Py_ssize_t x, y, z, n = X * Y * Z
+    cdef long long total = 0
+    cdef bint nonzero = False
+    cdef double mean = 0.0, std = 1.0, divisor
+    cdef stored_int v
+    cdef _Grid g
+    cdef const stored_int* src
+    cdef float* dst
+    cdef unsigned char* mask
+    if out.shape[0] != Z or out.shape[1] != Y or out.shape[2] != X:
+        raise ValueError(f"out must have shape ({Z}, {Y}, {X}, C) for a volume of shape ({X}, {Y}, {Z})")
+    if brain.shape[0] != Z or brain.shape[1] != Y or brain.shape[2] != X:
+        raise ValueError(f"brain must have shape ({Z}, {Y}, {X}) for a volume of shape ({X}, {Y}, {Z})")
+    if not 0 <= channel < C:
+        raise ValueError(f"channel must be in [0, {C}), got {channel}")
+    if n == 0 or n > (1 << 36):  # beyond 2**36 values, the sum could leave float64's exact integers
+        raise ValueError(f"volume must hold 1 to 2**36 voxels, got shape ({X}, {Y}, {Z})")
+    g.base = <const char*>&volume[0, 0, 0]
+    g.X, g.Y = X, Y
+    g.sx, g.sy, g.sz = volume.strides[0], volume.strides[1], volume.strides[2]
+    with nogil:
+        for z in range(Z):
+            for y in range(Y):
+                src = &volume[0, y, z]
+                mask = &brain[z, y, 0]
+                for x in range(X):
+                    v = (<const stored_int*>(<const char*>src + x * g.sx))[0]
+                    total += v
+                    if v != 0:
+                        mask[x] = 1
+                        nonzero = True
+        mean = <double>total / <double>n
+        std = sqrt((0.0 + _pairwise_squares(<stored_int*>NULL, &g, mean, 0, n)) / <double>n)
+        divisor = std if std > 0 else 1.0
+        for z in range(Z):
+            for y in range(Y):
+                src = &volume[0, y, z]
+                dst = &out[z, y, 0, channel]
+                for x in range(X):
+                    v = (<const stored_int*>(<const char*>src + x * g.sx))[0]
+                    dst[x * C] = <float>((<double>v - mean) / divisor)
+    return mean, std, bool(nonzero)
