@@ -119,6 +119,13 @@ def test_jobs_give_the_same_files(folder, tmp_path, capsys):
     assert (tmp_path / "one" / f"{CASES[0]}.nii.gz").read_bytes() != b""
 
 
+def test_more_jobs_than_cases(folder, tmp_path, capsys):
+    code, printed, err = run(capsys, "predict", "--input", folder, "--out", tmp_path / "o", "--jobs", "5")
+    assert code == 0, err
+    assert f"segmented {len(CASES)} of {len(CASES)} cases" in printed
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(f"{c}.nii.gz" for c in CASES)
+
+
 def test_scheduler_gives_the_same_files(folder, tmp_path, capsys):
     distributed = pytest.importorskip("distributed")
     assert run(capsys, "predict", "--input", folder, "--out", tmp_path / "local")[0] == 0
