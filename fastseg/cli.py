@@ -811,7 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="refuse cases whose voxel spacing is not the training spacing (by default: a warning)")
     p.add_argument("--overwrite", action="store_true", help="for a folder: segment cases already in --out again")
-    p.add_argument("--jobs", type=int, default=1, help="for a folder: processes segmenting cases at once, this one and N - 1 workers "
+    p.add_argument("--jobs", type=int, default=1,
+                   help="for a folder: processes segmenting cases at once, this one and N - 1 workers "
                         "(default: %(default)s)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="for a folder: segment on this dask.distributed scheduler's workers (which must see "
