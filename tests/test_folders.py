@@ -274,3 +274,18 @@ def test_folder_predict_with_the_shipped_model_never_imports_scikit_learn(folder
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert "exit 0 sklearn imported: False scipy.ndimage imported: False" in result.stdout, result.stdout + result.stderr
     assert len(list((tmp_path / "out").iterdir())) == len(list((tmp_path / "p").iterdir())) == 3
+
+
+def test_command_line_turns_numpy_huge_page_advice_off_and_back(monkeypatch, capsys):
+    """Off while a command runs (and in --jobs workers); the caller's setting is back afterwards."""
+    from fastseg import cli
+
+    if cli._madvise_hugepage(True) is None:
+        pytest.skip("this numpy has no huge-page switch")
+    seen = []
+    monkeypatch.setattr(cli, "cmd_predict", lambda args: seen.append(cli._madvise_hugepage(False)) or 0)
+    assert cli.main(["predict", "--input", "x", "--out", "y"]) == 0
+    assert seen == [False]  # the setting during the command
+    assert cli._madvise_hugepage(False) is True  # the caller's setting restored
+    cli._worker_init()
+    assert cli._madvise_hugepage(True) is False
