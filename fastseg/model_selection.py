@@ -92,8 +92,7 @@ def cross_validate(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
         fold_dice.append(rep.mean_group["dice"])
         fold_patients.append([g.item() for g in np.unique(groups[test])])
         if verbose:
-            print(f"[cross_validate] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients, "
-                  f"mean Dice {fold_dice[-1]:.3f} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+            _log_fold("cross_validate", fold, cv, fold_patients[-1], t0, fold_dice[-1])
     report = segmentation_report(y, predictions, groups)
     patient_dice = {row["group"]: row["dice"] for row in report.per_group}
     return {
@@ -225,15 +224,25 @@ def tune_threshold(segmenter, images: ArrayLike, masks: ArrayLike, groups: Array
         scores[test] = model.score_maps(batch[test], None if b is None else b[test])
         fold_patients.append([g.item() for g in np.unique(groups[test])])
         if verbose:
-            print(f"[tune_threshold] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients "
-                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+            _log_fold("tune_threshold", fold, cv, fold_patients[-1], t0)
+    post = model.model_.postprocessing  # per slice, and set by the parameters: the same in every fold's clone
+    return _best_threshold(model, thresholds, fold_patients, lambda t: segmentation_report(
+        y, post._apply(np.greater(scores, t) & inside), groups).mean_group["dice"])
+
+
+def _log_fold(caller: str, fold: int, cv: int, patients: list, t0: float, dice: float | None = None) -> None:
+    """The progress line of one cross-validation fold, on stderr."""
+    done = "" if dice is None else f", mean Dice {dice:.3f}"
+    print(f"[{caller}] fold {fold + 1}/{cv}: {len(patients)} patients{done} ({time.perf_counter() - t0:.1f} s)",
+          file=sys.stderr, flush=True)
+
+
+def _best_threshold(model, thresholds, fold_patients: list, mean_patient_dice) -> dict:
+    """:func:`tune_threshold`'s result: ``mean_patient_dice(t)`` at each threshold (the fitted model's
+    default grid if None) and the threshold that maximises it (the first of equals)."""
     if thresholds is None:
         thresholds = DEFAULT_THRESHOLDS[model.model_.score_kind]
-    dice = np.empty(thresholds.size)
-    for i, t in enumerate(thresholds):
-        # post-processing is per slice and depends only on the parameters, the same in every fold's clone
-        masks_t = model.model_.postprocessing._apply(np.greater(scores, t) & inside)
-        dice[i] = segmentation_report(y, masks_t, groups).mean_group["dice"]
+    dice = np.array([mean_patient_dice(t) for t in thresholds], dtype=np.float64)
     return {
         "threshold": float(thresholds[int(np.argmax(dice))]),
         "thresholds": thresholds,
@@ -329,8 +338,7 @@ def _cross_validate_volumes(segmenter, images, masks, groups, cv, brain, extra, 
         mine = _patient_dice([stacks[i] for i in test], [predictions[i] for i in test], groups[test])
         fold_dice.append(float(np.mean(list(mine.values()))))
         if verbose:
-            print(f"[cross_validate] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients, "
-                  f"mean Dice {fold_dice[-1]:.3f} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+            _log_fold("cross_validate", fold, cv, fold_patients[-1], t0, fold_dice[-1])
     slice_groups = np.concatenate([np.repeat(groups[i:i + 1], len(stacks[i][0])) for i in range(len(stacks))])
     report = segmentation_report(np.concatenate([s[1] for s in stacks]), np.concatenate(predictions), slice_groups)
     patient_dice = _patient_dice(stacks, predictions, groups)
@@ -359,18 +367,12 @@ def _tune_threshold_volumes(segmenter, images, masks, groups, cv, brain, thresho
             scores[i] = model.score_maps(x, b if brain is not None else None)
         fold_patients.append(list(dict.fromkeys(groups[test].tolist())))
         if verbose:
-            print(f"[tune_threshold] fold {fold + 1}/{cv}: {len(fold_patients[-1])} patients "
-                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
-    if thresholds is None:
-        thresholds = DEFAULT_THRESHOLDS[model.model_.score_kind]
-    dice = np.empty(thresholds.size)
-    for j, t in enumerate(thresholds):
-        predictions = [_clean_volume_of(model, model.model_.postprocessing._apply(np.greater(s, t) & stack[2]))
+            _log_fold("tune_threshold", fold, cv, fold_patients[-1], t0)
+    post = model.model_.postprocessing
+
+    def mean_patient_dice(t):
+        predictions = [_clean_volume_of(model, post._apply(np.greater(s, t) & stack[2]))
                        for s, stack in zip(scores, stacks)]
-        dice[j] = np.mean(list(_patient_dice(stacks, predictions, groups).values()))
-    return {
-        "threshold": float(thresholds[int(np.argmax(dice))]),
-        "thresholds": thresholds,
-        "mean_patient_dice": dice,
-        "fold_patients": fold_patients,
-    }
+        return np.mean(list(_patient_dice(stacks, predictions, groups).values()))
+
+    return _best_threshold(model, thresholds, fold_patients, mean_patient_dice)
