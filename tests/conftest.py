@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,17 @@ def brats_multislice():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def main_in_fresh_python():
+    """Run ``fastseg.cli.main(argv)`` in a new interpreter in ``cwd``: the finished process, whose
+    stdout says the exit code and which heavy modules it imported, as
+    ``exit 0 sklearn imported: False scipy.ndimage imported: False``."""
+    def run(argv, cwd):
+        script = ("import sys\nfrom fastseg.cli import main\n"
+                  f"code = main({[str(a) for a in argv]!r})\n"
+                  "print('exit', code, 'sklearn imported:', any(m.split('.')[0] == 'sklearn' for m in sys.modules),\n"
+                  "      'scipy.ndimage imported:', 'scipy.ndimage' in sys.modules)\n")
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd)
+    return run

@@ -276,7 +276,7 @@ def test_predict_streams_a_stack_in_batches(trained_model, brats2d_dir, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks.npy", "x.npy"]
 
 
-def test_predict_case_without_scikit_learn(trained_model, brats2d_dir, tmp_path):
+def test_predict_case_without_scikit_learn(trained_model, brats2d_dir, tmp_path, main_in_fresh_python):
     """``fastseg predict`` on a case never imports scikit-learn (its import alone takes about 1 s) and
     writes exactly the masks of the full PixelSegmenter loaded by ``fastseg.load``."""
     nib = pytest.importorskip("nibabel")
@@ -285,12 +285,8 @@ def test_predict_case_without_scikit_learn(trained_model, brats2d_dir, tmp_path)
 
     case_dir = brats2d_dir.parent / "brats_volumes" / "Brats18_2013_3_1"
     out_file = tmp_path / "seg.nii.gz"
-    script = ("import sys\nfrom fastseg.cli import main\n"
-              f"code = main(['predict', '--model', {str(trained_model)!r}, '--input', {str(case_dir)!r}, "
-              f"'--out', {str(out_file)!r}])\n"
-              "print('exit', code, 'sklearn imported:', any(m.split('.')[0] == 'sklearn' for m in sys.modules),\n"
-              "      'scipy.ndimage imported:', 'scipy.ndimage' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    result = main_in_fresh_python(["predict", "--model", trained_model, "--input", case_dir, "--out", out_file],
+                                  cwd=tmp_path)
     # nor scipy.ndimage (0.2-0.3 s): the 3-D clean-up is fastseg's own kernel
     assert "exit 0 sklearn imported: False scipy.ndimage imported: False" in result.stdout, \
         result.stdout + result.stderr

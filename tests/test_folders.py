@@ -262,16 +262,9 @@ def test_evaluate_a_prediction_in_another_orientation_than_its_truth(folder, pre
     assert code == 2 and "is not on the truth's voxel grid" in err
 
 
-def test_folder_predict_with_the_shipped_model_never_imports_scikit_learn(folder, tmp_path):
-    import subprocess
-    import sys
-
-    script = ("import sys\nfrom fastseg.cli import main\n"
-              f"code = main(['predict', '--input', {str(folder)!r}, '--out', {str(tmp_path / 'out')!r}, "
-              f"'--probabilities', {str(tmp_path / 'p')!r}])\n"
-              "print('exit', code, 'sklearn imported:', any(m.split('.')[0] == 'sklearn' for m in sys.modules),\n"
-              "      'scipy.ndimage imported:', 'scipy.ndimage' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+def test_folder_predict_with_the_shipped_model_never_imports_scikit_learn(folder, tmp_path, main_in_fresh_python):
+    result = main_in_fresh_python(["predict", "--input", folder, "--out", tmp_path / "out",
+                                   "--probabilities", tmp_path / "p"], cwd=tmp_path)
     assert "exit 0 sklearn imported: False scipy.ndimage imported: False" in result.stdout, result.stdout + result.stderr
     assert len(list((tmp_path / "out").iterdir())) == len(list((tmp_path / "p").iterdir())) == 3
 
