@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -700,7 +701,7 @@ def read_case(case) -> SimpleNamespace:
 #: of memory instead of asking the system for fresh pages each time, which costs more than the
 #: reading itself on machines that take freed memory back.  Only callers that hand arrays back
 #: (the command line's loop over cases) share memory this way; one per thread.
-_SPARE = __import__("threading").local()
+_SPARE = threading.local()
 
 
 def _new_images(shape: tuple) -> np.ndarray:
