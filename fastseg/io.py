@@ -60,6 +60,7 @@ __all__ = [
     "Source",
     "find_case",
     "find_cases",
+    "label_map",
     "read_case",
     "read_label_volume",
     "regions",
@@ -787,6 +788,59 @@ def regions(labels, convention: str) -> dict:
         raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
     labels = np.asarray(labels)
     return {name: np.isin(labels, values) for name, values in LABEL_CONVENTIONS[convention].items()}
+
+
+#: The label each convention writes for the part of a region outside the next one: the whole
+#: tumour outside the core (oedema), the core outside the enhancing tumour, the enhancing tumour.
+_REGION_LABELS = {"brats2018": (2, 1, 4), "brats2023": (2, 1, 3), "msd": (1, 2, 3)}
+
+
+def label_map(found: dict, convention: str) -> np.ndarray:
+    """A label map from the three nested regions: the inverse of :func:`regions`.
+
+    Parameters
+    ----------
+    found : dict
+        ``{"whole tumour": mask, "tumour core": mask, "enhancing tumour": mask}``, bool arrays of
+        one shape, each inside the one before.
+    convention : {"brats2018", "brats2023", "msd"}
+
+    Returns
+    -------
+    ndarray of uint8
+
+    Raises
+    ------
+    ValueError
+        If the regions are not nested (a label map cannot hold a core outside the whole tumour).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.io import label_map, regions
+    >>> labels = np.array([0, 2, 1, 4])
+    >>> label_map(regions(labels, "brats2018"), "brats2018").tolist()
+    [0, 2, 1, 4]
+    >>> label_map(regions(labels, "brats2018"), "msd").tolist()
+    [0, 1, 2, 3]
+    """
+    if convention not in LABEL_CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
+    names = tuple(LABEL_CONVENTIONS[convention])
+    if not isinstance(found, dict) or set(found) != set(names):
+        raise TypeError(f"found must be a dict with the keys {list(names)}, got "
+                        + (f"keys {sorted(found)}" if isinstance(found, dict) else type(found).__name__))
+    masks = [np.asarray(found[name]) for name in names]
+    if any(m.dtype != bool for m in masks) or len({m.shape for m in masks}) != 1:
+        raise ValueError("the regions must be bool arrays of one shape, got "
+                         f"{[(str(m.dtype), m.shape) for m in masks]}")
+    for outer, inner, (a, b) in zip(masks, masks[1:], zip(names, names[1:])):
+        if (inner & ~outer).any():
+            raise ValueError(f"the regions must be nested: {b} has pixels outside {a}")
+    out = np.zeros(masks[0].shape, dtype=np.uint8)
+    for mask, value in zip(masks, _REGION_LABELS[convention]):
+        out[mask] = value
+    return out
 
 
 def write_like(case: SimpleNamespace, slices, path, dtype=np.uint8) -> Path:

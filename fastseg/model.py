@@ -256,8 +256,8 @@ class PixelModel:
 
     # ------------------------------------------------------------------ public: validate, then the twins
 
-    def predict(self, images: ArrayLike, brain: ArrayLike | None = None, *, n_jobs: int | None = None,
-                verbose: int = 0) -> NDArray[np.bool_]:
+    def predict(self, images: ArrayLike, brain: ArrayLike | None = None, *, within: ArrayLike | None = None,
+                n_jobs: int | None = None, verbose: int = 0) -> NDArray[np.bool_]:
         """Tumour masks: score above the threshold inside the brain, then the post-processing.
 
         Parameters
@@ -265,6 +265,11 @@ class PixelModel:
         images : array-like of shape (N, H, W, C) or (H, W, C)
         brain : array-like of shape (N, H, W) or (H, W), optional
             Brain masks; None derives them with :func:`fastseg.brain_mask`.
+        within : array-like of shape (N, H, W) or (H, W), optional
+            Score only these pixels (of the brain); the others are False.  The normalisation and
+            the context features still see the whole brain, so a pixel's score is its score
+            without ``within`` (up to float32 rounding: the network runs over tiles of the scored
+            pixels): the second stage of a cascade scores only the first stage's region.
         n_jobs : int, optional
             Threads over chunks of slices (None: 1, -1: all cores); the results do not depend on it.
         verbose : int, default=0
@@ -274,27 +279,29 @@ class PixelModel:
         -------
         ndarray of shape (N, H, W) or (H, W), dtype=bool
         """
-        batch, brain, single, n_jobs = self._check_input(images, brain, n_jobs)
+        batch, brain, within, single, n_jobs = self._check_input(images, brain, n_jobs, within)
         t0 = time.perf_counter()
-        masks = self._predict(batch, brain, n_jobs, verbose)
+        masks = self._predict(batch, brain, n_jobs, verbose, within)
         if verbose:
             _log(f"segmented {len(batch)} images in {time.perf_counter() - t0:.2f} s")
         return masks[0] if single else masks
 
-    def predict_proba(self, images: ArrayLike, brain: ArrayLike | None = None, *,
+    def predict_proba(self, images: ArrayLike, brain: ArrayLike | None = None, *, within: ArrayLike | None = None,
                       n_jobs: int | None = None) -> NDArray[np.float32]:
-        """Tumour probability of every pixel, shape (N, H, W) or (H, W); 0 outside the brain.
+        """Tumour probability of every pixel, shape (N, H, W) or (H, W); 0 outside the brain (and
+        outside ``within``, as :meth:`predict` takes it).
 
         Raises ``AttributeError`` for a model without probabilities (a linear SVM).
         """
         if not self.has_proba:
             raise AttributeError("predict_proba is not available: this model's classifier gives decision "
                                  "values; use decision_function")
-        return self._public_scores(images, brain, n_jobs, "proba")
+        return self._public_scores(images, brain, n_jobs, "proba", within)
 
     def decision_function(self, images: ArrayLike, brain: ArrayLike | None = None, *,
-                          n_jobs: int | None = None) -> NDArray[np.float32]:
-        """The output unit's input at every pixel, shape (N, H, W) or (H, W); 0 outside the brain.
+                          within: ArrayLike | None = None, n_jobs: int | None = None) -> NDArray[np.float32]:
+        """The output unit's input at every pixel, shape (N, H, W) or (H, W); 0 outside the brain (and
+        outside ``within``).
 
         The logit of an MLP or a logistic regression, the margin of a linear SVM
         (scikit-learn's ``decision_function``).
@@ -302,33 +309,38 @@ class PixelModel:
         if not self.has_decision:
             raise AttributeError("decision_function is not available: this model's estimator has none; "
                                  "use predict_proba")
-        return self._public_scores(images, brain, n_jobs, "decision")
+        return self._public_scores(images, brain, n_jobs, "decision", within)
 
-    def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None, *,
+    def score_maps(self, images: ArrayLike, brain: ArrayLike | None = None, *, within: ArrayLike | None = None,
                    n_jobs: int | None = None) -> NDArray[np.float32]:
         """The scores the threshold applies to (``score_kind``): probabilities or decision values."""
-        return self._public_scores(images, brain, n_jobs, self.score_kind)
+        return self._public_scores(images, brain, n_jobs, self.score_kind, within)
 
-    def _public_scores(self, images, brain, n_jobs, output: str) -> np.ndarray:
-        batch, brain, single, n_jobs = self._check_input(images, brain, n_jobs)
-        scores = self._score_maps(batch, brain, n_jobs, output)
+    def _public_scores(self, images, brain, n_jobs, output: str, within=None) -> np.ndarray:
+        batch, brain, within, single, n_jobs = self._check_input(images, brain, n_jobs, within)
+        scores = self._score_maps(batch, brain, n_jobs, output, within)
         return scores[0] if single else scores
 
-    def _check_input(self, images, brain, n_jobs) -> tuple:
-        """(batch, brain or None, single, n_jobs): the public methods' one validation.  With brain
-        normalisation, finiteness is checked by the normalisation kernel as it reads each slice."""
+    def _check_input(self, images, brain, n_jobs, within=None) -> tuple:
+        """(batch, brain or None, within or None, single, n_jobs): the public methods' one validation.
+        With brain normalisation, finiteness is checked by the normalisation kernel as it reads each
+        slice."""
         batch, single = check_images(images, finite=self.normalize != "brain")
         N, H, W, C = batch.shape
         if C != self.n_channels:
             raise ValueError(f"images have {C} channels but the model was fitted on {self.n_channels}")
         check_k_fits(self.features.k, self.features.mode, H, W)
+        shape = (H, W) if single else (N, H, W)
         if brain is not None:
-            brain = check_masks(brain, "brain", shape=(H, W) if single else (N, H, W)).reshape(N, H, W).view(bool)
-        return batch, brain, single, check_n_jobs(n_jobs)
+            brain = check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(bool)
+        if within is not None:
+            within = check_masks(within, "within", shape=shape).reshape(N, H, W).view(bool)
+        return batch, brain, within, single, check_n_jobs(n_jobs)
 
     # ------------------------------------------------------------------ private twins (checked input)
 
-    def _predict(self, batch: np.ndarray, brain: np.ndarray | None, n_jobs: int, verbose: int = 0) -> np.ndarray:
+    def _predict(self, batch: np.ndarray, brain: np.ndarray | None, n_jobs: int, verbose: int = 0,
+                 within: np.ndarray | None = None) -> np.ndarray:
         """(N, H, W) bool masks of a checked batch."""
         masks = np.empty(batch.shape[:3], dtype=bool)
         cut = self._cut
@@ -344,23 +356,24 @@ class PixelModel:
             m &= b
             self.postprocessing._apply(m, masks[start:stop])
 
-        self._by_chunks(batch, brain, n_jobs, output, emit, verbose)
+        self._by_chunks(batch, brain, n_jobs, output, emit, verbose, within)
         return masks
 
-    def _score_maps(self, batch: np.ndarray, brain: np.ndarray | None, n_jobs: int, output: str) -> np.ndarray:
+    def _score_maps(self, batch: np.ndarray, brain: np.ndarray | None, n_jobs: int, output: str,
+                    within: np.ndarray | None = None) -> np.ndarray:
         """(N, H, W) float32 scores of a checked batch: ``output`` "proba" or "decision"."""
         scores = np.empty(batch.shape[:3], dtype=np.float32)
 
         def emit(start, stop, s, b):
             scores[start:stop] = s
 
-        self._by_chunks(batch, brain, n_jobs, output, emit)
+        self._by_chunks(batch, brain, n_jobs, output, emit, within=within)
         return scores
 
-    def _by_chunks(self, batch, brain, n_jobs: int, output: str, emit, verbose: int = 0) -> None:
+    def _by_chunks(self, batch, brain, n_jobs: int, output: str, emit, verbose: int = 0, within=None) -> None:
         """Normalise and score a checked batch ``_CHUNK`` slices at a time, handing each chunk's
-        (n, H, W) scores and bool brain masks to ``emit(start, stop, scores, brain)`` in the thread
-        that made them.
+        (n, H, W) scores and bool masks of the scored pixels (the brain, or its part ``within``) to
+        ``emit(start, stop, scores, scored)`` in the thread that made them.
 
         Threads share the chunks, each running the whole pipeline on its own (every kernel releases
         the GIL, and nothing waits for a serial step).  A slice's result does not depend on its
@@ -383,10 +396,11 @@ class PixelModel:
                     if not _normalize_brain_into(x, b, out):
                         return False
                     x = out
-                s = self._scores(x, b, inner, output, raw=fused)
+                rows = b if within is None else b & within[start:stop]
+                s = self._scores(x, b, inner, output, raw=fused, rows=rows)
                 if s is None:
                     return False
-                emit(start, stop, s, b)
+                emit(start, stop, s, rows)
                 if verbose and N > chunk:
                     _log(f"segmented images {start}-{stop - 1} of {N}")
             return True
@@ -399,25 +413,27 @@ class PixelModel:
         path that the fused normalisation and the logit cut serve)."""
         return self.network is not None and self.features.has_context
 
-    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int, output: str, raw: bool = False):
-        """(n, H, W) float32 scores of one chunk (0 outside the brain): the probability or the output
-        unit's input, as ``output`` says.  ``x`` is normalised, or with ``raw`` (the fused path) the raw
-        slices, which the kernel normalises one by one; None if the kernel found a non-finite value."""
+    def _scores(self, x: np.ndarray, b: np.ndarray, n_jobs: int, output: str, raw: bool = False, rows=None):
+        """(n, H, W) float32 scores of one chunk at the pixels ``rows`` (default: the brain ``b``; 0
+        elsewhere): the probability or the output unit's input, as ``output`` says.  ``x`` is
+        normalised, or with ``raw`` (the fused path) the raw slices, which the kernel normalises one by
+        one; None if the kernel found a non-finite value."""
         spec, network = self.features, self.network
         N, H, W, C = x.shape
+        rows = b if rows is None else rows
+        u8, r8 = b.view(np.uint8), rows.view(np.uint8)
         if network is None:  # another estimator: the chunk's rows at once
             out = np.zeros(b.shape, dtype=np.float32)
-            u8 = b.view(np.uint8)
-            X = _pixel_rows(x, u8, u8, spec, n_jobs)
+            X = _pixel_rows(x, u8, r8, spec, n_jobs)
             if X.shape[0]:
                 est = self.estimator
-                out[b] = est.predict_proba(X)[:, 1] if output == "proba" else est.decision_function(X)
+                out[rows] = est.predict_proba(X)[:, 1] if output == "proba" else est.decision_function(X)
             return out
         out = _chunk_buffer("scores", (N, H, W), np.float32)
         if not spec.has_context:  # the window alone: the fused window kernels score straight from the image
             r = spec.k // 2
             rowmap, colmap = _pad_map(H, r, spec.mode), _pad_map(W, r, spec.mode)
-            mask = b.view(np.uint8)
+            mask = r8
             if network.kind == "mlp" and output == "proba":
                 _mlp_scores(x, network, spec.k, rowmap, colmap, mask, 0.0, n_jobs, out)
                 return out
@@ -425,11 +441,10 @@ class PixelModel:
                 weights = network.weights.reshape(spec.k, spec.k, C)
                 _linear_scores(x, weights, network.biases[0], rowmap, colmap, mask, 0.0, n_jobs, out)
                 if output == "proba":  # logistic regression
-                    return np.where(b, 1.0 / (1.0 + np.exp(-out, dtype=np.float32)), 0).astype(np.float32)
+                    return np.where(rows, 1.0 / (1.0 + np.exp(-out, dtype=np.float32)), 0).astype(np.float32)
                 return out
             # an MLP's logits over the window: through the row kernels below
         code = OUTPUT_CODES[output]
-        u8 = b.view(np.uint8)
         F = spec.n_features
         # BLAS capped to one thread once for the chunk: restoring OpenBLAS's thread count after every
         # slice woke its spinning threads, which competed with ours
@@ -450,16 +465,16 @@ class PixelModel:
                     x, weights=network.weights, biases=network.biases, sizes=network.sizes,
                     activation=network.activation_code, output=code, scores=out, rowbuf=rowbuf, scratch=scratch,
                     act=act, tile_rows=_ROWS_TILE, n0=0, n1=N, normalized=normalized, min_std=_MIN_STD,
-                    **spec._kernel_plan(u8, u8),
+                    **spec._kernel_plan(u8, r8),
                 )
                 return None if bad >= 0 else out
             # one chunk shared by n_jobs threads: each image's rows, then their tiles across the threads
-            out[~b] = 0  # the others are all written below
+            out[~rows] = 0  # the others are all written below
             buf = thread_buffer(("rows", H * W * F), lambda: np.empty(H * W * F, dtype=np.float32))
             for i in range(N):
-                X = _pixel_rows(x[i:i + 1], u8[i:i + 1], u8[i:i + 1], spec, 1, out=buf)
+                X = _pixel_rows(x[i:i + 1], u8[i:i + 1], r8[i:i + 1], spec, 1, out=buf)
                 if X.shape[0]:  # the image's rows are one segment: tiles never straddle two images
-                    out[i][b[i]] = _network_row_scores(X, network, code, n_jobs)
+                    out[i][rows[i]] = _network_row_scores(X, network, code, n_jobs)
         return out
 
 

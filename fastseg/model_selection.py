@@ -332,7 +332,7 @@ def _cross_validate_volumes(segmenter, images, masks, groups, cv, brain, extra, 
         t0 = time.perf_counter()
         model = _fit_volumes(segmenter, stacks, train, brain is not None)
         for i in test:
-            x, _, b = stacks[i]
+            x, _, b, _ = stacks[i]
             predictions[i] = _clean_volume_of(model, model.predict(x, b if brain is not None else None))
         fold_patients.append(list(dict.fromkeys(groups[test].tolist())))
         mine = _patient_dice([stacks[i] for i in test], [predictions[i] for i in test], groups[test])
@@ -363,7 +363,7 @@ def _tune_threshold_volumes(segmenter, images, masks, groups, cv, brain, thresho
         t0 = time.perf_counter()
         model = _fit_volumes(segmenter, stacks, train, brain is not None)
         for i in test:
-            x, _, b = stacks[i]
+            x, _, b, _ = stacks[i]
             scores[i] = model.score_maps(x, b if brain is not None else None)
         fold_patients.append(list(dict.fromkeys(groups[test].tolist())))
         if verbose:

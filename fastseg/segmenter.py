@@ -62,19 +62,20 @@ def _is_volume_list(images) -> bool:
             and all(isinstance(v, np.ndarray) and v.ndim == 4 for v in images))
 
 
-def _training_stacks(images, masks, brain) -> list:
-    """fit's input as checked (images (N, H, W, C) float32, masks and brain (N, H, W) bool) stacks:
-    one for an array of slices, one per volume for a list of volumes."""
+def _training_stacks(images, masks, brain, within=None) -> list:
+    """fit's input as checked (images (N, H, W, C) float32, masks, brain and the pixels that may be
+    sampled (N, H, W) bool) stacks: one for an array of slices, one per volume for a list of volumes."""
     if not _is_volume_list(images):
         batch, single = check_images(images)
         N, H, W, _ = batch.shape
         shape = (H, W) if single else (N, H, W)
         b = _brain_mask(batch) if brain is None else check_masks(brain, "brain", shape=shape).reshape(N, H, W).view(bool)
         y = check_masks(masks, "masks", shape=shape).reshape(N, H, W).view(bool)
-        return [(batch, y, b)]
+        w = b if within is None else b & check_masks(within, "within", shape=shape).reshape(N, H, W).view(bool)
+        return [(batch, y, b, w)]
     n = len(images)
-    for name, value in (("masks", masks), ("brain", brain)):
-        if value is None and name == "brain":
+    for name, value in (("masks", masks), ("brain", brain), ("within", within)):
+        if value is None and name != "masks":
             continue
         if not isinstance(value, (list, tuple)) or len(value) != n:
             raise TypeError(f"{name} must be a list of {n} arrays, one per volume of images, got "
@@ -88,7 +89,8 @@ def _training_stacks(images, masks, brain) -> list:
         shape = batch.shape[:3]
         y = check_masks(masks[i], f"masks[{i}]", shape=shape).view(bool)
         b = _brain_mask(batch) if brain is None else check_masks(brain[i], f"brain[{i}]", shape=shape).view(bool)
-        stacks.append((batch, y, b))
+        w = b if within is None else b & check_masks(within[i], f"within[{i}]", shape=shape).view(bool)
+        stacks.append((batch, y, b, w))
     return stacks
 
 
@@ -340,7 +342,7 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, images, masks, brain=None) -> "PixelSegmenter":
+    def fit(self, images, masks, brain=None, *, within=None) -> "PixelSegmenter":
         """Train on brain pixels of the given slices or volumes.
 
         Parameters
@@ -356,6 +358,12 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         brain : array-like, a list of them, or None
             Brain masks shaped as ``masks``; None derives them with
             :func:`fastseg.brain_mask`.  Background pixels are never sampled.
+        within : array-like, a list of them, or None
+            Masks shaped as ``masks``: sample only these pixels of the brain (None: the whole
+            brain).  The normalisation and the context features still see the whole brain.  A
+            cascade's second stage learns this way to tell its region from the rest of the first
+            stage's (tumour core inside the whole tumour, for example), and
+            :meth:`fastseg.model.PixelModel.predict` scores such a region with ``within``.
 
         Returns
         -------
@@ -379,24 +387,26 @@ class PixelSegmenter(ClassifierMixin, BaseEstimator):
         """
         p = self._checked_params()
         t0 = time.perf_counter()
-        stacks = _training_stacks(images, masks, brain)
+        stacks = _training_stacks(images, masks, brain, within)
         H, W, C = stacks[0][0].shape[1:]
         spec, postprocessing = _parts(p, C)
         check_k_fits(spec.k, spec.mode, H, W)
-        if not any((y & b).any() for _, y, b in stacks) or not any((~y & b).any() for _, y, b in stacks):
-            raise ValueError("masks must contain both tumour and non-tumour pixels inside the brain")
+        if not any((y & w).any() for _, y, _, w in stacks) or not any((~y & w).any() for _, y, _, w in stacks):
+            raise ValueError("masks must contain both tumour and non-tumour pixels inside the brain"
+                             + ("" if within is None else " (and within)"))
         seed = p["random_state"]
         rng = np.random.default_rng(seed if not isinstance(seed, np.random.RandomState)
                                     else seed.randint(np.iinfo(np.int32).max))
         rows, targets = [], []
-        for batch, y, b in stacks:  # a chunk of slices at a time: normalised, sampled, described
+        for batch, y, b, w in stacks:  # a chunk of slices at a time: normalised, sampled, described
             for start in range(0, len(batch), _FIT_CHUNK):
                 x, yc, bc = batch[start:start + _FIT_CHUNK], y[start:start + _FIT_CHUNK], b[start:start + _FIT_CHUNK]
+                wc = w[start:start + _FIT_CHUNK]
                 if p["normalize"] == "brain":
                     normalized = np.empty_like(x)
                     _normalize_brain_into(x, bc, normalized)  # finite: checked above
                     x = normalized
-                sample = self._sample(yc, bc, rng, p["max_pixels"], p["tumour_fraction"])
+                sample = self._sample(yc, wc, rng, p["max_pixels"], p["tumour_fraction"])
                 rows.append(_pixel_rows(x, bc.view(np.uint8), sample.view(np.uint8), spec))
                 targets.append(yc[sample])
         X = rows[0] if len(rows) == 1 else np.concatenate(rows)
