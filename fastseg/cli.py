@@ -135,11 +135,14 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
-def _training_data(path: Path, split: str):
+def _training_data(path: Path, split: str, labels: str | None = None):
+    """The training set at ``path``.  With ``labels`` (a label convention, or "layout": each case's
+    own), cases also give their label maps, in the brats2018 convention, for region models."""
     from sklearn.utils import Bunch
 
     from .datasets import load_slices
-    from .io import find_cases, read_case
+    from .io import find_cases, label_map, read_case
+    from .regions import _regions_of
 
     if not path.exists():
         raise UsageError(f"--data: no file or folder at {str(path)!r}")
@@ -151,7 +154,7 @@ def _training_data(path: Path, split: str):
             if not path.is_dir():
                 raise
     if cases:  # cases in any layout: one volume each, every slice that holds brain
-        volumes = Bunch(images=[], masks=[], brain=[], patients=[], volumes=True)
+        volumes = Bunch(images=[], masks=[], brain=[], patients=[], labels=[], spacing=[], volumes=True)
         for found in _progress(cases, len(cases), "reading cases"):
             case = read_case(found)
             if case.seg is None:
@@ -162,8 +165,21 @@ def _training_data(path: Path, split: str):
             volumes.masks.append(case.seg[first:last])
             volumes.brain.append(case.brain[first:last])
             volumes.patients.append(case.name)
+            volumes.spacing.append(tuple(case.spacing[::-1]))  # along (Z, H, W)
+            if labels is not None:
+                convention = case.convention if labels == "layout" else labels
+                if convention is None:
+                    raise UsageError(f"case {case.name}: its layout ({case.layout}) does not say which label "
+                                     "convention its seg uses: pass --labels brats2018, brats2023 or msd")
+                try:
+                    found_regions = _regions_of(case.labels[first:last], convention, f"case {case.name}'s seg")
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+                volumes.labels.append(label_map(found_regions, "brats2018"))
             del case
         return volumes
+    if labels is not None:
+        raise UsageError(f"--regions trains on cases with label volumes (any BraTS layout); {str(path)!r} holds slices")
     data = load_slices(path, split=split)
     if data.masks is None:
         raise UsageError(f"--data {str(path)!r} has no masks (*_y.npy or 'y') to train on")
@@ -180,8 +196,8 @@ def _concatenate(parts):
         stacks = Bunch(images=[], masks=[], brain=[], patients=[], volumes=True, mixed=True)
         for p in parts:
             if p.get("volumes"):
-                for key in ("images", "masks", "brain", "patients"):
-                    stacks[key].extend(p[key])
+                for key in ("images", "masks", "brain", "patients", "labels", "spacing"):
+                    stacks.setdefault(key, []).extend(p.get(key, []))
             else:
                 stacks.images.append(p.images)
                 stacks.masks.append(p.masks)
@@ -207,11 +223,18 @@ def cmd_train(args) -> int:
     from .persistence import save
     from .segmenter import PixelSegmenter
 
-    parts = [_training_data(Path(path), args.split) for path in args.data]
+    if args.labels and not args.regions:
+        raise UsageError("--labels goes with --regions (a whole-tumour model reads every non-zero label as tumour)")
+    if args.regions and args.tune_threshold:
+        raise UsageError("--tune-threshold tunes a whole-tumour model; it does not go with --regions")
+    labels = (args.labels or "layout") if args.regions else None
+    parts = [_training_data(Path(path), args.split, labels) for path in args.data]
     data = parts[0] if len(parts) == 1 else _concatenate(parts)
     params = dict(k=args.k, classifier=args.classifier, max_pixels=args.max_pixels, random_state=args.seed,
                   n_jobs=args.n_jobs, verbose=int(args.verbose))
     seg = PixelSegmenter(**params)
+    if args.regions:
+        return _train_regions(args, data, seg)
     if data.get("mixed") and (args.cv or args.tune_threshold):
         raise UsageError("--cv and --tune-threshold take either case folders or slice files, not both")
     if data.get("volumes"):
@@ -247,6 +270,34 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+def _train_regions(args, data, template) -> int:
+    """``fastseg train --regions``: the three-region cascade on case folders (label maps in brats2018)."""
+    from .persistence import save
+    from .regions import REGIONS, RegionSegmenter, cross_validate_regions
+
+    seg = RegionSegmenter(template, convention="brats2018")
+    print(f"training the whole tumour, tumour core and enhancing tumour on {sum(len(x) for x in data.images)} "
+          f"slices of {len(data.images)} cases")
+    if args.cv:
+        n_patients = len(set(data.patients))
+        if not 2 <= args.cv <= n_patients:
+            raise UsageError(f"--cv must be from 2 to the number of cases ({n_patients}), got {args.cv}")
+        result = cross_validate_regions(seg, data.images, data.labels, data.patients, cv=args.cv, brain=data.brain,
+                                        spacing=data.spacing, verbose=1 if sys.stderr.isatty() else 0)
+        short = {"whole tumour": "WT", "tumour core": "TC", "enhancing tumour": "ET"}
+        print(f"{args.cv}-fold patient-wise cross-validation, per case (Dice, HD95 mm):")
+        print(f"{'case':<28}" + "".join(f"{short[r] + ' Dice':>9}{short[r] + ' HD95':>9}" for r in REGIONS))
+        rows = result["cases"] + [dict(case=stat, **{r: {m: result["summary"][r][m][stat] for m in ("dice", "hd95")}
+                                                      for r in REGIONS}) for stat in ("mean", "median", "worst")]
+        for row in rows:
+            print(f"{str(row['case']):<28}" + "".join(f"{row[r]['dice']:9.3f}{row[r]['hd95']:9.2f}" for r in REGIONS))
+    seg.fit(data.images, data.labels, data.brain)
+    out = Path(args.model)
+    save(seg, out)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 #: The model ``fastseg predict`` uses without ``--model`` (see ``docs/io.md``).
 DEFAULT_MODEL = ("data", "default_model.npz")
 
@@ -266,31 +317,47 @@ def _model_path(arg) -> Path:
     return path
 
 
-def _segment_case(model, case, *, probabilities: bool = False, clean_3d: bool = True) -> tuple:
-    """A read case's (Z, H, W) masks and, if asked, tumour probabilities: the one per-case predict
-    that single cases, folders, ``--jobs`` and ``--scheduler`` all call.
+def _segment_case(model, case, *, probabilities: bool = False, clean_3d: bool = True,
+                  labels: str | None = None) -> tuple:
+    """A read case's (Z, H, W) segmentation and, if asked, tumour probabilities: the one per-case
+    predict that single cases, folders, ``--jobs`` and ``--scheduler`` all call.
 
-    Slices without brain stay empty (probability 0); the masks' 3-D components smaller than the
+    The segmentation is bool masks of the whole tumour, or for a region model a uint8 label map in
+    the convention ``labels`` (None: the case's own, brats2018 if its layout has none).  Slices
+    without brain stay empty (probability 0); each region's 3-D components smaller than the
     model's ``min_relative_size`` times the largest are removed unless ``clean_3d`` is False.
+    The probabilities are the whole tumour's.
     """
-    masks = np.zeros(case.brain.shape, dtype=bool)
+    from .regions import RegionModel
+
     has_brain = np.flatnonzero(case.brain.any(axis=(1, 2)))
     # the slices from the first to the last with brain: a view, not a copy of the images (a slice
     # without brain in between is predicted empty, as any pixel outside the brain)
     span = slice(has_brain[0], has_brain[-1] + 1) if has_brain.size else slice(0, 0)
-    if has_brain.size:
-        masks[span] = model.predict(case.images[span], case.brain[span])
-    if clean_3d:
-        from .components import clean_volume
+    whole = model.whole if isinstance(model, RegionModel) else model
+    if isinstance(model, RegionModel):
+        from .io import label_map
 
-        masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
+        convention = labels or case.convention or "brats2018"
+        masks = np.zeros(case.brain.shape, dtype=np.uint8)
+        if has_brain.size:
+            found = model.predict_regions(case.images[span], case.brain[span], volume=clean_3d)
+            masks[span] = label_map(found, convention)
+    else:
+        masks = np.zeros(case.brain.shape, dtype=bool)
+        if has_brain.size:
+            masks[span] = model.predict(case.images[span], case.brain[span])
+        if clean_3d:
+            from .components import clean_volume
+
+            masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
     proba = None
     if probabilities:
-        if not model.has_proba:
+        if not whole.has_proba:
             raise UsageError("--probabilities: this model's classifier gives no probabilities")
         proba = np.zeros(case.brain.shape, dtype=np.float32)
         if has_brain.size:
-            proba[span] = model.predict_proba(case.images[span], case.brain[span])
+            proba[span] = whole.predict_proba(case.images[span], case.brain[span])
     return masks, proba
 
 
@@ -320,20 +387,29 @@ def _predict_case(model, desc, out: Path, proba_out, options: dict) -> dict:
         case = read_case(desc)
     notes = [str(w.message) for w in caught]
     notes += _check_spacing(case, options.get("strict", False))
+    labels = options.get("labels")
     masks, proba = _segment_case(model, case, probabilities=proba_out is not None,
-                                 clean_3d=not options.get("no_3d", False))
+                                 clean_3d=not options.get("no_3d", False), labels=labels)
     _recycle_images(case.images)  # the next case is read into this memory
     del case.images
     _write(lambda: write_like(case, masks, out), out)
     if proba_out is not None:
         _write(lambda: write_like(case, proba, proba_out, dtype=np.float32), proba_out)
+    tumour = masks if masks.dtype == bool else masks > 0
+    kind = "tumour voxels" if masks.dtype == bool else f"tumour voxels (labels {labels or case.convention or 'brats2018'})"
     result = {"name": case.name, "ok": True, "warnings": notes, "out": str(out),
-              "line": f"wrote {out}: {int(masks.sum())} tumour voxels in {int(masks.any(axis=(1, 2)).sum())} of "
+              "line": f"wrote {out}: {int(tumour.sum())} {kind} in {int(tumour.any(axis=(1, 2)).sum())} of "
                       f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)"}
     if case.seg is not None:
         from .metrics import dice
 
-        result["dice"] = dice(case.seg, masks)
+        result["dice"] = dice(case.seg, tumour)
+        if masks.dtype != bool and case.convention is not None:
+            from .io import regions
+
+            truth = regions(case.labels, case.convention)
+            found = regions(masks, labels or case.convention)
+            result["region_dice"] = {name: dice(truth[name], found[name]) for name in truth}
     return result
 
 
@@ -478,7 +554,11 @@ def _cmd_predict(args) -> int:
         cases, single = _find(src, channels)
     except FileNotFoundError as exc:
         raise UsageError(f"--input: {exc}") from None
-    options = {"strict": args.strict, "no_3d": args.no_3d}
+    from .regions import RegionModel
+
+    if args.labels and not isinstance(model, RegionModel):
+        raise UsageError("--labels: this model segments the whole tumour only (train one with --regions)")
+    options = {"strict": args.strict, "no_3d": args.no_3d, "labels": args.labels}
     proba = None if args.probabilities is None else Path(args.probabilities)
     if (single or len(cases) == 1) and _nifti_out(out):
         if proba is not None and not _nifti_out(proba):
@@ -489,7 +569,10 @@ def _cmd_predict(args) -> int:
         print(result["line"])
         if proba is not None:
             print(f"wrote {proba}: tumour probabilities")
-        if "dice" in result:
+        if "region_dice" in result:
+            print(f"Dice against {result['name']}'s seg: "
+                  + ", ".join(f"{name} {d:.3f}" for name, d in result["region_dice"].items()))
+        elif "dice" in result:
             print(f"whole-tumour Dice against {result['name']}'s seg: {result['dice']:.3f}")
         return EXIT_OK
     if _nifti_out(out):
@@ -526,7 +609,10 @@ def _cmd_predict(args) -> int:
         if result["ok"]:
             for note in result["warnings"]:
                 print(f"fastseg predict: warning: {note}", file=sys.stderr)
-            dice = f" (whole-tumour Dice {result['dice']:.3f})" if "dice" in result else ""
+            if "region_dice" in result:
+                dice = " (Dice " + ", ".join(f"{n} {d:.3f}" for n, d in result["region_dice"].items()) + ")"
+            else:
+                dice = f" (whole-tumour Dice {result['dice']:.3f})" if "dice" in result else ""
             print(result["line"] + dice)
         else:
             failed.append(result)
@@ -758,6 +844,8 @@ def cmd_bench(args) -> int:
 # ----------------------------------------------------------------------------- entry point
 
 def build_parser() -> argparse.ArgumentParser:
+    from .io import LABEL_CONVENTIONS as LABEL_CONVENTION_NAMES
+
     parser = argparse.ArgumentParser(prog="fastseg", description=(
         "Classical per-pixel brain-tumour segmentation of multichannel MRI slices."))
     parser.add_argument("--version", action="version", version=f"fastseg {__version__}")
@@ -788,6 +876,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--cv folds, 5 if not given): the best mean per-patient Dice, each patient's slices "
                         "pooled. Train on slices like those you will segment (e.g. multislice_train.npz for "
                         "whole volumes)")
+    p.add_argument("--regions", action="store_true",
+                   help="train the three BraTS regions (whole tumour, tumour core, enhancing tumour) as a "
+                        "cascade, on folders of cases; --cv then reports Dice and HD95 of each region per case")
+    p.add_argument("--labels", choices=sorted(LABEL_CONVENTION_NAMES),
+                   help="with --regions: the label convention of the cases' seg files (default: the one "
+                        "their layout implies)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--n-jobs", type=int, default=None)
     p.add_argument("--verbose", action="store_true")
@@ -817,6 +911,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="for a folder: segment on this dask.distributed scheduler's workers (which must see "
                         "the same files)")
+    p.add_argument("--labels", choices=sorted(LABEL_CONVENTION_NAMES),
+                   help="for a region model: the label convention to write (default: that of the input's "
+                        "layout, brats2018 when it has none)")
     p.add_argument("--no-3d", action="store_true",
                    help="for a case: keep every 3-D component (by default those smaller than the model's "
                         "min_relative_size times the largest are removed)")

@@ -7,6 +7,10 @@ A saved model is one ``.npz`` file (numpy's zip of ``.npy`` arrays) holding:
 - the folded weights the fused kernels use: ``coef`` / ``intercept`` for a
   linear model; ``coef_0``, ``intercept_0``, ``coef_1``, ... for an MLP.
 
+A :class:`~fastseg.regions.RegionSegmenter` (the three BraTS regions) is saved as one file too:
+a ``regions`` JSON entry (versions, label convention, stages) and each stage's model as above,
+its members prefixed ``whole.``, ``core.`` and ``enhancing.``.
+
 Loading reads it with ``allow_pickle=False``: no code is executed, whatever the
 file holds.  Segmenters with other classifiers (trees, kernels, ...) cannot be
 stored as plain arrays and are refused with a clear error.  A loaded segmenter
@@ -40,8 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["save", "load", "dumps", "loads", "FORMAT_VERSION", "atomic_write"]
 
 #: Version of the file layout; a file with another major version is refused.  2.1 names the box
-#: means ``mean_sizes`` (2.0: ``box_sizes``); both are read.
-FORMAT_VERSION = "2.1"
+#: means ``mean_sizes`` (2.0: ``box_sizes``); both are read.  2.2 adds region files.
+FORMAT_VERSION = "2.2"
+
+#: The member prefixes of a region file's stages, outermost region first.
+_STAGES = ("whole", "core", "enhancing")
 
 #: The segmenter's parameters a file stores (all but the classifier, stored by name, and the
 #: deprecated alias).
@@ -111,10 +118,24 @@ def _jsonable(value):
 
 def _bundle(segmenter) -> dict:
     """The arrays of a model file (the JSON spec included) for a fitted, storable segmenter."""
+    from .regions import REGIONS, RegionSegmenter
     from .segmenter import PixelSegmenter  # here: reading a model needs no scikit-learn
 
+    if isinstance(segmenter, RegionSegmenter):
+        if not hasattr(segmenter, "model_"):
+            raise ValueError("segmenter is not fitted: call fit before saving it")
+        data = {}
+        for prefix, name in zip(_STAGES, REGIONS):
+            stage = segmenter.stages_[name]
+            for key, value in _model_bundle(stage.model_, stage._checked_params()).items():
+                data[f"{prefix}.{key}"] = value
+        data["regions"] = np.array(json.dumps({
+            "fastseg_version": __version__, "format_version": FORMAT_VERSION,
+            "convention": segmenter.convention, "stages": dict(zip(_STAGES, REGIONS)),
+        }))
+        return data
     if not isinstance(segmenter, PixelSegmenter):
-        raise TypeError(f"segmenter must be a PixelSegmenter, got {type(segmenter).__name__}")
+        raise TypeError(f"segmenter must be a PixelSegmenter or a RegionSegmenter, got {type(segmenter).__name__}")
     if not hasattr(segmenter, "model_"):
         raise ValueError("segmenter is not fitted: call fit before saving it")
     params = segmenter._checked_params()
@@ -163,14 +184,15 @@ def _model_bundle(model, params: dict) -> dict:
 
 
 def save(segmenter: PixelSegmenter, path) -> Path:
-    """Save a fitted :class:`~fastseg.PixelSegmenter` with a linear or MLP classifier.
+    """Save a fitted :class:`~fastseg.PixelSegmenter` with a linear or MLP classifier (or a
+    :class:`~fastseg.regions.RegionSegmenter` of such stages).
 
     The file is written to a temporary file beside ``path`` and renamed into
     place, so an interrupted save never leaves a half-written model.
 
     Parameters
     ----------
-    segmenter : PixelSegmenter
+    segmenter : PixelSegmenter or RegionSegmenter
         Fitted, with a linear (``"linear-svm"``, ``"logistic"``, any binary
         ``coef_``/``intercept_`` model) or MLP classifier.
     path : str or os.PathLike
@@ -184,8 +206,8 @@ def save(segmenter: PixelSegmenter, path) -> Path:
     Raises
     ------
     TypeError
-        If ``segmenter`` is not a PixelSegmenter, or its classifier cannot be
-        stored as plain arrays.
+        If ``segmenter`` is not a PixelSegmenter or RegionSegmenter, or its
+        classifier cannot be stored as plain arrays.
     ValueError
         If it is not fitted.
 
@@ -227,10 +249,11 @@ def load(path) -> PixelSegmenter:
 
     Returns
     -------
-    PixelSegmenter
+    PixelSegmenter or RegionSegmenter
         Fitted for prediction: its ``model_`` (:class:`fastseg.model.PixelModel`)
         is the saved one, its parameters the saved segmenter's; ``classifier_``
-        is None.
+        is None.  A region file gives a :class:`~fastseg.regions.RegionSegmenter`
+        whose stages are such segmenters.
 
     Raises
     ------
@@ -257,17 +280,72 @@ def load(path) -> PixelSegmenter:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     where = repr(str(path))
-    return _segmenter(*_restore(_read_npz(path, where), where))
+    return _estimator(_restore_any(_read_npz(path, where), where))
 
 
 def _load_model(path):
-    """The :class:`~fastseg.model.PixelModel` of a model file, with :func:`load`'s checks and without
-    scikit-learn (whose import alone takes about a second): for the ``fastseg`` command."""
+    """The :class:`~fastseg.model.PixelModel` (or :class:`~fastseg.regions.RegionModel`) of a model
+    file, with :func:`load`'s checks and without scikit-learn (whose import alone takes about a
+    second): for the ``fastseg`` command."""
     path = Path(check_path(path))
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     where = repr(str(path))
-    return _restore(_read_npz(path, where), where)[0]
+    return _restore_any(_read_npz(path, where), where)[0]
+
+
+def _restore_any(files: dict, where: str) -> tuple:
+    """(model, params) of a segmenter's file, or for a region file (RegionModel, {"convention": ...,
+    "stages": [params of each stage]})."""
+    if "regions" not in files:
+        return _restore(files, where)
+    from .regions import RegionModel
+
+    try:
+        spec = json.loads(str(files["regions"]))
+    except (json.JSONDecodeError, TypeError) as exc:
+        _fail(where, f"its regions entry is not valid JSON ({exc})")
+    if not isinstance(spec, dict):
+        _fail(where, "its regions entry is not a JSON object")
+    fmt = str(spec.get("format_version", ""))
+    if fmt.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        _fail(where, f"format version {fmt!r} (written by fastseg {spec.get('fastseg_version')!r}) "
+                     f"is not compatible with this fastseg {__version__} (format {FORMAT_VERSION})")
+    from .io import LABEL_CONVENTIONS
+
+    convention = spec.get("convention")
+    if convention not in LABEL_CONVENTIONS:
+        _fail(where, f"its label convention {convention!r} is not one of {sorted(LABEL_CONVENTIONS)}")
+    stray = [k for k in files if k != "regions" and k.split(".", 1)[0] not in _STAGES]
+    if stray:
+        _fail(where, f"it holds members of no stage {sorted(stray)}")
+    models, params = [], []
+    for prefix in _STAGES:
+        members = {k[len(prefix) + 1:]: v for k, v in files.items() if k.startswith(prefix + ".")}
+        model, stage_params = _restore(members, f"{where} ({prefix} stage)")
+        models.append(model)
+        params.append(stage_params)
+    try:
+        regions = RegionModel(*models)
+    except (TypeError, ValueError) as exc:
+        _fail(where, f"its stages do not fit together ({exc})")
+    return regions, {"convention": convention, "stages": params}
+
+
+def _estimator(restored: tuple):
+    """The fitted segmenter of :func:`_restore_any`'s (model, params)."""
+    from .regions import REGIONS, RegionModel, RegionSegmenter
+    from .segmenter import PixelSegmenter
+
+    model, params = restored
+    if not isinstance(model, RegionModel):
+        return _segmenter(model, params)
+    stages = [_segmenter(m, p) for m, p in zip(model.stages, params["stages"])]
+    # the template: the whole-tumour stage's parameters (the three are fitted from one template)
+    seg = RegionSegmenter(PixelSegmenter(**params["stages"][0]), convention=params["convention"])
+    seg.stages_ = dict(zip(REGIONS, stages))
+    seg.model_ = model
+    return seg
 
 
 #: The most bytes one array of a model file may hold: a model is tens of kilobytes, and an array header
@@ -494,11 +572,12 @@ def loads(data: bytes) -> PixelSegmenter:
     """
     data = check_bytes(data, "data")
     where = f"bytes ({len(data)} bytes)"
-    return _segmenter(*_restore(_read_npz(io.BytesIO(data), where), where))
+    return _estimator(_restore_any(_read_npz(io.BytesIO(data), where), where))
 
 
 def _model_from_bytes(data: bytes):
-    """The :class:`~fastseg.model.PixelModel` of a model file's bytes (no scikit-learn): how
-    ``fastseg.dask``'s workers rebuild a model."""
+    """The :class:`~fastseg.model.PixelModel` (or :class:`~fastseg.regions.RegionModel`) of a model
+    file's bytes (no scikit-learn): how ``fastseg.dask``'s workers and the command line's worker
+    processes rebuild a model."""
     where = f"bytes ({len(data)} bytes)"
-    return _restore(_read_npz(io.BytesIO(data), where), where)[0]
+    return _restore_any(_read_npz(io.BytesIO(data), where), where)[0]

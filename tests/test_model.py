@@ -80,7 +80,7 @@ def test_release_model_files_load_without_scikit_learn_and_round_trip(all_slices
         seg = load(RELEASE / f"{name}.npz")
         assert isinstance(model, PixelModel) and seg.model_.feature_names == model.feature_names
         again = load(save(seg, tmp_path / "again.npz"))
-        assert json.loads(str(np.load(tmp_path / "again.npz")["spec"]))["format_version"] == "2.1"
+        assert json.loads(str(np.load(tmp_path / "again.npz")["spec"]))["format_version"] == "2.2"
         np.testing.assert_array_equal(again.decision_function(all_slices[:8]), model.decision_function(all_slices[:8]))
 
 
