@@ -695,12 +695,13 @@ def _read_batches(path: Path, mapped: np.ndarray, shape: tuple, batch: int):
             yield view
 
 
-def _truth_sources(truth: Path, names: list) -> dict:
+def _truth_sources(truth: Path, names: list) -> tuple:
     """``{case: Source}`` of the ground truth for each predicted case: ``TRUTH/<case>.nii.gz`` label files,
-    ``TRUTH/<case>/`` case directories holding their seg, or any folder of cases fastseg reads."""
+    ``TRUTH/<case>/`` case directories holding their seg, or any folder of cases fastseg reads; and
+    ``{case: convention}`` (None if unknown) of those found in case directories (not label files)."""
     from .io import Source, _find, _nifti_files, _stem
 
-    found = {}
+    found, conventions = {}, {}
     files = {_stem(f): f for f in _nifti_files(truth)}
     for name in names:
         if name in files:
@@ -715,19 +716,73 @@ def _truth_sources(truth: Path, names: list) -> dict:
         for name in rest:
             if name in by_name and by_name[name].label is not None:
                 found[name] = by_name[name].label
-    return found
+                conventions[name] = by_name[name].convention
+    return found, conventions
+
+
+#: The columns of ``fastseg evaluate --regions``: each region's prefix.
+_REGION_COLUMNS = {"whole tumour": "wt", "tumour core": "tc", "enhancing tumour": "et"}
+_STATS = ("mean", "median", "std", "worst")
+
+
+def _regions_convention(labels, truth_dir: Path, truths: dict, conventions: dict) -> tuple:
+    """The label convention of ``--regions`` and where it comes from: ``--labels``; else that of the
+    truth's case directories, which must share one; else, for label files, that of a dataset.json
+    beside them (or in their parent) naming the labels, else brats2018."""
+    from .io import _dataset_json, _label_convention
+
+    if labels is not None:
+        return labels, "--labels"
+    if not conventions:  # label files only (or no truth at all)
+        try:
+            named = _label_convention(_dataset_json(truth_dir), None)
+        except ValueError as exc:
+            raise UsageError(f"--truth: {exc}") from None
+        if named is not None:
+            return named, "the labels of dataset.json"
+        return "brats2018", "the default for label files"
+    kinds = [conventions.get(name, "label file") or "unknown" for name in truths]
+    if len(set(kinds)) == 1 and kinds[0] not in ("unknown", "label file"):
+        return kinds[0], "the truth cases' layout"
+    counts = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
+    raise UsageError(f"--regions: the truth cases do not share one known label convention ({counts}); "
+                     "pass --labels brats2018, brats2023 or msd")
+
+
+def _region_row(truth, pred, convention: str) -> dict:
+    """A case's ``--regions`` columns: ``wt_dice``, ..., ``et_volume_difference_ml``."""
+    from .metrics import _check_label_map, region_metrics
+
+    _check_label_map(truth.labels, "the truth", convention)  # as region_metrics does, naming the files' roles
+    _check_label_map(pred.labels, "the prediction", convention)
+    scores = region_metrics(truth.labels, pred.labels, convention, truth.spacing)
+    return {f"{_REGION_COLUMNS[region]}_{m}": v for region, row in scores.items() for m, v in row.items()}
+
+
+def _write_table(path: Path, rows: list, columns: list) -> None:
+    import csv
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    _atomic_write(path, write)
 
 
 def _evaluate_folders(args, pred_dir: Path, truth_dir: Path) -> int:
-    import csv
-
     from .io import _nifti_files, _stem, read_label_volume
     from .metrics import CASE_METRICS, case_metrics, summarize
 
     preds = {_stem(f): f for f in _nifti_files(pred_dir)}
     if not preds:
         raise UsageError(f"--pred {str(pred_dir)!r} holds no <case>.nii.gz predictions")
-    truths = _truth_sources(truth_dir, sorted(preds))
+    truths, conventions = _truth_sources(truth_dir, sorted(preds))
+    convention = origin = None
+    if args.regions:
+        convention, origin = _regions_convention(args.labels, truth_dir, truths, conventions)
     rows, failed = [], []
     for name in _progress(sorted(preds), len(preds), "scoring cases"):
         if name not in truths:
@@ -741,25 +796,23 @@ def _evaluate_folders(args, pred_dir: Path, truth_dir: Path) -> int:
                 raise ValueError(f"the prediction has shape {pred.shape}, the truth {truth.shape}")
             if not np.allclose(pred.canonical_affine, truth.canonical_affine, rtol=0, atol=1e-3):
                 raise ValueError("the prediction is not on the truth's voxel grid (their affines differ)")
-            row = {"case": name, **case_metrics(truth.labels > 0, pred.labels > 0, truth.spacing)}
+            if convention is None:
+                row = {"case": name, **case_metrics(truth.labels > 0, pred.labels > 0, truth.spacing)}
+            else:
+                row = {"case": name, **_region_row(truth, pred, convention)}
         except (FileNotFoundError, ValueError) as exc:
             failed.append(name)
             print(f"fastseg evaluate: case {name} failed: {exc}", file=sys.stderr)
             continue
         rows.append(row)
     metrics = list(CASE_METRICS)
-    summary = summarize(rows, metrics) if rows else {}
     csv_path = Path(args.csv) if args.csv else pred_dir / "metrics.csv"
     json_path = Path(args.json) if args.json else pred_dir / "metrics.json"
-
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["case"] + metrics)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-    _atomic_write(csv_path, write_csv)
+    if convention is not None:
+        _report_regions(rows, failed, convention, origin, csv_path, json_path)
+        return EXIT_OK if not failed else EXIT_USAGE
+    summary = summarize(rows, metrics) if rows else {}
+    _write_table(csv_path, rows, ["case"] + metrics)
     _save_json(json_path, {"region": "whole tumour", "cases": rows, "summary": summary, "failed": failed,
                            "definitions": "fastseg.metrics.case_metrics"})
     print(f"{len(rows)} cases scored (whole tumour){'; ' + str(len(failed)) + ' failed' if failed else ''}")
@@ -771,7 +824,36 @@ def _evaluate_folders(args, pred_dir: Path, truth_dir: Path) -> int:
     return EXIT_OK if not failed else EXIT_USAGE
 
 
+def _report_regions(rows: list, failed: list, convention: str, origin: str, csv_path: Path, json_path: Path) -> None:
+    """Write and print the ``--regions`` table: one row per case, a summary per region."""
+    from .io import LABEL_CONVENTIONS
+    from .metrics import CASE_METRICS, summarize
+
+    metrics = list(CASE_METRICS)
+    summary = {}
+    for region, prefix in _REGION_COLUMNS.items():
+        region_rows = [{m: row[f"{prefix}_{m}"] for m in metrics} for row in rows]
+        summary[region] = summarize(region_rows, metrics) if rows else {}
+    _write_table(csv_path, rows, ["case"] + [f"{p}_{m}" for p in _REGION_COLUMNS.values() for m in metrics])
+    _save_json(json_path, {"regions": list(_REGION_COLUMNS), "convention": convention,
+                           "labels": {r: list(v) for r, v in LABEL_CONVENTIONS[convention].items()},
+                           "cases": rows, "summary": summary, "failed": failed,
+                           "definitions": "fastseg.metrics.region_metrics"})
+    print(f"{len(rows)} cases scored ({', '.join(_REGION_COLUMNS)}; {convention} labels: {origin})"
+          f"{'; ' + str(len(failed)) + ' failed' if failed else ''}")
+    if rows:
+        headings = ("dice", "hd95 mm", "precision", "recall", "vol diff mL")
+        print(f"{'':<26}" + "".join(f"{h:>12}" for h in headings))
+        for region in _REGION_COLUMNS:
+            for i, stat in enumerate(_STATS):
+                print(f"{region if i == 0 else '':<18}{stat:<8}"
+                      + "".join(f"{summary[region][m][stat]:>12.4f}" for m in metrics))
+    print(f"wrote {csv_path} and {json_path}")
+
+
 def cmd_evaluate(args) -> int:
+    if args.labels is not None and not args.regions:
+        raise UsageError("--labels sets the label convention of --regions: pass --regions too")
     pred_path, truth_path = Path(args.pred), Path(args.truth)
     for path, name in ((pred_path, "--pred"), (truth_path, "--truth")):
         if not path.exists():
@@ -780,6 +862,9 @@ def cmd_evaluate(args) -> int:
         if not (pred_path.is_dir() and truth_path.is_dir()):
             raise UsageError("--pred and --truth must both be folders, or both files")
         return _evaluate_folders(args, pred_path, truth_path)
+    if args.regions:
+        raise UsageError("--regions is for folders of NIfTI cases (--pred FOLDER --truth FOLDER); "
+                         ".npy masks and single volumes are scored as whole tumour")
     if args.csv:
         raise UsageError("--csv is for folders of cases")
     from .metrics import segmentation_report
@@ -924,13 +1009,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Compare predicted and true masks: two .npy files or NIfTI volumes (> 0 is tumour), per slice and "
         "patient; or two folders: --pred FOLDER of <case>.nii.gz against --truth FOLDER of case directories "
         "holding their seg (any layout) or of <case>.nii.gz label files, per case: Dice, HD95 (mm), "
-        "precision, recall and volume difference (mL) of the whole tumour, written as CSV and JSON, with "
-        "their mean, median, std and worst value."))
+        "precision, recall and volume difference (mL) of the whole tumour (with --regions: of the whole "
+        "tumour, tumour core and enhancing tumour), written as CSV and JSON, with their mean, median, std "
+        "and worst value."))
     p.add_argument("--pred", required=True)
     p.add_argument("--truth", required=True)
     p.add_argument("--groups", help="text file with one patient id per slice")
     p.add_argument("--json", help="also write the report as JSON (folders: default PRED/metrics.json)")
     p.add_argument("--csv", help="folders: the per-case table (default: PRED/metrics.csv)")
+    p.add_argument("--regions", action="store_true",
+                   help="folders: score the three BraTS regions of label maps, whole tumour (wt_* columns), "
+                        "tumour core (tc_*) and enhancing tumour (et_*); a region empty in both truth and "
+                        "prediction gets Dice 1 and HD95 0, in one only Dice 0 and HD95 the volume's diagonal")
+    p.add_argument("--labels", choices=("brats2018", "brats2023", "msd"),
+                   help="with --regions: the label convention of the predictions and the truth, brats2018 "
+                        "(enhancing 4), brats2023 (enhancing 3) or msd (1 oedema, 2 non-enhancing, 3 "
+                        "enhancing). Default: that of the truth's case directories (brats2018 for *_seg, "
+                        "brats2023 for *-seg files; they must agree); for a folder of <case>.nii.gz label "
+                        "files, that of a dataset.json beside it or in its parent naming the labels, else "
+                        "brats2018. A label outside the convention fails its case")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="throughput table: fastseg vs numpy/scikit-learn/scipy",

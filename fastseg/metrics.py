@@ -10,8 +10,9 @@ denominator is zero but the masks differ, it is 0.0.
 
 The 95th-percentile Hausdorff distance (:func:`hausdorff95`) and the volume
 difference (:func:`volume_difference`) are computed in millimetres with the
-voxel spacing; :func:`case_metrics` gives a case's row of a leaderboard table
-and :func:`summarize` the summary of such a table.
+voxel spacing; :func:`case_metrics` gives a case's row of a leaderboard table,
+:func:`region_metrics` that row for each BraTS region of a label map, and
+:func:`summarize` the summary of such a table.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validation import check_masks
+from ._validation import _as_array, check_masks
+from .io import LABEL_CONVENTIONS
 
 __all__ = [
     "confusion_matrix",
@@ -34,6 +36,7 @@ __all__ = [
     "surface",
     "volume_difference",
     "case_metrics",
+    "region_metrics",
     "summarize",
 ]
 
@@ -399,8 +402,12 @@ CASE_METRICS = {"dice": True, "hd95": False, "precision": True, "recall": True, 
 def case_metrics(y_true: ArrayLike, y_pred: ArrayLike, spacing=None) -> dict:
     """One case's leaderboard row: Dice, HD95 (mm), precision, recall and volume difference (mL).
 
-    Empty masks as :func:`dice` and :func:`hausdorff95` say; the volume difference is
-    :func:`volume_difference` / 1000 (mm^3 -> mL).
+    Empty masks follow BraTS's rule (that of :func:`dice` and :func:`hausdorff95`): when the truth
+    and the prediction are both empty, Dice, precision and recall are 1 and HD95 is 0; when exactly
+    one is empty, Dice, precision and recall are 0 and HD95 is the length of the volume's diagonal
+    (373.13 mm for BraTS's 240 x 240 x 155 volumes of 1 mm).  A region that may be absent, such as
+    the enhancing tumour, is scored by this rule (:func:`region_metrics`).  The volume difference
+    is :func:`volume_difference` / 1000 (mm^3 -> mL).
 
     Examples
     --------
@@ -421,6 +428,105 @@ def case_metrics(y_true: ArrayLike, y_pred: ArrayLike, spacing=None) -> dict:
         "recall": _ratio(tp, tp + fn, same),
         "volume_difference_ml": (fp - fn) * float(np.prod(s)) / 1000.0,
     }
+
+
+def _check_convention(convention) -> str:
+    if not isinstance(convention, str):
+        raise TypeError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
+    if convention not in LABEL_CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
+    return convention
+
+
+def _check_label_map(labels, name: str, convention: str, *, shape=None) -> np.ndarray:
+    """A 2-D or 3-D integer label map whose labels are all 0 or a label of ``convention``.
+
+    Floating maps are taken when every value is a whole number; booleans are refused (a binary mask
+    is not a label map: :func:`case_metrics` scores it).
+    """
+    arr = _as_array(labels, name)
+    if arr.dtype.kind not in "iuf":
+        hint = " (a binary mask: score it with case_metrics)" if arr.dtype.kind == "b" else ""
+        raise TypeError(f"{name} must be an integer label map, got dtype {arr.dtype}{hint}")
+    if shape is not None:
+        if arr.shape != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got shape {arr.shape}")
+    elif arr.ndim not in (2, 3):
+        raise ValueError(f"{name} must have 2 or 3 dimensions, got shape {arr.shape}")
+    if 0 in arr.shape:
+        raise ValueError(f"{name} must not have zero-size axes, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            raise ValueError(f"{name} must hold whole-number labels, got value {arr[~whole].ravel()[0].item()!r}")
+    known = (0,) + LABEL_CONVENTIONS[convention]["whole tumour"]
+    other = ~np.isin(arr, known)
+    if other.any():
+        found = ", ".join(f"{v:g}" for v in np.unique(arr[other]).tolist())
+        raise ValueError(f"{name}: labels {{{found}}} are not in the {convention} convention "
+                         f"(its labels: {', '.join(str(v) for v in known)})")
+    return arr
+
+
+def region_metrics(truth_labels: ArrayLike, pred_labels: ArrayLike, convention: str, spacing=None) -> dict:
+    """:func:`case_metrics` of each BraTS region of two label maps: whole tumour, tumour core, enhancing tumour.
+
+    Each region is the voxels whose label is one of the region's labels in ``convention``
+    (:data:`fastseg.io.LABEL_CONVENTIONS`), in the truth and in the prediction alike:
+
+    ==============  ================  ===============  ==================
+    convention      whole tumour      tumour core      enhancing tumour
+    ==============  ================  ===============  ==================
+    ``brats2018``   1, 2, 4           1, 4             4
+    ``brats2023``   1, 2, 3           1, 3             3
+    ``msd``         1, 2, 3           2, 3             3
+    ==============  ================  ===============  ==================
+
+    An empty region (no enhancing tumour, say) is scored by BraTS's rule, as :func:`case_metrics`
+    says: both empty gives Dice 1 and HD95 0; exactly one empty gives Dice 0 and HD95 the
+    volume's diagonal.
+
+    Parameters
+    ----------
+    truth_labels, pred_labels : array-like of shape (H, W) or (D, H, W)
+        Integer label maps of one shape (floating ones whose values are whole numbers are taken).
+    convention : {"brats2018", "brats2023", "msd"}
+        The label convention of both maps.
+    spacing : sequence of float, optional
+        Voxel size along each axis (default 1), as for :func:`case_metrics`.
+
+    Returns
+    -------
+    dict
+        ``{"whole tumour": row, "tumour core": row, "enhancing tumour": row}``, each ``row`` the
+        dict of :func:`case_metrics`.
+
+    Raises
+    ------
+    TypeError
+        If a map is not an integer (or whole-number) array, or ``convention`` is not a string.
+    ValueError
+        If ``convention`` is unknown, the maps differ in shape, or a map holds a label that is
+        neither 0 nor one of the convention's (the message lists them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastseg.metrics import region_metrics
+    >>> truth = np.zeros((1, 6, 6), int)
+    >>> truth[0, 1:5, 1:5] = 2; truth[0, 2:4, 2:4] = 1  # oedema around a core, no enhancing tumour
+    >>> pred = truth.copy(); pred[0, 2, 2] = 4          # one voxel of the core predicted enhancing
+    >>> scores = region_metrics(truth, pred, "brats2018")
+    >>> {region: row["dice"] for region, row in scores.items()}
+    {'whole tumour': 1.0, 'tumour core': 1.0, 'enhancing tumour': 0.0}
+    >>> round(scores["enhancing tumour"]["hd95"], 2)  # absent from the truth only: the diagonal
+    8.54
+    """
+    convention = _check_convention(convention)
+    t = _check_label_map(truth_labels, "truth_labels", convention)
+    p = _check_label_map(pred_labels, "pred_labels", convention, shape=t.shape)
+    return {region: case_metrics(np.isin(t, values), np.isin(p, values), spacing)
+            for region, values in LABEL_CONVENTIONS[convention].items()}
 
 
 def summarize(rows: list, metrics=None) -> dict:

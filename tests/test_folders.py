@@ -282,3 +282,196 @@ def test_command_line_turns_numpy_huge_page_advice_off_and_back(monkeypatch, cap
     assert cli._madvise_hugepage(False) is True  # the caller's setting restored
     cli._worker_init()
     assert cli._madvise_hugepage(True) is False
+
+
+# ----------------------------------------------------------------------------- evaluate --regions
+
+#: Each convention's regions, written out here rather than read from fastseg.io.
+REGION_LABELS = {
+    "brats2018": {"whole tumour": [1, 2, 4], "tumour core": [1, 4], "enhancing tumour": [4]},
+    "brats2023": {"whole tumour": [1, 2, 3], "tumour core": [1, 3], "enhancing tumour": [3]},
+    "msd": {"whole tumour": [1, 2, 3], "tumour core": [2, 3], "enhancing tumour": [3]},
+}
+PREFIXES = {"whole tumour": "wt", "tumour core": "tc", "enhancing tumour": "et"}
+METRICS = ("dice", "hd95", "precision", "recall", "volume_difference_ml")
+
+
+def _seg(folder: Path, case: str):
+    img = nib.load(next((folder / case).glob("*seg.nii.gz")))
+    return np.asarray(img.dataobj), img.affine
+
+
+def _label_predictions(folder: Path, out: Path, cases, relabel=None) -> Path:
+    """Label-map predictions on the truth's grid: each case's seg shifted by two voxels, and in the
+    second case (a BraTS 2018 one) its enhancing tumour (4) predicted as necrotic core (1)."""
+    for i, case in enumerate(cases):
+        data, affine = _seg(folder, case)
+        pred = np.roll(data, 2, axis=0)
+        if i == 1:
+            pred[pred == 4] = 1
+        _save(pred if relabel is None else relabel(pred), affine, out / f"{case}.nii.gz")
+    return out
+
+
+def _expected_region_rows(pred_dir: Path, truth_files: dict, convention: str) -> list:
+    rows = []
+    for case, path in truth_files.items():
+        truth = read_label_volume(path)
+        pred = read_label_volume(pred_dir / f"{case}.nii.gz")
+        row = {"case": case}
+        for region, labels in REGION_LABELS[convention].items():
+            scores = case_metrics(np.isin(truth.labels, labels), np.isin(pred.labels, labels), truth.spacing)
+            row.update({f"{PREFIXES[region]}_{m}": scores[m] for m in METRICS})
+        rows.append(row)
+    return rows
+
+
+def _copy_cases(folder: Path, out: Path, cases) -> Path:
+    for case in cases:
+        (out / case).mkdir(parents=True)
+        for f in (folder / case).iterdir():
+            (out / case / f.name).write_bytes(f.read_bytes())
+    return out
+
+
+def test_evaluate_regions_against_case_directories(folder, tmp_path, capsys):
+    """The convention of the truth's layout: BraTS 2018 case directories, and a BraTS 2023 one."""
+    for cases, convention in ((CASES[:2], "brats2018"), (CASES[2:], "brats2023")):
+        truth = _copy_cases(folder, tmp_path / convention / "truth", cases)
+        pred = _label_predictions(folder, tmp_path / convention / "pred", cases)
+        code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", truth, "--regions")
+        assert code == 0, err
+        report = json.loads((pred / "metrics.json").read_text())
+        expected = _expected_region_rows(pred, {c: next((truth / c).glob("*seg.nii.gz")) for c in cases}, convention)
+        assert report["cases"] == expected
+        assert report["regions"] == ["whole tumour", "tumour core", "enhancing tumour"]
+        assert report["convention"] == convention and report["failed"] == []
+        assert report["labels"] == REGION_LABELS[convention]
+        for region, prefix in PREFIXES.items():
+            rows = [{m: r[f"{prefix}_{m}"] for m in METRICS} for r in expected]
+            for metric, stats in summarize(rows, list(METRICS)).items():
+                assert report["summary"][region][metric] == pytest.approx(stats), (region, metric)
+        with open(pred / "metrics.csv", newline="") as fh:
+            table = list(csv.reader(fh))
+        assert table[0] == ["case"] + [f"{p}_{m}" for p in ("wt", "tc", "et") for m in METRICS]
+        assert [r[0] for r in table[1:]] == list(cases)
+        assert float(table[1][table[0].index("et_hd95")]) == pytest.approx(expected[0]["et_hd95"], rel=1e-5)
+        assert f"{convention} labels: the truth cases' layout" in printed
+        for region in PREFIXES:
+            assert region in printed
+        assert printed.count("median") == 3 and printed.count("worst") == 3
+    # the second BraTS 2018 case has its enhancing tumour predicted as core: scored by BraTS's rule,
+    # enhancing tumour Dice 0 and HD95 the diagonal of its 140 x 160 x 40 voxels (2 mm apart)
+    row = json.loads((tmp_path / "brats2018" / "pred" / "metrics.json").read_text())["cases"][1]
+    assert row["et_dice"] == 0.0 and row["et_hd95"] == pytest.approx(np.sqrt(140**2 + 160**2 + 80**2))
+
+
+def test_evaluate_regions_with_several_conventions_asks_for_labels(folder, tmp_path, capsys):
+    pred = _label_predictions(folder, tmp_path / "pred", CASES)
+    code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", folder, "--regions")
+    assert code == 2 and err.count("\n") == 1 and printed == ""
+    assert "do not share one known label convention (2 brats2018, 1 brats2023); pass --labels" in err
+    assert not (pred / "metrics.csv").exists()
+    # --labels brats2018: the BraTS 2023 case (labels 1, 2, 3) fails, the others are scored
+    code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", folder, "--regions", "--labels", "brats2018")
+    assert code == 2
+    assert (f"case {CASES[2]} failed: the truth: labels {{3}} are not in the brats2018 convention" in err)
+    report = json.loads((pred / "metrics.json").read_text())
+    assert report["failed"] == [CASES[2]] and [r["case"] for r in report["cases"]] == list(CASES[:2])
+    assert report["cases"] == _expected_region_rows(
+        pred, {c: next((folder / c).glob("*seg.nii.gz")) for c in CASES[:2]}, "brats2018")
+    assert "brats2018 labels: --labels" in printed and "2 cases scored" in printed and "1 failed" in printed
+
+
+def test_evaluate_regions_against_label_files(folder, tmp_path, capsys):
+    """Label files: brats2018 by default; --labels; a convention named by dataset.json."""
+    labels = tmp_path / "brats" / "labelsTr"
+    labels.mkdir(parents=True)
+    for case in CASES[:2]:
+        (labels / f"{case}.nii.gz").write_bytes(next((folder / case).glob("*seg.nii.gz")).read_bytes())
+    # the first case without enhancing tumour in the truth, and none predicted: Dice 1, HD95 0
+    data, affine = _seg(folder, CASES[0])
+    _save(np.where(data == 4, 1, data), affine, labels / f"{CASES[0]}.nii.gz")
+    pred = _label_predictions(folder, tmp_path / "brats" / "pred", CASES[:2])
+    img = nib.load(pred / f"{CASES[0]}.nii.gz")
+    shifted = np.asarray(img.dataobj)
+    _save(np.where(shifted == 4, 1, shifted), img.affine, pred / f"{CASES[0]}.nii.gz")
+    code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", labels, "--regions")
+    assert code == 0, err
+    assert "brats2018 labels: the default for label files" in printed
+    report = json.loads((pred / "metrics.json").read_text())
+    assert report["cases"] == _expected_region_rows(pred, {c: labels / f"{c}.nii.gz" for c in CASES[:2]}, "brats2018")
+    first = report["cases"][0]
+    assert (first["et_dice"], first["et_hd95"], first["et_precision"], first["et_recall"]) == (1.0, 0.0, 1.0, 1.0)
+    # --labels brats2023: the second case's label 4 is refused; the first, labels 1 and 2 only, reads
+    # the same in both conventions
+    code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", labels, "--regions", "--labels", "brats2023")
+    assert code == 2 and "1 cases scored" in printed and "1 failed" in printed
+    assert f"case {CASES[1]} failed: the truth: labels {{4}} are not in the brats2023 convention" in err
+    assert json.loads((pred / "metrics.json").read_text())["cases"] == [first]
+
+    # the Decathlon's numbering (1 oedema, 2 non-enhancing, 3 enhancing), named by ../dataset.json
+    msd = tmp_path / "msd" / "labelsTr"
+    msd.mkdir(parents=True)
+    to_msd = {0: 0, 1: 2, 2: 1, 4: 3}
+
+    def relabel(a):
+        return np.vectorize(to_msd.get, otypes=[a.dtype])(a)
+
+    for case in CASES[:2]:
+        data, affine = _seg(folder, case)
+        _save(relabel(data), affine, msd / f"{case}.nii.gz")
+    pred = _label_predictions(folder, tmp_path / "msd" / "pred", CASES[:2], relabel=relabel)
+    code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", msd, "--regions", "--labels", "msd")
+    assert code == 0, err
+    expected = _expected_region_rows(pred, {c: msd / f"{c}.nii.gz" for c in CASES[:2]}, "msd")
+    assert json.loads((pred / "metrics.json").read_text())["cases"] == expected
+    # the same regions as the BraTS 2018 numbering of the same voxels
+    brats = _label_predictions(folder, tmp_path / "msd" / "brats", CASES[:2])
+    assert expected == _expected_region_rows(
+        brats, {c: next((folder / c).glob("*seg.nii.gz")) for c in CASES[:2]}, "brats2018")
+    (tmp_path / "msd" / "dataset.json").write_text(json.dumps(
+        {"labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"}}))
+    code, printed, err = run(capsys, "evaluate", "--pred", pred, "--truth", msd, "--regions")
+    assert code == 0, err
+    assert "msd labels: the labels of dataset.json" in printed
+    assert json.loads((pred / "metrics.json").read_text())["cases"] == expected
+
+
+def test_evaluate_regions_usage_errors(folder, predictions, tmp_path, capsys):
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    np.save(a, np.zeros((2, 4, 4), np.uint8))
+    np.save(b, np.zeros((2, 4, 4), np.uint8))
+    code, printed, err = run(capsys, "evaluate", "--pred", a, "--truth", b, "--regions")
+    assert code == 2 and err.count("\n") == 1 and printed == ""
+    assert "--regions is for folders of NIfTI cases" in err
+    # nnU-Net cases whose dataset.json names no labels: their convention is unknown (refused before any reading)
+    nnunet = tmp_path / "nnunet"
+    for i in range(4):
+        _save(np.zeros((2, 2, 2), np.int16), np.eye(4), nnunet / "imagesTr" / f"{CASES[0]}_{i:04d}.nii.gz")
+    _save(np.zeros((2, 2, 2), np.uint8), np.eye(4), nnunet / "labelsTr" / f"{CASES[0]}.nii.gz")
+    (nnunet / "dataset.json").write_text(json.dumps({"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}}))
+    code, _, err = run(capsys, "evaluate", "--pred", predictions, "--truth", nnunet / "imagesTr", "--regions")
+    assert code == 2 and err.count("\n") == 1
+    assert "do not share one known label convention (1 unknown); pass --labels" in err
+    code, _, err = run(capsys, "evaluate", "--pred", predictions, "--truth", folder, "--labels", "msd")
+    assert code == 2 and err.count("\n") == 1 and "--labels sets the label convention of --regions" in err
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage error
+        main(["evaluate", "--pred", str(predictions), "--truth", str(folder), "--regions", "--labels", "brats2021"])
+    assert exc.value.code == 2 and "invalid choice: 'brats2021'" in capsys.readouterr().err
+
+
+def test_evaluate_default_output_is_the_whole_tumour_table(folder, predictions, tmp_path, capsys):
+    """Without --regions: the whole-tumour columns, JSON keys and printed table, unchanged."""
+    code, printed, err = run(capsys, "evaluate", "--pred", predictions, "--truth", folder,
+                             "--csv", tmp_path / "m.csv", "--json", tmp_path / "m.json")
+    assert code == 0, err
+    assert (tmp_path / "m.csv").read_text().splitlines()[0] == "case,dice,hd95,precision,recall,volume_difference_ml"
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert list(report) == ["region", "cases", "summary", "failed", "definitions"]
+    assert report["region"] == "whole tumour" and report["definitions"] == "fastseg.metrics.case_metrics"
+    lines = printed.splitlines()
+    assert lines[0] == "3 cases scored (whole tumour)"
+    assert lines[1] == f"{'':<8}" + "".join(f"{m:>22}" for m in METRICS)
+    assert [line.split()[0] for line in lines[2:6]] == ["mean", "median", "std", "worst"]
+    assert lines[6] == f"wrote {tmp_path / 'm.csv'} and {tmp_path / 'm.json'}" and len(lines) == 7

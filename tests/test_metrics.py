@@ -195,3 +195,109 @@ def test_hausdorff95_bad_masks():
         hausdorff95(np.ones((2, 2, 2)), np.ones((2, 2)))
     with pytest.raises(TypeError, match="y_true must be an array, got None"):
         hausdorff95(None, np.ones((2, 2)))
+
+
+# ----------------------------------------------------------------------------- BraTS regions of label maps
+
+from fastseg.metrics import region_metrics  # noqa: E402
+
+#: Each convention's regions, written out here rather than read from fastseg.io.
+REGION_LABELS = {
+    "brats2018": {"whole tumour": [1, 2, 4], "tumour core": [1, 4], "enhancing tumour": [4]},
+    "brats2023": {"whole tumour": [1, 2, 3], "tumour core": [1, 3], "enhancing tumour": [3]},
+    "msd": {"whole tumour": [1, 2, 3], "tumour core": [2, 3], "enhancing tumour": [3]},
+}
+
+
+@pytest.mark.parametrize("convention", sorted(REGION_LABELS))
+def test_region_metrics_equal_case_metrics_of_each_region_mask(convention, rng):
+    values = [0, *REGION_LABELS[convention]["whole tumour"]]
+    truth = rng.choice(values, size=(6, 11, 9), p=[0.55, 0.15, 0.15, 0.15]).astype(np.int16)
+    pred = np.where(rng.random(truth.shape) < 0.25, rng.choice(values, size=truth.shape), truth)
+    spacing = (2.0, 0.5, 1.5)
+    scores = region_metrics(truth, pred, convention, spacing)
+    assert list(scores) == ["whole tumour", "tumour core", "enhancing tumour"]
+    for region, labels in REGION_LABELS[convention].items():
+        assert scores[region] == case_metrics(np.isin(truth, labels), np.isin(pred, labels), spacing), region
+    # the regions differ: the comparison above is not of one mask three times
+    assert len({row["dice"] for row in scores.values()}) == 3
+
+
+def test_region_metrics_of_nested_regions():
+    """BraTS 2018 labels: a prediction that calls the core oedema keeps its whole tumour and loses the rest."""
+    truth = np.zeros((3, 10, 10), np.uint8)
+    truth[:, 2:8, 2:8] = 2  # oedema
+    truth[1, 3:7, 3:7] = 1  # necrotic core
+    truth[1, 4:6, 4:6] = 4  # enhancing, inside the core
+    as_oedema = np.where(truth > 0, 2, 0)
+    scores = region_metrics(truth, as_oedema, "brats2018")
+    assert scores["whole tumour"]["dice"] == 1.0 and scores["whole tumour"]["hd95"] == 0.0
+    for region in ("tumour core", "enhancing tumour"):
+        assert scores[region]["dice"] == scores[region]["recall"] == 0.0
+        assert scores[region]["hd95"] == pytest.approx(np.sqrt(3**2 + 10**2 + 10**2))
+    # enhancing predicted as core: tumour core right, enhancing tumour missed
+    scores = region_metrics(truth, np.where(truth == 4, 1, truth), "brats2018")
+    assert scores["whole tumour"]["dice"] == scores["tumour core"]["dice"] == 1.0
+    assert scores["enhancing tumour"]["dice"] == 0.0
+    assert scores["enhancing tumour"]["volume_difference_ml"] == pytest.approx(-4 / 1000)
+
+
+def test_region_metrics_without_enhancing_tumour_in_the_truth_follow_brats():
+    """No enhancing tumour in the truth: Dice 1 and HD95 0 when none is predicted; Dice 0 and HD95 the
+    diagonal of the volume, 373.13 mm for 240 x 240 x 155 voxels of 1 mm, when some is."""
+    truth = np.zeros((155, 240, 240), np.uint8)
+    truth[70:80, 100:130, 100:130] = 2
+    truth[73:77, 110:120, 110:120] = 1
+    scores = region_metrics(truth, truth, "brats2018")
+    assert scores["enhancing tumour"] == {"dice": 1.0, "hd95": 0.0, "precision": 1.0, "recall": 1.0,
+                                          "volume_difference_ml": 0.0}
+    pred = truth.copy()
+    pred[75, 115, 115] = 4
+    scores = region_metrics(truth, pred, "brats2018")
+    et = scores["enhancing tumour"]
+    assert et["dice"] == et["precision"] == et["recall"] == 0.0
+    assert et["hd95"] == pytest.approx(373.1287, abs=1e-4)
+    assert et["volume_difference_ml"] == pytest.approx(0.001)
+    # the voxel turned from core to enhancing stays in the core and the whole tumour
+    assert scores["whole tumour"]["dice"] == scores["tumour core"]["dice"] == 1.0
+    # and the other way round: enhancing tumour in the truth only
+    scores = region_metrics(pred, truth, "brats2018")
+    assert scores["enhancing tumour"]["dice"] == 0.0
+    assert scores["enhancing tumour"]["hd95"] == pytest.approx(373.1287, abs=1e-4)
+
+
+@pytest.mark.parametrize("convention, label", [("brats2018", 3), ("brats2023", 4), ("msd", 4)])
+def test_region_metrics_refuse_labels_outside_the_convention(convention, label):
+    good = np.zeros((2, 4, 4), np.int32)
+    good[0, 1, 1] = 1
+    bad = good.copy()
+    bad[1, 2, 2] = label
+    with pytest.raises(ValueError, match=rf"truth_labels: labels \{{{label}\}} are not in the {convention} convention"):
+        region_metrics(bad, good, convention)
+    with pytest.raises(ValueError, match=rf"pred_labels: labels \{{{label}\}} are not in the {convention} convention"):
+        region_metrics(good, bad, convention)
+    bad[0, 0, 0] = 7
+    with pytest.raises(ValueError, match=rf"labels \{{{min(label, 7)}, {max(label, 7)}\}} are not in"):
+        region_metrics(good, bad, convention)
+
+
+def test_region_metrics_bad_input():
+    m = np.zeros((2, 3, 3), np.int32)
+    with pytest.raises(TypeError, match=r"convention must be one of \['brats2018', 'brats2023', 'msd'\], got 2018"):
+        region_metrics(m, m, 2018)
+    with pytest.raises(ValueError, match=r"convention must be one of .*, got 'brats2021'"):
+        region_metrics(m, m, "brats2021")
+    with pytest.raises(TypeError, match=r"truth_labels must be an integer label map, got dtype bool"):
+        region_metrics(m > 0, m, "brats2018")
+    with pytest.raises(TypeError, match=r"pred_labels must be an array, got None"):
+        region_metrics(m, None, "brats2018")
+    with pytest.raises(ValueError, match=r"pred_labels must have shape \(2, 3, 3\), got shape \(3, 3\)"):
+        region_metrics(m, m[0], "brats2018")
+    with pytest.raises(ValueError, match=r"truth_labels must have 2 or 3 dimensions, got shape \(3,\)"):
+        region_metrics(m[0, 0], m[0, 0], "brats2018")
+    with pytest.raises(ValueError, match=r"truth_labels must hold whole-number labels, got value 1.5"):
+        region_metrics(m + 1.5, m, "brats2018")
+    with pytest.raises(ValueError, match=r"spacing must be 3 positive finite numbers"):
+        region_metrics(m, m, "brats2018", spacing=(1.0, 1.0))
+    # whole-number floats are label maps too
+    assert region_metrics(m.astype(np.float32), m, "msd") == region_metrics(m, m, "msd")
