@@ -19,6 +19,8 @@ _EXPORTS = {
     "MLPWeights": "scoring",
     "PixelModel": "model",
     "PixelSegmenter": "segmenter",
+    "RegionSegmenter": "regions",
+    "cross_validate_regions": "regions",
     "cross_validate": "model_selection",
     "tune_threshold": "model_selection",
     "load": "persistence",

@@ -20,6 +20,10 @@ from . import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
+#: The label conventions of ``--labels`` (those of :data:`fastseg.io.LABEL_CONVENTIONS`, written out
+#: so that the command's start-up does not import the reader).
+LABEL_CONVENTION_NAMES = ("brats2018", "brats2023", "msd")
+
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line with exit code 2."""
@@ -929,8 +933,6 @@ def cmd_bench(args) -> int:
 # ----------------------------------------------------------------------------- entry point
 
 def build_parser() -> argparse.ArgumentParser:
-    from .io import LABEL_CONVENTIONS as LABEL_CONVENTION_NAMES
-
     parser = argparse.ArgumentParser(prog="fastseg", description=(
         "Classical per-pixel brain-tumour segmentation of multichannel MRI slices."))
     parser.add_argument("--version", action="version", version=f"fastseg {__version__}")
@@ -964,7 +966,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regions", action="store_true",
                    help="train the three BraTS regions (whole tumour, tumour core, enhancing tumour) as a "
                         "cascade, on folders of cases; --cv then reports Dice and HD95 of each region per case")
-    p.add_argument("--labels", choices=sorted(LABEL_CONVENTION_NAMES),
+    p.add_argument("--labels", choices=LABEL_CONVENTION_NAMES,
                    help="with --regions: the label convention of the cases' seg files (default: the one "
                         "their layout implies)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -996,7 +998,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="for a folder: segment on this dask.distributed scheduler's workers (which must see "
                         "the same files)")
-    p.add_argument("--labels", choices=sorted(LABEL_CONVENTION_NAMES),
+    p.add_argument("--labels", choices=LABEL_CONVENTION_NAMES,
                    help="for a region model: the label convention to write (default: that of the input's "
                         "layout, brats2018 when it has none)")
     p.add_argument("--no-3d", action="store_true",
@@ -1021,7 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders: score the three BraTS regions of label maps, whole tumour (wt_* columns), "
                         "tumour core (tc_*) and enhancing tumour (et_*); a region empty in both truth and "
                         "prediction gets Dice 1 and HD95 0, in one only Dice 0 and HD95 the volume's diagonal")
-    p.add_argument("--labels", choices=("brats2018", "brats2023", "msd"),
+    p.add_argument("--labels", choices=LABEL_CONVENTION_NAMES,
                    help="with --regions: the label convention of the predictions and the truth, brats2018 "
                         "(enhancing 4), brats2023 (enhancing 3) or msd (1 oedema, 2 non-enhancing, 3 "
                         "enhancing). Default: that of the truth's case directories (brats2018 for *_seg, "

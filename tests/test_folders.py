@@ -16,9 +16,10 @@ nib = pytest.importorskip("nibabel")
 from fastseg.io import read_label_volume  # noqa: E402
 from fastseg.metrics import case_metrics, summarize  # noqa: E402
 
-CASES = ("Brats18_2013_3_1", "Brats18_CBICA_ALU_1", "Brats18_TCIA02_135_1")
+from conftest import SMALL_CASES as CASES  # noqa: E402
+from conftest import SMALL_CROP as CROP  # noqa: E402
+
 MODALITIES = ("t1", "t2", "t1ce", "flair", "seg")
-CROP = (slice(50, 190), slice(40, 200), slice(30, 110, 2))  # every other axial slice: small and fast
 
 
 def run(capsys, *args):
@@ -47,17 +48,10 @@ def raw_cases(brats2d_dir):
 
 
 @pytest.fixture(scope="module")
-def folder(raw_cases, tmp_path_factory):
-    """Three cases: two BraTS 2018 case directories and one BraTS 2023 directory, side by side."""
-    root = tmp_path_factory.mktemp("cases")
-    for i, (case, channels) in enumerate(raw_cases.items()):
-        for m, (data, affine) in channels.items():
-            if i == 2:  # the 2023 naming (and labels) for the third
-                new = {"t1": "t1n", "t2": "t2w", "t1ce": "t1c", "flair": "t2f", "seg": "seg"}[m]
-                _save(np.where(data == 4, 3, data) if m == "seg" else data, affine, root / case / f"{case}-{new}.nii.gz")
-            else:
-                _save(data, affine, root / case / f"{case}_{m}.nii.gz")
-    return root
+def folder(small_cases_folder):
+    """Three cases: two BraTS 2018 case directories and one BraTS 2023 directory, side by side (the
+    crops of ``raw_cases``)."""
+    return small_cases_folder
 
 
 def _outputs(folder: Path) -> dict:

@@ -45,6 +45,7 @@ from fastseg._multiscale import _kernel as _multiscale_kernel  # (likewise)
 from fastseg.datasets import load_case, load_slices
 from fastseg.features import FeatureSpec, box_means, context_channels, pixel_features
 from fastseg.model import PixelModel
+from fastseg.regions import RegionSegmenter
 from fastseg.scoring import OUTPUT_CODES, MLPWeights, Network, _network_row_scores
 
 #: The 0.1 context API (box_means, context_channels, mirror_columns) warns that it goes in 0.4; its
@@ -357,6 +358,9 @@ def _layout_cases():
     images = {"images": x, "mask": brain}
     seg = fitted()
     small = dict(k=3, max_pixels=300, min_size=3, random_state=0)
+    # BraTS 2018 labels: oedema, and inside it core (1) and enhancing tumour (4)
+    labels = np.where(y, np.where(x[..., 1] > 0, np.where(x[..., 2] > 0.5, 4, 1), 2), 0).astype(np.uint8)
+    regions = RegionSegmenter(PixelSegmenter(**small)).fit(x, labels, brain)
     return {
         "window_features": (lambda a: window_features(a["images"], 3, mask=a["mask"]), images),
         "linear_scores": (lambda a: linear_scores(a["images"], (a["coef"], b), 3, mask=a["mask"]),
@@ -385,6 +389,11 @@ def _layout_cases():
         "PixelSegmenter.decision_function": (lambda a: seg.decision_function(a["images"]), {"images": x}),
         "PixelSegmenter.score": (lambda a: seg.score(a["images"], a["masks"], a["brain"]),
                                  {"images": x, "masks": y, "brain": brain}),
+        "PixelModel.predict-within": (lambda a: seg.model_.predict(a["images"], a["brain"], within=a["within"]),
+                                      {"images": x, "brain": brain, "within": y}),
+        "RegionSegmenter.fit": (lambda a: RegionSegmenter(PixelSegmenter(**small)).fit(a["images"], a["labels"], a["brain"])
+                                .predict(x, brain), {"images": x, "labels": labels, "brain": brain}),
+        "RegionSegmenter.predict": (lambda a: regions.predict(a["images"], a["brain"]), {"images": x, "brain": brain}),
         "cross_validate": (lambda a: {key: v for key, v in cross_validate(PixelSegmenter(**small), a["images"], a["masks"],
                                                                           a["groups"], cv=2, brain=a["brain"]).items()
                                       if key != "report"},
@@ -572,6 +581,14 @@ BAD = [
     ("segmentation_report-groups-2d", lambda: segmentation_report(Y, Y, np.zeros((2, 2))), ValueError, r"groups must have one entry per slice, shape \(2,\), got shape \(2, 2\)"),
     ("segmentation_report-groups-None-entries", lambda: segmentation_report(Y, Y, [None, None]), (TypeError, ValueError), "groups"),
     # cross_validate
+    ("RegionSegmenter-convention", lambda: fastseg.RegionSegmenter(convention="brats2015").fit(X, Y.astype(np.uint8)),
+     ValueError, r"convention must be one of \['brats2018', 'brats2023', 'msd'\], got 'brats2015'"),
+    ("RegionSegmenter-labels-unknown", lambda: fastseg.RegionSegmenter().fit(X, Y.astype(np.uint8) * 3), ValueError,
+     r"labels holds labels \[3\] that are not in the brats2018 convention"),
+    ("cross_validate_regions-segmenter", lambda: fastseg.cross_validate_regions(PixelSegmenter(), [X], [Y], ["a"]),
+     TypeError, r"segmenter must be a RegionSegmenter, got PixelSegmenter"),
+    ("cross_validate_regions-cv-huge", lambda: fastseg.cross_validate_regions(fastseg.RegionSegmenter(), [X, X],
+     [Y.astype(np.uint8)] * 2, ["a", "b"], cv=HUGE), ValueError, "cv must be an integer from 2 to the number of patients"),
     ("cross_validate-cv-huge", lambda: cross_validate(PixelSegmenter(), X, Y, GROUPS, cv=HUGE), ValueError, "cv must be an integer from 2 to the number of patients"),
     ("cross_validate-cv-1", lambda: cross_validate(PixelSegmenter(), X, Y, GROUPS, cv=1), ValueError, "cv must be an integer from 2"),
     ("cross_validate-cv-None", lambda: cross_validate(PixelSegmenter(), X, Y, GROUPS, cv=None), TypeError, "cv must be an integer"),

@@ -46,6 +46,12 @@ def test_conventions_are_the_ones_written_down(convention):
     assert LABEL_CONVENTIONS[convention] == VALUES[convention]
 
 
+def test_the_command_line_offers_every_convention():
+    from fastseg.cli import LABEL_CONVENTION_NAMES
+
+    assert LABEL_CONVENTION_NAMES == tuple(LABEL_CONVENTIONS)
+
+
 @given(seed=st.integers(0, 2**32 - 1), convention=st.sampled_from(sorted(VALUES)),
        shape=st.tuples(st.integers(1, 5), st.integers(1, 9), st.integers(1, 9)))
 def test_label_map_inverts_regions(seed, convention, shape):
@@ -395,3 +401,27 @@ def test_predict_labels_needs_a_region_model(small_cases_folder, tmp_path, capsy
     code, _, err = _run(capsys, "predict", "--input", small_cases_folder / "Brats18_2013_3_1", "--out",
                         tmp_path / "o.nii.gz", "--labels", "msd")
     assert code == 2 and "--labels: this model segments the whole tumour only" in err
+
+
+def test_evaluate_regions_scores_what_predict_wrote(small_cases_folder, region_model_file, tmp_path, capsys):
+    import json
+
+    from fastseg.io import find_case, read_label_volume
+
+    out = tmp_path / "out"
+    assert _run(capsys, "predict", "--model", region_model_file, "--input", small_cases_folder, "--out", out)[0] == 0
+    code, printed, err = _run(capsys, "evaluate", "--pred", out, "--truth", small_cases_folder, "--regions",
+                              "--labels", "brats2018")
+    # the 2023 case was written in its own convention, so it fails under brats2018 ...
+    assert code == 2 and "Brats18_TCIA02_135_1 failed" in err and "labels {3}" in err
+    # ... and each 2018 case's row is the region metrics of the written map against its seg
+    report = json.loads((out / "metrics.json").read_text())
+    assert [row["case"] for row in report["cases"]] == ["Brats18_2013_3_1", "Brats18_CBICA_ALU_1"]
+    for row in report["cases"]:
+        case = find_case(small_cases_folder / row["case"])
+        truth, pred = read_label_volume(case.label), read_label_volume(out / f"{row['case']}.nii.gz")
+        for name, prefix in (("whole tumour", "wt"), ("tumour core", "tc"), ("enhancing tumour", "et")):
+            expected = case_metrics(np.isin(truth.labels, VALUES["brats2018"][name]),
+                                    np.isin(pred.labels, VALUES["brats2018"][name]), truth.spacing)
+            assert row[f"{prefix}_dice"] == pytest.approx(expected["dice"], abs=1e-12)
+            assert row[f"{prefix}_hd95"] == pytest.approx(expected["hd95"], abs=1e-9)
