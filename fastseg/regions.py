@@ -190,15 +190,32 @@ class RegionSegmenter:
         self.segmenter = segmenter
         self.convention = convention
 
+    # scikit-learn's estimator protocol (get_params / set_params, nested ``segmenter__*`` names), written
+    # out so that reading a region model file needs no scikit-learn
+
     def get_params(self, deep: bool = True) -> dict:
-        return {"segmenter": self.segmenter, "convention": self.convention}
+        """The parameters; with ``deep``, also the template's as ``segmenter__<name>``."""
+        params = {"segmenter": self.segmenter, "convention": self.convention}
+        if deep and hasattr(self.segmenter, "get_params"):
+            params.update({f"segmenter__{k}": v for k, v in self.segmenter.get_params(deep=True).items()})
+        return params
 
     def set_params(self, **params) -> "RegionSegmenter":
+        """Set parameters (``segmenter__<name>`` sets the template's); returns self."""
+        nested = {}
         for name, value in params.items():
-            if name not in ("segmenter", "convention"):
+            if name.startswith("segmenter__") and hasattr(self.segmenter, "set_params"):
+                nested[name[len("segmenter__"):]] = value
+            elif name in ("segmenter", "convention"):
+                setattr(self, name, value)
+            else:
                 raise ValueError(f"RegionSegmenter has no parameter {name!r}")
-            setattr(self, name, value)
+        if nested:
+            self.segmenter.set_params(**nested)
         return self
+
+    def __repr__(self) -> str:
+        return f"RegionSegmenter(segmenter={self.segmenter!r}, convention={self.convention!r})"
 
     def _template(self):
         from .segmenter import PixelSegmenter

@@ -234,6 +234,21 @@ def test_region_segmenter_validates(cascade):
         RegionSegmenter().predict(x, brain)
 
 
+def test_region_segmenter_speaks_the_estimator_protocol():
+    from sklearn.base import clone
+
+    seg = RegionSegmenter(PixelSegmenter(k=5), convention="msd")
+    assert seg.get_params(deep=False) == {"segmenter": seg.segmenter, "convention": "msd"}
+    assert seg.get_params()["segmenter__k"] == 5
+    assert seg.set_params(segmenter__k=7, convention="brats2023") is seg
+    assert seg.segmenter.k == 7 and seg.convention == "brats2023"
+    copy = clone(seg)
+    assert copy.segmenter is not seg.segmenter and copy.get_params()["segmenter__k"] == 7
+    assert repr(copy).startswith("RegionSegmenter(segmenter=PixelSegmenter(k=7")
+    with pytest.raises(ValueError, match="RegionSegmenter has no parameter 'k'"):
+        seg.set_params(k=3)
+
+
 def test_an_empty_region_leaves_the_later_ones_empty(cascade):
     x, labels, brain, seg = cascade
     found = seg.predict_regions(np.zeros_like(x), brain)  # nothing bright: no tumour
@@ -425,3 +440,14 @@ def test_evaluate_regions_scores_what_predict_wrote(small_cases_folder, region_m
                                     np.isin(pred.labels, VALUES["brats2018"][name]), truth.spacing)
             assert row[f"{prefix}_dice"] == pytest.approx(expected["dice"], abs=1e-12)
             assert row[f"{prefix}_hd95"] == pytest.approx(expected["hd95"], abs=1e-9)
+
+
+def test_predict_with_a_region_model_imports_no_scikit_learn(small_cases_folder, region_model_file, tmp_path,
+                                                             main_in_fresh_python):
+    nib = pytest.importorskip("nibabel")
+    case = small_cases_folder / "Brats18_2013_3_1"
+    result = main_in_fresh_python(["predict", "--model", region_model_file, "--input", case,
+                                   "--out", tmp_path / "o.nii.gz"], cwd=tmp_path)
+    assert "exit 0 sklearn imported: False scipy.ndimage imported: False" in result.stdout, \
+        result.stdout + result.stderr
+    assert set(np.unique(np.asarray(nib.load(tmp_path / "o.nii.gz").dataobj)).tolist()) <= {0, 1, 2, 4}
