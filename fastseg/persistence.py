@@ -299,19 +299,10 @@ def _restore_any(files: dict, where: str) -> tuple:
     "stages": [params of each stage]})."""
     if "regions" not in files:
         return _restore(files, where)
+    from .io import LABEL_CONVENTIONS
     from .regions import RegionModel
 
-    try:
-        spec = json.loads(str(files["regions"]))
-    except (json.JSONDecodeError, TypeError) as exc:
-        _fail(where, f"its regions entry is not valid JSON ({exc})")
-    if not isinstance(spec, dict):
-        _fail(where, "its regions entry is not a JSON object")
-    fmt = str(spec.get("format_version", ""))
-    if fmt.split(".")[0] != FORMAT_VERSION.split(".")[0]:
-        _fail(where, f"format version {fmt!r} (written by fastseg {spec.get('fastseg_version')!r}) "
-                     f"is not compatible with this fastseg {__version__} (format {FORMAT_VERSION})")
-    from .io import LABEL_CONVENTIONS
+    spec = _json_entry(files["regions"], "regions entry", where)
 
     convention = spec.get("convention")
     if convention not in LABEL_CONVENTIONS:
@@ -401,6 +392,21 @@ def _read_members(fh) -> dict:
     return files
 
 
+def _json_entry(value, what: str, where: str) -> dict:
+    """A model file's JSON member (``spec``, ``regions``) as a dict, its format version checked."""
+    try:
+        spec = json.loads(str(value))
+    except (json.JSONDecodeError, TypeError) as exc:
+        _fail(where, f"its {what} is not valid JSON ({exc})")
+    if not isinstance(spec, dict):
+        _fail(where, f"its {what} is not a JSON object")
+    fmt = str(spec.get("format_version", ""))
+    if fmt.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        _fail(where, f"format version {fmt!r} (written by fastseg {spec.get('fastseg_version')!r}) "
+                     f"is not compatible with this fastseg {__version__} (format {FORMAT_VERSION})")
+    return spec
+
+
 def _restore(files: dict, path: str) -> tuple:
     """(model, params) from a model file's arrays: the :class:`~fastseg.model.PixelModel` and the
     segmenter's parameters, every one checked; ``path`` describes the source in error messages."""
@@ -409,16 +415,7 @@ def _restore(files: dict, path: str) -> tuple:
 
     if "spec" not in files:
         _fail(path, "it has no 'spec' entry")
-    try:
-        spec = json.loads(str(files["spec"]))
-    except (json.JSONDecodeError, TypeError) as exc:
-        _fail(path, f"its spec is not valid JSON ({exc})")
-    if not isinstance(spec, dict):
-        _fail(path, "its spec is not a JSON object")
-    fmt = str(spec.get("format_version", ""))
-    if fmt.split(".")[0] != FORMAT_VERSION.split(".")[0]:
-        _fail(path, f"format version {fmt!r} (written by fastseg {spec.get('fastseg_version')!r}) "
-                    f"is not compatible with this fastseg {__version__} (format {FORMAT_VERSION})")
+    spec = _json_entry(files["spec"], "spec", path)
     try:
         params = dict(spec["params"])
         kind = spec["model_kind"]
