@@ -332,8 +332,11 @@ def _estimator(restored: tuple):
     if not isinstance(model, RegionModel):
         return _segmenter(model, params)
     stages = [_segmenter(m, p) for m, p in zip(model.stages, params["stages"])]
-    # the template: the whole-tumour stage's parameters (the three are fitted from one template)
-    seg = RegionSegmenter(PixelSegmenter(**params["stages"][0]), convention=params["convention"])
+    # the template: the whole-tumour stage's parameters; the other stages', what differs from them
+    template, (_, core, enhancing) = params["stages"][0], params["stages"]
+    seg = RegionSegmenter(PixelSegmenter(**template), convention=params["convention"],
+                          core={k: v for k, v in core.items() if v != template[k]},
+                          enhancing={k: v for k, v in enhancing.items() if v != template[k]})
     seg.stages_ = dict(zip(REGIONS, stages))
     seg.model_ = model
     return seg

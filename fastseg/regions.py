@@ -34,6 +34,14 @@ __all__ = ["REGIONS", "RegionModel", "RegionSegmenter"]
 #: The BraTS regions, outermost first.
 REGIONS = ("whole tumour", "tumour core", "enhancing tumour")
 
+#: What the enhancing-tumour stage changes from the template by default: its clean-up keeps every
+#: component of 10 pixels or more and fills no holes.  The enhancing tumour is often a rim around
+#: necrosis, in several pieces: filling its holes takes the necrosis, and the whole tumour's relative
+#: size filters (per slice and in 3-D) drop its smaller pieces.  In 5-fold patient-wise
+#: cross-validation over the 20 BraTS volumes this gave a mean enhancing-tumour Dice of 0.593
+#: against 0.542 with the template's clean-up.
+ENHANCING_DEFAULTS = {"min_size": 10, "min_relative_size": 0.0, "fill_holes": False}
+
 
 def _check_convention(convention) -> str:
     if not isinstance(convention, str) or convention not in LABEL_CONVENTIONS:
@@ -122,7 +130,7 @@ class RegionModel:
                                          within=None if inside is None else inside[span])
             if inside is not None:
                 masks &= inside  # the stage's clean-up (hole filling) may reach past the region
-            if volume:
+            if volume and model.postprocessing.min_relative_size > 0:
                 masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
             out[name] = inside = masks
         return out
@@ -158,6 +166,11 @@ class RegionSegmenter:
     convention : {"brats2018", "brats2023", "msd"}, default="brats2018"
         The label convention of the label maps :meth:`fit` reads and :meth:`predict` writes
         (:data:`fastseg.io.LABEL_CONVENTIONS`).
+    core : dict, optional
+        Parameters of the tumour-core stage that differ from the template's (None: none).
+    enhancing : dict, optional
+        Parameters of the enhancing-tumour stage that differ from the template's; None:
+        :data:`ENHANCING_DEFAULTS` (its clean-up), ``{}``: none.
 
     Attributes
     ----------
@@ -186,16 +199,20 @@ class RegionSegmenter:
     True
     """
 
-    def __init__(self, segmenter=None, convention: str = "brats2018"):
+    def __init__(self, segmenter=None, convention: str = "brats2018", *, core: dict | None = None,
+                 enhancing: dict | None = None):
         self.segmenter = segmenter
         self.convention = convention
+        self.core = core
+        self.enhancing = enhancing
 
     # scikit-learn's estimator protocol (get_params / set_params, nested ``segmenter__*`` names), written
     # out so that reading a region model file needs no scikit-learn
 
     def get_params(self, deep: bool = True) -> dict:
         """The parameters; with ``deep``, also the template's as ``segmenter__<name>``."""
-        params = {"segmenter": self.segmenter, "convention": self.convention}
+        params = {"segmenter": self.segmenter, "convention": self.convention, "core": self.core,
+                  "enhancing": self.enhancing}
         if deep and hasattr(self.segmenter, "get_params"):
             params.update({f"segmenter__{k}": v for k, v in self.segmenter.get_params(deep=True).items()})
         return params
@@ -206,7 +223,7 @@ class RegionSegmenter:
         for name, value in params.items():
             if name.startswith("segmenter__") and hasattr(self.segmenter, "set_params"):
                 nested[name[len("segmenter__"):]] = value
-            elif name in ("segmenter", "convention"):
+            elif name in ("segmenter", "convention", "core", "enhancing"):
                 setattr(self, name, value)
             else:
                 raise ValueError(f"RegionSegmenter has no parameter {name!r}")
@@ -215,7 +232,8 @@ class RegionSegmenter:
         return self
 
     def __repr__(self) -> str:
-        return f"RegionSegmenter(segmenter={self.segmenter!r}, convention={self.convention!r})"
+        extra = "".join(f", {n}={getattr(self, n)!r}" for n in ("core", "enhancing") if getattr(self, n) is not None)
+        return f"RegionSegmenter(segmenter={self.segmenter!r}, convention={self.convention!r}{extra})"
 
     def _template(self):
         from .segmenter import PixelSegmenter
@@ -225,6 +243,18 @@ class RegionSegmenter:
         if not isinstance(self.segmenter, PixelSegmenter):
             raise TypeError(f"segmenter must be a PixelSegmenter or None, got {type(self.segmenter).__name__}")
         return self.segmenter
+
+    def _stage_params(self) -> dict:
+        """Each stage's parameters that differ from the template's."""
+        out = {"whole tumour": {}}
+        for name, value, default in (("tumour core", self.core, {}), ("enhancing tumour", self.enhancing,
+                                                                      ENHANCING_DEFAULTS)):
+            value = default if value is None else value
+            if not isinstance(value, dict):
+                attr = "core" if name == "tumour core" else "enhancing"
+                raise TypeError(f"{attr} must be a dict of PixelSegmenter parameters or None, got {type(value).__name__}")
+            out[name] = dict(value)
+        return out
 
     def fit(self, images, labels, brain=None) -> "RegionSegmenter":
         """Fit the three stages.
@@ -247,6 +277,7 @@ class RegionSegmenter:
 
         convention = _check_convention(self.convention)
         template = self._template()
+        overrides = self._stage_params()
         several = _is_volume_list(images)
         maps = list(labels) if several and isinstance(labels, (list, tuple)) else [labels]
         if several and len(maps) != len(images):
@@ -259,7 +290,7 @@ class RegionSegmenter:
         self.stages_ = {}
         inside = None
         for name in REGIONS:
-            stage = clone(template)
+            stage = clone(template).set_params(**overrides[name])
             stage.fit(images, pick(name), brain, within=inside)
             self.stages_[name] = stage
             inside = pick(name)

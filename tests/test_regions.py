@@ -165,6 +165,11 @@ def cascade():
 def test_each_stage_is_a_segmenter_fitted_inside_the_region_before(cascade):
     x, labels, brain, seg = cascade
     template = PixelSegmenter(min_size=5, random_state=0)
+    # the enhancing stage's clean-up is its own by default; the other parameters are the template's
+    expected_params = [template.get_params(), template.get_params(),
+                       {**template.get_params(), "min_size": 10, "min_relative_size": 0.0, "fill_holes": False}]
+    for name, params in zip(REGIONS, expected_params):
+        assert seg.stages_[name].get_params() == params
     wt, tc, et = (np.isin(labels, v) for v in VALUES["brats2018"].values())
     expected = [template.fit(x, wt, brain).model_.network.weights,
                 PixelSegmenter(**template.get_params()).fit(x, tc, brain, within=wt).model_.network.weights,
@@ -234,11 +239,29 @@ def test_region_segmenter_validates(cascade):
         RegionSegmenter().predict(x, brain)
 
 
+def test_stage_parameters_override_the_template(rng):
+    from fastseg.regions import ENHANCING_DEFAULTS
+
+    assert ENHANCING_DEFAULTS == {"min_size": 10, "min_relative_size": 0.0, "fill_holes": False}
+    x, labels = _tumour_images(rng, n=3, size=32)
+    brain = np.ones(labels.shape, bool)
+    template = PixelSegmenter(min_size=5, random_state=0)
+    seg = RegionSegmenter(template, core={"hidden_layer_sizes": (8,)}, enhancing={}).fit(x, labels, brain)
+    assert seg.stages_["tumour core"].get_params() == {**template.get_params(), "hidden_layer_sizes": (8,)}
+    assert seg.stages_["enhancing tumour"].get_params() == template.get_params()
+    assert seg.stages_["whole tumour"].get_params() == template.get_params()
+    with pytest.raises(TypeError, match="enhancing must be a dict of PixelSegmenter parameters or None, got list"):
+        RegionSegmenter(template, enhancing=[]).fit(x, labels, brain)
+    with pytest.raises(ValueError, match="Invalid parameter 'nope'"):
+        RegionSegmenter(template, core={"nope": 1}).fit(x, labels, brain)
+
+
 def test_region_segmenter_speaks_the_estimator_protocol():
     from sklearn.base import clone
 
     seg = RegionSegmenter(PixelSegmenter(k=5), convention="msd")
-    assert seg.get_params(deep=False) == {"segmenter": seg.segmenter, "convention": "msd"}
+    assert seg.get_params(deep=False) == {"segmenter": seg.segmenter, "convention": "msd", "core": None,
+                                          "enhancing": None}
     assert seg.get_params()["segmenter__k"] == 5
     assert seg.set_params(segmenter__k=7, convention="brats2023") is seg
     assert seg.segmenter.k == 7 and seg.convention == "brats2023"
@@ -262,6 +285,9 @@ def test_a_region_file_round_trips(cascade, tmp_path):
     path = save(seg, tmp_path / "regions.npz")
     loaded = load(path)
     assert isinstance(loaded, RegionSegmenter) and loaded.convention == "brats2018"
+    assert loaded.core == {} and loaded.enhancing == {"min_size": 10, "min_relative_size": 0.0, "fill_holes": False}
+    for name in REGIONS:
+        assert loaded.stages_[name].get_params() == seg.stages_[name].get_params()
     np.testing.assert_array_equal(loaded.predict(x, brain), seg.predict(x, brain))
     assert isinstance(_load_model(path), RegionModel)
     np.testing.assert_array_equal(loads(dumps(seg)).predict(x, brain), seg.predict(x, brain))
