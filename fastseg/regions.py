@@ -119,17 +119,17 @@ class RegionModel:
 
         out, inside = {}, None
         for name, model in zip(REGIONS, self.stages):
-            if inside is not None and not inside.any():  # an empty region: nothing inside it to score
-                out[name] = np.zeros_like(inside)
-                inside = out[name]
-                continue
-            masks = np.zeros(batch.shape[:3], dtype=bool)
-            # the slices from the first to the last that hold the region: the others stay empty
-            span = slice(None) if inside is None else _span(inside)
-            masks[span] = model._predict(batch[span], None if brain is None else brain[span], n_jobs,
-                                         within=None if inside is None else inside[span])
-            if inside is not None:
-                masks &= inside  # the stage's clean-up (hole filling) may reach past the region
+            if inside is None:
+                masks = model._predict(batch, brain, n_jobs)
+            else:
+                # the slices from the first to the last that hold the region: the others stay empty
+                span = _span(inside)
+                masks = np.zeros(inside.shape, dtype=bool)
+                if span.stop > span.start:
+                    found = model._predict(batch[span], None if brain is None else brain[span], n_jobs,
+                                           within=inside[span])
+                    # the stage's clean-up (hole filling) may reach past the region
+                    np.logical_and(found, inside[span], out=masks[span])
             if volume and model.postprocessing.min_relative_size > 0:
                 masks = clean_volume(masks, min_relative_size=model.postprocessing.min_relative_size)
             out[name] = inside = masks
