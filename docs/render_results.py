@@ -11,6 +11,8 @@ Inputs, in ``docs/results/``:
   ablation rows and research recipes);
 - ``multislice_cv.json``: ``python experiments/recipes.py --multislice-cv [name] --json OUT`` for the
   default and for ``slice-adapted``, merged under their names;
+- ``regions.json``: ``python experiments/regions.py --json docs/results/regions.json`` (the three-region
+  rows; a template names a row's mean Dice of a region as ``{r[multiclass].tc:.3f}``);
 - ``speed.json``: the benchmark figures of this version, one entry per compared pair, each naming
   its pytest-benchmark group and the ``impl`` parameter of the fastseg and baseline benchmarks.
   ``python docs/render_results.py --speed-from bench.json`` takes every such pair's medians from a
@@ -161,13 +163,16 @@ def render():
     """{file name: text} of the generated pages."""
     quality, ablation, speed = _load("quality.json"), _load("ablation.json"), _load("speed.json")
     multislice = _load("multislice_cv.json")
+    r = {name: SimpleNamespace(**{region.split()[0][:1] + region.split()[1][:1]: row["summary"][region]["dice"]["mean"]
+                                  for region in ("whole tumour", "tumour core", "enhancing tumour")})
+         for name, row in _load("regions.json").items()}
     q, a = _rows(quality), _rows(ablation)
     default_cv = a["default"].cv
     m = {name: SimpleNamespace(mean=sum(r["dice"] for r in rows) / len(rows), worst=rows[0], best=rows[-1],
                                rows=rows)
          for name, rows in multislice["rows"].items()}
     values = dict(
-        release=RELEASE, q=q, a=a, d={name: r.cv - default_cv for name, r in a.items()}, m=m,
+        release=RELEASE, q=q, a=a, d={name: row.cv - default_cv for name, row in a.items()}, m=m, r=r,
         measured_with=quality["environment"]["fastseg"],
         quality_environment=_environment(quality), ablation_environment=_environment(ablation),
         table_shipped=_quality_table(quality), table_ablation=_quality_table(ablation),
