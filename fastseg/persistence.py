@@ -192,7 +192,7 @@ def save(segmenter: PixelSegmenter, path) -> Path:
 
     Parameters
     ----------
-    segmenter : PixelSegmenter or RegionSegmenter
+    segmenter : PixelSegmenter or :class:`~fastseg.regions.RegionSegmenter`
         Fitted, with a linear (``"linear-svm"``, ``"logistic"``, any binary
         ``coef_``/``intercept_`` model) or MLP classifier.
     path : str or os.PathLike

@@ -55,7 +55,7 @@ class RegionModel:
 
     Parameters
     ----------
-    whole, core, enhancing : PixelModel
+    whole, core, enhancing : :class:`~fastseg.model.PixelModel`
         The stages: whole tumour in the brain, tumour core in the whole tumour, enhancing
         tumour in the core.  They must take the same number of channels.
     """
