@@ -773,6 +773,16 @@ class _CanonicalChannels:
             yield source, _to_canonical(_raw(img, source), self.grid.transform)
 
 
+def _check_convention(convention) -> str:
+    """``convention`` if it names one of :data:`LABEL_CONVENTIONS`; a TypeError (not a string) or a
+    ValueError (another name) that lists them otherwise."""
+    if not isinstance(convention, str):
+        raise TypeError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
+    if convention not in LABEL_CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
+    return convention
+
+
 def regions(labels, convention: str) -> dict:
     """The BraTS regions of a label map: ``{"whole tumour": mask, "tumour core": ..., "enhancing tumour": ...}``.
 
@@ -784,8 +794,7 @@ def regions(labels, convention: str) -> dict:
     >>> {name: m.tolist() for name, m in r.items()}
     {'whole tumour': [False, True, True, True], 'tumour core': [False, False, True, True], 'enhancing tumour': [False, False, False, True]}
     """
-    if convention not in LABEL_CONVENTIONS:
-        raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
+    convention = _check_convention(convention)
     labels = np.asarray(labels)
     return {name: np.isin(labels, values) for name, values in LABEL_CONVENTIONS[convention].items()}
 
@@ -824,9 +833,7 @@ def label_map(found: dict, convention: str) -> np.ndarray:
     >>> label_map(regions(labels, "brats2018"), "msd").tolist()
     [0, 1, 2, 3]
     """
-    if convention not in LABEL_CONVENTIONS:
-        raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
-    names = tuple(LABEL_CONVENTIONS[convention])
+    names = tuple(LABEL_CONVENTIONS[_check_convention(convention)])
     if not isinstance(found, dict) or set(found) != set(names):
         raise TypeError(f"found must be a dict with the keys {list(names)}, got "
                         + (f"keys {sorted(found)}" if isinstance(found, dict) else type(found).__name__))

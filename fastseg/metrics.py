@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import _as_array, check_masks
-from .io import LABEL_CONVENTIONS
+from .io import LABEL_CONVENTIONS, _check_convention
 
 __all__ = [
     "confusion_matrix",
@@ -428,14 +428,6 @@ def case_metrics(y_true: ArrayLike, y_pred: ArrayLike, spacing=None) -> dict:
         "recall": _ratio(tp, tp + fn, same),
         "volume_difference_ml": (fp - fn) * float(np.prod(s)) / 1000.0,
     }
-
-
-def _check_convention(convention) -> str:
-    if not isinstance(convention, str):
-        raise TypeError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
-    if convention not in LABEL_CONVENTIONS:
-        raise ValueError(f"convention must be one of {sorted(LABEL_CONVENTIONS)}, got {convention!r}")
-    return convention
 
 
 def _check_label_map(labels, name: str, convention: str, *, shape=None) -> np.ndarray:

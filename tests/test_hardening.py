@@ -584,7 +584,7 @@ BAD = [
     ("RegionSegmenter-convention", lambda: fastseg.RegionSegmenter(convention="brats2015").fit(X, Y.astype(np.uint8)),
      ValueError, r"convention must be one of \['brats2018', 'brats2023', 'msd'\], got 'brats2015'"),
     ("RegionSegmenter-labels-unknown", lambda: fastseg.RegionSegmenter().fit(X, Y.astype(np.uint8) * 3), ValueError,
-     r"labels holds labels \[3\] that are not in the brats2018 convention"),
+     r"labels: labels \{3\} are not in the brats2018 convention \(its labels: 0, 1, 2, 4\)"),
     ("cross_validate_regions-segmenter", lambda: fastseg.cross_validate_regions(PixelSegmenter(), [X], [Y], ["a"]),
      TypeError, r"segmenter must be a RegionSegmenter, got PixelSegmenter"),
     ("cross_validate_regions-cv-huge", lambda: fastseg.cross_validate_regions(fastseg.RegionSegmenter(), [X, X],

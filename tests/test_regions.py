@@ -215,7 +215,7 @@ def test_fit_reads_the_segmenters_convention(cascade):
         np.testing.assert_array_equal(other.stages_[name].model_.network.weights,
                                       seg.stages_[name].model_.network.weights)
     np.testing.assert_array_equal(other.predict(x, brain), np.array([0, 2, 1, 0, 3], np.uint8)[seg.predict(x, brain)])
-    with pytest.raises(ValueError, match=r"labels holds labels \[3\] that are not in the brats2018 convention"):
+    with pytest.raises(ValueError, match=r"labels: labels \{3\} are not in the brats2018 convention \(its labels: 0, 1, 2, 4\)"):
         RegionSegmenter(seg.segmenter).fit(x, msd, brain)
 
 
