@@ -322,12 +322,12 @@ def _model_path(arg) -> Path:
 
 
 def _segment_case(model, case, *, probabilities: bool = False, clean_3d: bool = True,
-                  labels: str | None = None) -> tuple:
+                  labels: str = "brats2018") -> tuple:
     """A read case's (Z, H, W) segmentation and, if asked, tumour probabilities: the one per-case
     predict that single cases, folders, ``--jobs`` and ``--scheduler`` all call.
 
     The segmentation is bool masks of the whole tumour, or for a region model a uint8 label map in
-    the convention ``labels`` (None: the case's own, brats2018 if its layout has none).  Slices
+    the convention ``labels``.  Slices
     without brain stay empty (probability 0); each region's 3-D components smaller than the
     model's ``min_relative_size`` times the largest are removed unless ``clean_3d`` is False.
     The probabilities are the whole tumour's.
@@ -342,11 +342,10 @@ def _segment_case(model, case, *, probabilities: bool = False, clean_3d: bool = 
     if isinstance(model, RegionModel):
         from .io import label_map
 
-        convention = labels or case.convention or "brats2018"
         masks = np.zeros(case.brain.shape, dtype=np.uint8)
         if has_brain.size:
             found = model.predict_regions(case.images[span], case.brain[span], volume=clean_3d)
-            masks[span] = label_map(found, convention)
+            masks[span] = label_map(found, labels)
     else:
         masks = np.zeros(case.brain.shape, dtype=bool)
         if has_brain.size:
@@ -391,16 +390,17 @@ def _predict_case(model, desc, out: Path, proba_out, options: dict) -> dict:
         case = read_case(desc)
     notes = [str(w.message) for w in caught]
     notes += _check_spacing(case, options.get("strict", False))
-    labels = options.get("labels")
+    # a region model's label convention: --labels, else the case layout's
+    convention = options.get("labels") or case.convention or "brats2018"
     masks, proba = _segment_case(model, case, probabilities=proba_out is not None,
-                                 clean_3d=not options.get("no_3d", False), labels=labels)
+                                 clean_3d=not options.get("no_3d", False), labels=convention)
     _recycle_images(case.images)  # the next case is read into this memory
     del case.images
     _write(lambda: write_like(case, masks, out), out)
     if proba_out is not None:
         _write(lambda: write_like(case, proba, proba_out, dtype=np.float32), proba_out)
     tumour = masks if masks.dtype == bool else masks > 0
-    kind = "tumour voxels" if masks.dtype == bool else f"tumour voxels (labels {labels or case.convention or 'brats2018'})"
+    kind = "tumour voxels" if masks.dtype == bool else f"tumour voxels (labels {convention})"
     result = {"name": case.name, "ok": True, "warnings": notes, "out": str(out),
               "line": f"wrote {out}: {int(tumour.sum())} {kind} in {int(tumour.any(axis=(1, 2)).sum())} of "
                       f"{masks.shape[0]} slices ({time.perf_counter() - t0:.2f} s)"}
@@ -412,7 +412,7 @@ def _predict_case(model, desc, out: Path, proba_out, options: dict) -> dict:
             from .io import regions
 
             truth = regions(case.labels, case.convention)
-            found = regions(masks, labels or case.convention)
+            found = regions(masks, convention)
             result["region_dice"] = {name: dice(truth[name], found[name]) for name in truth}
     return result
 
@@ -755,11 +755,12 @@ def _regions_convention(labels, truth_dir: Path, truths: dict, conventions: dict
 
 def _region_row(truth, pred, convention: str) -> dict:
     """A case's ``--regions`` columns: ``wt_dice``, ..., ``et_volume_difference_ml``."""
-    from .metrics import _check_label_map, region_metrics
+    from .metrics import _check_label_map, _region_metrics
 
-    _check_label_map(truth.labels, "the truth", convention)  # as region_metrics does, naming the files' roles
-    _check_label_map(pred.labels, "the prediction", convention)
-    scores = region_metrics(truth.labels, pred.labels, convention, truth.spacing)
+    # region_metrics' checks, naming the files' roles in the messages
+    t = _check_label_map(truth.labels, "the truth", convention)
+    p = _check_label_map(pred.labels, "the prediction", convention, shape=t.shape)
+    scores = _region_metrics(t, p, convention, truth.spacing)
     return {f"{_REGION_COLUMNS[region]}_{m}": v for region, row in scores.items() for m, v in row.items()}
 
 

@@ -517,6 +517,11 @@ def region_metrics(truth_labels: ArrayLike, pred_labels: ArrayLike, convention: 
     convention = _check_convention(convention)
     t = _check_label_map(truth_labels, "truth_labels", convention)
     p = _check_label_map(pred_labels, "pred_labels", convention, shape=t.shape)
+    return _region_metrics(t, p, convention, spacing)
+
+
+def _region_metrics(t: np.ndarray, p: np.ndarray, convention: str, spacing=None) -> dict:
+    """:func:`region_metrics` of label maps already checked (by :func:`_check_label_map`)."""
     return {region: case_metrics(np.isin(t, values), np.isin(p, values), spacing)
             for region, values in LABEL_CONVENTIONS[convention].items()}
 
