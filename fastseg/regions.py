@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import check_k_fits
 from .io import _check_convention, label_map, regions
 from .model import PixelModel
 
@@ -99,8 +100,8 @@ class RegionModel:
             of the shape of ``brain``; each region lies inside the one before.
         """
         batch, brain, _, single, n_jobs = self.whole._check_input(images, brain, n_jobs)
-        for model in (self.core, self.enhancing):  # their windows must fit the images too
-            model._check_input(batch, brain, n_jobs)
+        for model in (self.core, self.enhancing):  # their windows must fit the images too (channels: __post_init__)
+            check_k_fits(model.features.k, model.features.mode, *batch.shape[1:3])
         if not isinstance(volume, (bool, np.bool_)):
             raise TypeError(f"volume must be a bool, got {type(volume).__name__}")
         if volume and single:
