@@ -95,23 +95,28 @@ SMALL_CASES = ("Brats18_2013_3_1", "Brats18_CBICA_ALU_1", "Brats18_TCIA02_135_1"
 SMALL_CROP = (slice(50, 190), slice(40, 200), slice(30, 110, 2))
 
 
+def small_case_volume(case: str, modality: str) -> tuple:
+    """(data, affine) of one modality of a shipped case, cropped to :data:`SMALL_CROP` (its affine
+    shifted to the crop and to the doubled slice spacing)."""
+    nib = pytest.importorskip("nibabel")
+    img = nib.load(BRATS2D.parent / "brats_volumes" / case / f"{case}_{modality}.nii.gz")
+    shift = np.eye(4)
+    shift[:3, 3] = [s.start for s in SMALL_CROP]
+    return np.asarray(img.dataobj)[SMALL_CROP], img.affine @ shift @ np.diag([1, 1, 2, 1])
+
+
 @pytest.fixture(scope="session")
 def small_cases_folder(tmp_path_factory):
     """A folder of :data:`SMALL_CASES`: the first two as BraTS 2018 case directories, the third in the
     BraTS 2023 naming and labels (enhancing tumour 3).  Each keeps its affine, shifted to the crop."""
     _require_brats()
     nib = pytest.importorskip("nibabel")
-    volumes = BRATS2D.parent / "brats_volumes"
     root = tmp_path_factory.mktemp("small_cases")
     names = {"t1": "t1n", "t2": "t2w", "t1ce": "t1c", "flair": "t2f", "seg": "seg"}
-    shift = np.eye(4)
-    shift[:3, 3] = [s.start for s in SMALL_CROP]
     for i, case in enumerate(SMALL_CASES):
         (root / case).mkdir()
         for m in ("t1", "t2", "t1ce", "flair", "seg"):
-            img = nib.load(volumes / case / f"{case}_{m}.nii.gz")
-            data = np.asarray(img.dataobj)[SMALL_CROP]
-            affine = img.affine @ shift @ np.diag([1, 1, 2, 1])
+            data, affine = small_case_volume(case, m)
             if i == 2:
                 data = np.where(data == 4, 3, data) if m == "seg" else data
                 path = root / case / f"{case}-{names[m]}.nii.gz"

@@ -17,7 +17,7 @@ from fastseg.io import read_label_volume  # noqa: E402
 from fastseg.metrics import case_metrics, summarize  # noqa: E402
 
 from conftest import SMALL_CASES as CASES  # noqa: E402
-from conftest import SMALL_CROP as CROP  # noqa: E402
+from conftest import small_case_volume  # noqa: E402
 
 MODALITIES = ("t1", "t2", "t1ce", "flair", "seg")
 
@@ -35,16 +35,7 @@ def _save(data, affine, path: Path):
 
 @pytest.fixture(scope="module")
 def raw_cases(brats2d_dir):
-    volumes = brats2d_dir.parent / "brats_volumes"
-    out = {}
-    for case in CASES:
-        out[case] = {}
-        for m in MODALITIES:
-            img = nib.load(volumes / case / f"{case}_{m}.nii.gz")
-            shift = np.eye(4)
-            shift[:3, 3] = [s.start for s in CROP]
-            out[case][m] = (np.asarray(img.dataobj)[CROP], img.affine @ shift @ np.diag([1, 1, 2, 1]))
-    return out
+    return {case: {m: small_case_volume(case, m) for m in MODALITIES} for case in CASES}
 
 
 @pytest.fixture(scope="module")
